@@ -1,0 +1,210 @@
+"""Config classes: attrs classes whose every field has a default and a one-line doc.
+
+A component declares its configuration as ``@attrs.frozen(kw_only=True)`` class built from
+:func:`field`. The recipe loader validates a TOML table into it (unknown keys, types, ranges), the docs
+and ``gen components`` are generated from it, and ``gen recipe show`` prints it back.
+
+Supported field types are the ones TOML can express: ``bool``, ``int``, ``float``, ``str``, ``Literal``,
+``X | None``, ``tuple[T, ...]``, ``tuple[A, B]``, ``list[T]`` and ``dict[str, T]``, plus nested config
+classes and component selectors (see :func:`component_field`).
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any, Literal, Union
+
+import attrs
+
+__all__ = [
+    "field",
+    "registered",
+    "component_field",
+    "ComponentSpec",
+    "fields_of",
+    "FieldInfo",
+    "check_value",
+    "type_name",
+]
+
+_NOTHING = attrs.NOTHING
+
+
+def field(default: Any, *, doc: str, validator: Any = None, converter: Any = None) -> Any:
+    """An attrs field with a default and a one-line doc (shown by ``gen components`` and the docs).
+
+    Args:
+        default: The default value. Use a tuple, not a list, for sequences (config classes are frozen).
+        doc: One line that says what the field means, in the recipe author's terms.
+        validator: An attrs validator (``attrs.validators.ge(0)``...) checked at construction.
+        converter: An attrs converter.
+    """
+    return attrs.field(default=default, validator=validator, converter=converter, metadata={"doc": doc})
+
+
+def registered(kind: str) -> Any:
+    """An attrs validator: the value must name a registered component of ``kind``."""
+
+    def check(instance: Any, attribute: Any, value: Any) -> None:  # noqa: ARG001
+        from gen.registry import get_registry
+
+        registry = get_registry(kind)
+        if value not in registry:
+            raise ValueError(registry.unknown_message(value))
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class ComponentSpec:
+    """A validated selection of a registered component: its kind, name and config instance.
+
+    This is what a recipe section such as ``[backbone] name = "jit"`` becomes.
+    """
+
+    kind: str
+    name: str
+    config: Any
+    # Keys the recipe set explicitly (the others took their defaults); engines use this to fill
+    # data-dependent fields such as a backbone's ``input_size`` only where the author said nothing.
+    explicit: frozenset[str] = attrs.field(default=frozenset(), eq=False)
+
+    def build(self, **overrides: Any) -> Any:
+        """Build the component, with config fields replaced by ``overrides``."""
+        from gen.registry import get_registry
+
+        config = attrs.evolve(self.config, **overrides) if overrides else self.config
+        return get_registry(self.kind).get(self.name).factory(config)
+
+
+def component_field(kind: str, default: str | None, *, doc: str) -> Any:
+    """A field that selects a registered component of ``kind`` (a nested ``name = ...`` table).
+
+    In TOML the value is either a table (``[objective.schedule]`` with ``name`` and the component's
+    config keys) or just the name as a string (``schedule = "uniform"``).
+    """
+    return attrs.field(default=default, metadata={"doc": doc, "component": kind})
+
+
+@attrs.frozen
+class FieldInfo:
+    """What the docs and ``gen components`` show of one config field."""
+
+    name: str
+    type: Any
+    default: Any
+    doc: str
+    component: str | None
+
+
+def fields_of(cls: type) -> list[FieldInfo]:
+    """The documented fields of a config class, with resolved types."""
+    attrs.resolve_types(cls)
+    out = []
+    for f in attrs.fields(cls):
+        out.append(
+            FieldInfo(
+                name=f.name,
+                type=f.type,
+                default=f.default,
+                doc=f.metadata.get("doc", ""),
+                component=f.metadata.get("component"),
+            )
+        )
+    return out
+
+
+def type_name(tp: Any) -> str:
+    """A short human name of a field type: ``int``, ``float | None``, ``tuple[float, float]``."""
+    if tp is type(None):
+        return "None"
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"tuple[{type_name(args[0])}, ...]"
+        return f"tuple[{', '.join(type_name(a) for a in args)}]"
+    if origin is list:
+        return f"list[{type_name(args[0])}]"
+    if origin is dict:
+        return f"dict[{type_name(args[0])}, {type_name(args[1])}]"
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp)
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def check_value(value: Any, tp: Any) -> Any:
+    """Check a TOML value against a field type; return it converted (lists to tuples, ints to floats).
+
+    Raises:
+        TypeError: with a message such as ``expected float, got str 'abc'``.
+    """
+    try:
+        return _check(value, tp)
+    except _Mismatch:
+        raise TypeError(f"expected {type_name(tp)}, got {type(value).__name__} {value!r}") from None
+
+
+def _check(value: Any, tp: Any) -> Any:
+    if tp is Any:
+        return value
+    if tp is type(None):
+        if value is None:
+            return None
+        raise _Mismatch
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Literal:
+        for a in args:
+            if type(value) is type(a) and value == a:
+                return value
+        raise _Mismatch
+    if origin in (Union, types.UnionType):
+        for a in args:
+            try:
+                return _check(value, a)
+            except _Mismatch:
+                continue
+        raise _Mismatch
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise _Mismatch
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_check(v, args[0]) for v in value)
+        if len(value) != len(args):
+            raise _Mismatch
+        return tuple(_check(v, a) for v, a in zip(value, args, strict=True))
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise _Mismatch
+        return [_check(v, args[0]) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _Mismatch
+        return {_check(k, args[0]): _check(v, args[1]) for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Mismatch
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _Mismatch
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _Mismatch
+    if isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+        raise _Mismatch
+    return value

@@ -1,0 +1,58 @@
+"""The hooks a ``gen`` plugin can implement: one ``register_<kind>(register)`` hook per registry.
+
+A plugin is a module (or object) exposed through the entry-point group ``gen``; it implements any of
+these hooks with the :data:`gen.hookimpl` marker::
+
+    import gen
+
+    @gen.hookimpl
+    def register_backbones(register):
+        register("mlp", build_mlp, config=MLPConfig, description="A plain ReLU MLP.")
+
+Each ``register`` callable has the signature
+``register(name, factory, *, config=None, description=None)``: ``factory(config)`` returns the
+component, ``config`` is an attrs config class (built from :func:`gen.field`) or ``None`` for a
+component without options, and ``description`` defaults to the first line of the factory's docstring.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("gen")
+hookimpl = pluggy.HookimplMarker("gen")
+
+
+@hookspec
+def register_backbones(register):
+    """Register backbones: ``factory(config) -> nn.Module`` with ``forward(z, t, y)``.
+
+    ``z`` has shape (B, *shape) where shape is the dataset's sample shape; ``t`` has shape (B,) in
+    [0, 1] (0 = noise, 1 = data); ``y`` holds class ids of shape (B,), where ``num_classes`` is the
+    null label. The output has the shape of ``z``.
+    """
+
+
+@hookspec
+def register_predictions(register):
+    """Register prediction parameterizations (what the network output means: x, eps, v, ...)."""
+
+
+@hookspec
+def register_schedules(register):
+    """Register training-time schedules: ``factory(config)`` has ``sample(n, generator) -> t`` in (0, 1)."""
+
+
+@hookspec
+def register_samplers(register):
+    """Register ODE solvers: ``factory(config)`` is a callable ``(velocity_fn, z0, timesteps) -> z1``."""
+
+
+@hookspec
+def register_datasets(register):
+    """Register datasets: ``factory(config)`` returns a :class:`gen.Dataset`."""
+
+
+@hookspec
+def register_commands(app):
+    """Add commands to the ``gen`` Typer app (``app.command()(fn)`` or ``app.add_typer(sub)``)."""

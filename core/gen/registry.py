@@ -1,0 +1,160 @@
+"""Typed registries of components, one per kind, filled by the plugins' ``register_<kind>`` hooks."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from gen.errors import DuplicateComponentError, RecipeError, UnknownComponentError
+
+T = TypeVar("T")
+
+#: kind -> name of the hook that fills its registry.
+KINDS: dict[str, str] = {
+    "backbone": "register_backbones",
+    "prediction": "register_predictions",
+    "schedule": "register_schedules",
+    "sampler": "register_samplers",
+    "dataset": "register_datasets",
+}
+
+
+@attrs.frozen(kw_only=True)
+class Component(Generic[T]):
+    """One registered component.
+
+    Attributes:
+        kind: The registry it lives in (``backbone``, ``sampler``...).
+        name: The name a recipe selects it by.
+        factory: ``factory(config) -> T``.
+        config: Its attrs config class, or ``None`` when it takes no options.
+        description: One line for ``gen components`` and the docs.
+        plugin: The name of the plugin that registered it.
+    """
+
+    kind: str
+    name: str
+    factory: Callable[[Any], T]
+    config: type | None
+    description: str
+    plugin: str
+
+    def make_config(self, **fields: Any) -> Any:
+        """Instantiate the config class (no validation beyond attrs'; see :func:`gen.build`)."""
+        if self.config is None:
+            return None
+        return self.config(**fields)
+
+
+class Registry(Generic[T]):
+    """Components of one kind by name. Duplicate names are an error that names both plugins."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._components: dict[str, Component[T]] = {}
+
+    def add(self, component: Component[T]) -> None:
+        if component.config is not None and not attrs.has(component.config):
+            raise TypeError(
+                f"plugin {component.plugin!r}: {self.kind} {component.name!r}: config must be an attrs "
+                f"class, got {component.config!r}"
+            )
+        old = self._components.get(component.name)
+        if old is not None:
+            raise DuplicateComponentError(
+                f"{self.kind} {component.name!r} is registered twice: by plugin {old.plugin!r} and by "
+                f"plugin {component.plugin!r}; uninstall one of them or restrict loading with GEN_PLUGINS"
+            )
+        self._components[component.name] = component
+
+    def get(self, name: str) -> Component[T]:
+        try:
+            return self._components[name]
+        except KeyError:
+            raise UnknownComponentError(self.unknown_message(name)) from None
+
+    def unknown_message(self, name: str) -> str:
+        known = sorted(self._components)
+        close = difflib.get_close_matches(str(name), known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        known_text = ", ".join(known) if known else "none (is a plugin missing? see `gen plugins`)"
+        return f"unknown {self.kind} {name!r}{hint} Known {self.kind}s: {known_text}"
+
+    def names(self) -> list[str]:
+        return sorted(self._components)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._components
+
+    def __iter__(self) -> Iterator[Component[T]]:
+        return iter(sorted(self._components.values(), key=lambda c: c.name))
+
+    def __len__(self) -> int:
+        return len(self._components)
+
+
+def make_register(registry: Registry, plugin: str) -> Callable[..., None]:
+    """The ``register`` callable handed to one plugin's ``register_<kind>`` hook."""
+
+    def register(
+        name: str,
+        factory: Callable[[Any], Any],
+        *,
+        config: type | None = None,
+        description: str | None = None,
+    ) -> None:
+        if description is None:
+            doc = inspect.getdoc(factory) or ""
+            description = doc.strip().splitlines()[0] if doc.strip() else ""
+        registry.add(
+            Component(
+                kind=registry.kind,
+                name=name,
+                factory=factory,
+                config=config,
+                description=description,
+                plugin=plugin,
+            )
+        )
+
+    return register
+
+
+def get_registry(kind: str) -> Registry:
+    """The registry of ``kind``, filled from every loaded plugin (loads plugins on first use)."""
+    from gen.plugins import get_host
+
+    if kind not in KINDS:
+        close = difflib.get_close_matches(kind, list(KINDS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        raise UnknownComponentError(f"unknown component kind {kind!r}{hint} Kinds: {', '.join(KINDS)}")
+    return get_host().registries[kind]
+
+
+def build(kind: str, name: str, **fields: Any) -> Any:
+    """Build the component a recipe section ``{name = name, **fields}`` would build.
+
+    Same validation and the same errors as a recipe: unknown keys, wrong types and out-of-range
+    values raise :class:`gen.RecipeError`.
+
+    Example:
+        >>> net = gen.build("backbone", "jit", preset="B/16", input_size=256, num_classes=1000)
+    """
+    from gen.recipe import validate_component
+
+    spec = validate_component(kind, {"name": name, **fields}, section=kind, file=None)
+    return spec.build()
+
+
+def resolve_config(kind: str, name: str, **fields: Any) -> Any:
+    """The validated config instance that :func:`build` would pass to the factory."""
+    from gen.recipe import validate_component
+
+    return validate_component(kind, {"name": name, **fields}, section=kind, file=None).config
+
+
+__all__ = ["KINDS", "Component", "Registry", "RecipeError", "build", "get_registry", "make_register"]

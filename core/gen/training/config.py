@@ -1,0 +1,65 @@
+"""The ``[train]`` section of a recipe."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+from attrs import validators as v
+
+from gen.config import field
+
+
+@attrs.frozen(kw_only=True)
+class TrainConfig:
+    """How to train: length, batch, optimizer, EMA, logging and checkpoints."""
+
+    steps: int | None = field(
+        None, doc="Optimizer steps to train; exclusive with epochs.", validator=v.optional(v.ge(1))
+    )
+    epochs: float | None = field(
+        None, doc="Epochs to train (needs a dataset with a known size).", validator=v.optional(v.gt(0))
+    )
+    global_batch: int = field(256, doc="Images per optimizer step across all processes.", validator=v.ge(1))
+    micro_batch: int | None = field(
+        None,
+        doc="Images per forward pass per process; None derives it (no accumulation when it fits).",
+        validator=v.optional(v.ge(1)),
+    )
+    blr: float = field(
+        5e-5, doc="Base learning rate: lr = blr * global_batch / 256 (unless lr is set).", validator=v.gt(0)
+    )
+    lr: float | None = field(
+        None, doc="Absolute learning rate; overrides blr.", validator=v.optional(v.gt(0))
+    )
+    warmup_steps: int = field(0, doc="Linear warm-up steps (from 0 to lr).", validator=v.ge(0))
+    warmup_epochs: float | None = field(
+        None, doc="Warm-up in epochs; overrides warmup_steps.", validator=v.optional(v.ge(0))
+    )
+    lr_schedule: Literal["constant", "cosine"] = field("constant", doc="LR after warm-up.")
+    min_lr: float = field(0.0, doc="Final LR of the cosine schedule.", validator=v.ge(0))
+    betas: tuple[float, float] = field((0.9, 0.95), doc="AdamW betas.")
+    weight_decay: float = field(
+        0.0, doc="AdamW weight decay (never applied to biases and norms).", validator=v.ge(0)
+    )
+    grad_clip: float | None = field(
+        None, doc="Clip the gradient norm to this value; None = no clipping.", validator=v.optional(v.gt(0))
+    )
+    ema_decays: tuple[float, ...] = field((0.9999, 0.9996), doc="EMA decays kept alongside the weights.")
+    seed: int = field(0, doc="Seed of initialisation, data order, noise and time sampling.")
+    precision: Literal["auto", "fp32", "bf16"] = field(
+        "auto", doc="auto = bf16 autocast on CUDA, fp32 on CPU."
+    )
+    compile: bool = field(False, doc="torch.compile the backbone.")
+    log_every: int = field(50, doc="Steps between metric lines in metrics.jsonl.", validator=v.ge(1))
+    sample_every: int | None = field(
+        None, doc="Steps between sample grids; None = only at the end.", validator=v.optional(v.ge(1))
+    )
+    ckpt_every: int = field(1000, doc="Steps between checkpoints.", validator=v.ge(1))
+    keep_last: int = field(2, doc="How many recent checkpoints to keep.", validator=v.ge(1))
+    milestone_every: int | None = field(
+        None,
+        doc="Also keep every checkpoint whose step is a multiple of this.",
+        validator=v.optional(v.ge(1)),
+    )
+    num_workers: int = field(0, doc="Data-loading worker processes per rank.", validator=v.ge(0))
