@@ -179,6 +179,30 @@ def recipe_check(recipes: list[str] = typer.Argument(..., help="Recipe files to 
         raise typer.Exit(2)
 
 
+# -- gen train -------------------------------------------------------------------------------------
+
+
+@app.command("train")
+def train_command(
+    recipe: str = typer.Argument(..., help="The recipe file."),
+    overrides: list[str] = typer.Argument(None, help="SECTION.KEY=VALUE overrides (values are TOML)."),
+    run_dir: str | None = typer.Option(
+        None, "--run-dir", help="Run directory [default: runs/<recipe name>]."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue from the latest checkpoint in the run directory."
+    ),
+) -> None:
+    """Train a model. Under torchrun (`torchrun --nproc_per_node=N -m gen train ...`) every process joins."""
+    from pathlib import Path
+
+    from gen.recipe import load_recipe
+    from gen.training.engine import train
+
+    resolved = load_recipe(recipe, overrides or [])
+    train(resolved, run_dir or Path("runs") / Path(recipe).stem, resume=resume, console=err_console)
+
+
 get_host().add_commands(app)
 
 

@@ -98,10 +98,10 @@ def guided_velocity(
         s = guidance_scale(t, cfg, cfg_interval)
         if s == 1.0 or num_classes == 0:
             # v_u + 1 * (v_c - v_u) is v_c: the unconditional pass is not needed.
-            out = net(z, t.expand(z.shape[0]), labels).to(z.dtype)  # (B, ...)
+            out = net(z, t.repeat(z.shape[0]), labels).to(z.dtype)  # (B, ...)
             return prediction.to_v(out, z, t, t_eps=t_eps)
         z_in = torch.cat([z, z])  # (2B, ...) conditional and unconditional as one batch
-        out = net(z_in, t.expand(z_in.shape[0]), torch.cat([labels, null])).to(z.dtype)
+        out = net(z_in, t.repeat(z_in.shape[0]), torch.cat([labels, null])).to(z.dtype)
         v_cond, v_uncond = prediction.to_v(out, z_in, t, t_eps=t_eps).chunk(2)  # (B, ...) each
         return v_uncond + s * (v_cond - v_uncond)
 

@@ -18,6 +18,9 @@ width = 16
 
 [data]
 name = "toyset"
+
+[train]
+steps = 10
 """
 
 
@@ -92,15 +95,15 @@ CASES = [
     ),
     (
         "missing section",
-        '[data]\nname = "toyset"\n',
+        '[data]\nname = "toyset"\n[train]\nsteps = 1\n',
         [],
         "{f}: missing section [backbone]: add it with name = one of: toynet",
     ),
     (
         "unknown section",
-        GOOD + "[trian]\nsteps = 3\n",
+        GOOD + "[smaple]\nsteps = 3\n",
         [],
-        "{f}: trian: unknown key; did you mean 'train'? Known keys: backbone, data, objective, sample, train",
+        "{f}: smaple: unknown key; did you mean 'sample'? Known keys: backbone, data, objective, sample, train",
     ),
     (
         "component without options",
@@ -116,15 +119,15 @@ CASES = [
     ),
     (
         "section not a table",
-        "train = 3\n" + GOOD,
+        "sample = 3\n" + GOOD,
         [],
-        "{f}: [train]: must be a table, got int 3",
+        "{f}: [sample]: must be a table, got int 3",
     ),
     (
         "bad TOML",
-        GOOD + "[train\n",
+        GOOD + "[sample\n",
         [],
-        "{f}: invalid TOML: Expected ']' at the end of a table declaration (at line 8, column 7)",
+        "{f}: invalid TOML: Expected ']' at the end of a table declaration (at line 11, column 8)",
     ),
     (
         "override wrong type",
@@ -203,3 +206,12 @@ def test_check_reports_each_file(toy_host, tmp_path):
     assert result.exit_code == 2
     assert result.stdout == f"ok: {good}\n"
     assert result.stderr == f"error: {bad}: [backbone] width: must be >= 1: 0\n"
+
+
+def test_train_needs_steps_or_epochs(toy_host, tmp_path):
+    path = write(tmp_path, "r.toml", GOOD.replace("steps = 10", "epochs = 2\nsteps = 3"))
+    result = runner.invoke(app, ["recipe", "check", str(path)])
+    assert result.exit_code == 2
+    assert (
+        result.stderr == f"error: {path}: [train]: set exactly one of steps and epochs (e.g. steps = 1000)\n"
+    )

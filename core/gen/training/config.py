@@ -62,4 +62,25 @@ class TrainConfig:
         doc="Also keep every checkpoint whose step is a multiple of this.",
         validator=v.optional(v.ge(1)),
     )
-    num_workers: int = field(0, doc="Data-loading worker processes per rank.", validator=v.ge(0))
+    grid_samples: int = field(
+        64, doc="Images in each sample grid (fixed noise and labels).", validator=v.ge(0)
+    )
+    grid_ema: float | None = field(
+        None, doc="EMA decay whose weights draw the grids; None = the first of ema_decays (or raw weights)."
+    )
+    eval_samples: int = field(
+        0,
+        doc="At the end, score this many samples with the dataset's own metric (0 = skip).",
+        validator=v.ge(0),
+    )
+
+    def __attrs_post_init__(self):
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("set exactly one of steps and epochs (e.g. steps = 1000)")
+        if self.grid_ema is not None and self.grid_ema not in self.ema_decays:
+            raise ValueError(f"grid_ema = {self.grid_ema} is not one of ema_decays = {list(self.ema_decays)}")
+        if self.micro_batch is not None and self.micro_batch > self.global_batch:
+            raise ValueError(f"micro_batch ({self.micro_batch}) exceeds global_batch ({self.global_batch})")
+        for d in self.ema_decays:
+            if not 0.0 <= d < 1.0:
+                raise ValueError(f"ema_decays must be in [0, 1), got {d}")

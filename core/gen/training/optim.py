@@ -1,0 +1,53 @@
+"""AdamW with JiT's parameter groups, and the learning-rate schedule (warm-up, then constant or cosine)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from gen.training.config import TrainConfig
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: weights that decay, and biases, norms and embeddings-of-one-dim that never do.
+
+    As in the published JiT/MAE code, every parameter with fewer than two dimensions (biases, norm
+    scales) is excluded from weight decay.
+    """
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.AdamW:
+    # foreach keeps the step to a handful of kernels; fused is CUDA-only and changes rounding.
+    return torch.optim.AdamW(
+        param_groups(model, config.weight_decay), lr=lr, betas=config.betas, foreach=True
+    )
+
+
+def peak_lr(config: TrainConfig) -> float:
+    """``lr`` if set, else ``blr * global_batch / 256`` (the linear scaling rule of the JiT code)."""
+    return config.lr if config.lr is not None else config.blr * config.global_batch / 256
+
+
+def lr_at(step: int, *, peak: float, warmup: int, total: int, schedule: str, min_lr: float = 0.0) -> float:
+    """The learning rate of optimizer step ``step`` (0-based).
+
+    Linear warm-up from ``peak / warmup`` at step 0 to ``peak`` at step ``warmup - 1``, then constant or
+    a half-cosine from ``peak`` down to ``min_lr`` at ``total``.
+    """
+    if warmup > 0 and step < warmup:
+        return peak * (step + 1) / warmup
+    if schedule == "constant":
+        return peak
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_lr + (peak - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))

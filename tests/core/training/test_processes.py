@@ -1,0 +1,59 @@
+"""End-to-end tests that need real processes: DDP with two Gloo ranks (torchrun) and SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+from safetensors.torch import load_file
+
+from gen.recipe import load_recipe
+from gen.training import checkpoint as ckpt
+from gen.training.engine import train
+
+
+def gen_cmd(*args):
+    return [sys.executable, "-m", "gen", *args]
+
+
+def test_two_process_gloo_equals_one_process(train_env, tmp_path):
+    one = tmp_path / "one"
+    train(load_recipe(train_env, ["train.steps=2"]), one)
+    two = tmp_path / "two"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "gen", "train", str(train_env), "train.steps=2", "--run-dir", str(two),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    a = load_file(str(ckpt.latest_checkpoint(one) / "model.safetensors"))
+    b = load_file(str(ckpt.latest_checkpoint(two) / "model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=k)
+    assert ckpt.read_meta(ckpt.latest_checkpoint(two))["world_size"] == 2
+    assert "2 process(es) x 1 accumulation x 4" in done.stderr
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(train_env, tmp_path):
+    run = tmp_path / "run"
+    cmd = gen_cmd("train", str(train_env), "train.steps=1000", "data.delay=0.05", "--run-dir", str(run))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-3000:]
+    latest = ckpt.latest_checkpoint(run)
+    step = ckpt.read_meta(latest)["step"]
+    assert 2 <= step < 1000
+    assert f"stopped by SIGTERM at step {step}; checkpoint saved." in " ".join(err.split())
+    # It resumes from there.
+    summary = train(load_recipe(train_env, [f"train.steps={step + 1}"]), run, resume=True)
+    assert summary["step"] == step + 1
