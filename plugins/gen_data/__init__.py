@@ -1,0 +1,40 @@
+"""gen_data: the datasets of ``gen`` and the ``gen data`` commands.
+
+Datasets: ``webdataset`` (tar shards, streamed), ``imagefolder`` (class-per-folder tree), ``shapes``
+(synthetic coloured shapes with an analytic oracle; the embedded default) and ``manifold`` (the paper's
+spiral-in-D toy). Commands: ``gen data pack`` and ``gen data info``.
+"""
+
+from __future__ import annotations
+
+import gen
+from gen_data.imagefolder import ImageFolderConfig, ImageFolderDataset, build_imagefolder
+from gen_data.manifold import ManifoldConfig, ManifoldDataset, build_manifold
+from gen_data.shapes import ShapesConfig, ShapesDataset, build_shapes
+from gen_data.shards import WebDataset, WebDatasetConfig, build_webdataset
+
+__all__ = [
+    "ImageFolderConfig",
+    "ImageFolderDataset",
+    "ManifoldConfig",
+    "ManifoldDataset",
+    "ShapesConfig",
+    "ShapesDataset",
+    "WebDataset",
+    "WebDatasetConfig",
+]
+
+
+@gen.hookimpl
+def register_datasets(register):
+    register("webdataset", build_webdataset, config=WebDatasetConfig)
+    register("imagefolder", build_imagefolder, config=ImageFolderConfig)
+    register("shapes", build_shapes, config=ShapesConfig)
+    register("manifold", build_manifold, config=ManifoldConfig)
+
+
+@gen.hookimpl
+def register_commands(app):
+    from gen_data.commands import data_app
+
+    app.add_typer(data_app, name="data")

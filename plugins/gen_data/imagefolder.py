@@ -1,0 +1,256 @@
+"""``imagefolder``: a class-per-folder image tree (the ImageNet ``train/`` layout), decoded on the fly.
+
+Classes are the sorted sub-folder names (label = position in that order, as torchvision's ImageFolder
+does). Images go through the ADM/DiT/JiT center crop and an optional random horizontal flip. The order
+is the shared epoch-permutation stream (:mod:`gen_data.stream`): deterministic from the seed, disjoint
+across ranks within an epoch, exactly resumable. A corrupt image is replaced by the next good image of
+the same epoch's order (so batch positions never shift), counted, and reported with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import numpy as np
+import torch
+from attrs import validators as v
+from torch.utils.data import DataLoader, Dataset
+
+import gen
+from gen_data.stream import (
+    EpochPermutation,
+    SkipReporter,
+    batch_positions,
+    check_stream_args,
+    mix_seed,
+    unwrap_worker_error,
+)
+from gen_data.transforms import IMAGE_EXTENSIONS, center_crop_arr, load_image, to_uint8_chw, uint8_to_float
+
+#: How many consecutive corrupt images a read may skip before giving up.
+MAX_CONSECUTIVE_CORRUPT = 1000
+
+
+@attrs.frozen(kw_only=True)
+class ImageFolderConfig:
+    """A folder with one sub-folder of images per class (ImageNet's train/ layout)."""
+
+    root: str = gen.field("", doc="The folder holding one sub-folder per class.")
+    image_size: int = gen.field(256, doc="Side of the square center crop in pixels.", validator=v.ge(1))
+    random_flip: bool = gen.field(True, doc="Mirror each training image left-right with probability 1/2.")
+    num_workers: int = gen.field(
+        4, doc="DataLoader worker processes decoding images (0 = in process).", validator=v.ge(0)
+    )
+
+
+def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, int]]]:
+    """List a class-per-folder tree.
+
+    Returns:
+        ``(classes, samples)``: the sorted class names and ``(path, label)`` for every image, sorted by
+        class then file name.
+
+    Raises:
+        gen.GenError: when the folder is missing or holds no images.
+    """
+    path = Path(root)
+    if not str(root):
+        raise gen.GenError("imagefolder: set `root` to the folder that holds one sub-folder per class")
+    if not path.is_dir():
+        raise gen.GenError(f"imagefolder: folder not found: {path}")
+    classes = sorted(
+        entry.name for entry in os.scandir(path) if entry.is_dir() and not entry.name.startswith(".")
+    )
+    samples: list[tuple[str, int]] = []
+    for label, name in enumerate(classes):
+        files = []
+        for dirpath, _, filenames in os.walk(path / name, followlinks=True):
+            for filename in filenames:
+                if filename.rsplit(".", 1)[-1].lower() in IMAGE_EXTENSIONS and not filename.startswith("."):
+                    files.append(os.path.join(dirpath, filename))
+        samples.extend((f, label) for f in sorted(files))
+    if not samples:
+        exts = ", ".join(IMAGE_EXTENSIONS)
+        raise gen.GenError(
+            f"imagefolder: no images ({exts}) in class sub-folders of {path}; expected {path}/<class>/<image>"
+        )
+    return classes, samples
+
+
+class SampleTable:
+    """``(path, label)`` pairs in two numpy arrays.
+
+    DataLoader workers forked from the trainer would copy a Python list of a million tuples page by
+    page as reference counts change; fixed-width bytes and an int64 array are never written to.
+    """
+
+    def __init__(self, samples: list[tuple[str, int]]):
+        self.paths = np.array([os.fsencode(p) for p, _ in samples], dtype=np.bytes_)  # (N,) fixed width
+        self.labels = np.array([label for _, label in samples], dtype=np.int64)  # (N,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[str, int]:
+        return os.fsdecode(self.paths[i]), int(self.labels[i])
+
+
+class _PositionDataset(Dataset):
+    """Map-style view for the DataLoader: item ``p`` is the sample at global stream position ``p``.
+
+    Returns ``(image uint8 (3, S, S), label, skipped, note)``: ``skipped`` counts corrupt images
+    passed over to fill this position, ``note`` names the last one.
+    """
+
+    def __init__(self, samples: SampleTable, image_size: int, seed: int, flip: bool):
+        self.samples = samples
+        self.image_size = image_size
+        self.seed = seed
+        self.flip = flip
+        self.order = EpochPermutation(len(samples), seed)
+
+    def __len__(self) -> int:  # the stream is endless; this only satisfies the Dataset protocol
+        return len(self.samples)
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, int, int, str]:
+        n = len(self.samples)
+        epoch, offset = divmod(int(position), n)
+        perm = self.order.permutation(epoch)
+        note = ""
+        for skipped in range(min(n, MAX_CONSECUTIVE_CORRUPT)):
+            path, label = self.samples[int(perm[(offset + skipped) % n])]
+            try:
+                image = center_crop_arr(load_image(path), self.image_size)
+            except Exception as e:  # noqa: BLE001 - any decoding failure means a corrupt file
+                note = f"{path}: {type(e).__name__}: {e}"
+                continue
+            flip = self.flip and bool(mix_seed(self.seed, 0xF11F, position) & 1)
+            return to_uint8_chw(image, flip=flip), label, skipped, note
+        raise gen.GenError(
+            f"imagefolder: {min(n, MAX_CONSECUTIVE_CORRUPT)} consecutive unreadable images; last {note}"
+        )
+
+
+class _Positions:
+    """An endless sampler: the stream positions of a rank's batches from ``start_batch`` on."""
+
+    def __init__(self, batch_size: int, rank: int, world_size: int, start_batch: int):
+        self.batch_size, self.rank, self.world_size, self.start_batch = (
+            batch_size,
+            rank,
+            world_size,
+            start_batch,
+        )
+
+    def __iter__(self) -> Iterator[int]:
+        batch = self.start_batch
+        while True:
+            yield from batch_positions(
+                batch, self.batch_size, rank=self.rank, world_size=self.world_size
+            ).tolist()
+            batch += 1
+
+
+class ImageFolderDataset:
+    """The ``imagefolder`` dataset (see the module docstring)."""
+
+    def __init__(self, config: ImageFolderConfig):
+        self.config = config
+        self.classes, samples = scan_image_folder(config.root)
+        self.table = SampleTable(samples)
+        s = config.image_size
+        self.spec = gen.DataSpec(shape=(3, s, s), num_classes=len(self.classes))
+        self.skips = SkipReporter(f"imagefolder {config.root}")
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def skipped(self) -> int:
+        """Corrupt images skipped so far (by this process and its loader workers)."""
+        return self.skips.count
+
+    def _loader(self, dataset: Dataset, batch_size: int, sampler: object) -> DataLoader:
+        workers = self.config.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,  # type: ignore[arg-type]
+            num_workers=workers,
+            prefetch_factor=4 if workers > 0 else None,
+        )
+
+    def _stream(self, loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        try:
+            for images, labels, skipped, notes in loader:
+                count = int(skipped.sum())
+                if count:
+                    self.skips.add(count, next(n for n in reversed(notes) if n))
+                yield uint8_to_float(images), labels.to(torch.int64)
+        except gen.GenError as e:  # raised in a worker: keep the one-line message
+            raise unwrap_worker_error(e) from None
+
+    def train_batches(
+        self, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1, start_batch: int = 0
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Endless batches ``(x (B, 3, S, S) in [-1, 1], y (B,) int64)``; see :mod:`gen_data.stream`."""
+        check_stream_args(batch_size, seed, rank, world_size, start_batch)
+        dataset = _PositionDataset(self.table, self.config.image_size, seed, self.config.random_flip)
+        sampler = _Positions(batch_size, rank, world_size, start_batch)
+        return self._stream(self._loader(dataset, batch_size, sampler))
+
+    def iter_images(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One pass over every image in folder order, center-cropped, never flipped (corrupt ones skipped)."""
+        dataset = _FolderPass(self.table, self.config.image_size)
+        loader = DataLoader(
+            dataset,
+            batch_size=None,
+            sampler=_chunks(len(self.table), batch_size),  # type: ignore[arg-type]
+            num_workers=self.config.num_workers,
+        )
+        for images, labels, skipped, note in loader:
+            if skipped:
+                self.skips.add(int(skipped), note)
+            if len(labels):
+                yield uint8_to_float(images), labels
+
+
+def _chunks(n: int, size: int) -> list[range]:
+    return [range(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+class _FolderPass(Dataset):
+    """Item = a range of sample indices -> one batch ``(uint8 images, labels, skipped, note)``."""
+
+    def __init__(self, samples: SampleTable, image_size: int):
+        self.samples = samples
+        self.image_size = image_size
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, indices: range) -> tuple[torch.Tensor, torch.Tensor, int, str]:
+        images, labels, note = [], [], ""
+        for i in indices:
+            path, label = self.samples[i]
+            try:
+                images.append(to_uint8_chw(center_crop_arr(load_image(path), self.image_size)))
+            except Exception as e:  # noqa: BLE001 - a corrupt file is skipped
+                note = f"{path}: {type(e).__name__}: {e}"
+                continue
+            labels.append(label)
+        s = self.image_size
+        x = torch.stack(images) if images else torch.zeros(0, 3, s, s, dtype=torch.uint8)
+        return x, torch.tensor(labels, dtype=torch.int64), len(indices) - len(images), note
+
+
+def build_imagefolder(config: ImageFolderConfig) -> ImageFolderDataset:
+    """Class-per-folder images (ImageNet train layout), center-cropped and flipped as JiT trains."""
+    return ImageFolderDataset(config)
