@@ -15,6 +15,7 @@ import attrs
 import typer
 import typer.core
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import gen
@@ -142,7 +143,7 @@ def components_command(
             for col in ("field", "type", "default", "doc"):
                 table.add_column(col, overflow="fold")
             for f in c["fields"]:
-                table.add_row(f["name"], f["type"], f["default"], f["doc"])
+                table.add_row(*(escape(f[k]) for k in ("name", "type", "default", "doc")))
             out_console.print(table)
 
 
@@ -201,6 +202,15 @@ def train_command(
 
     resolved = load_recipe(recipe, overrides or [])
     train(resolved, run_dir or Path("runs") / Path(recipe).stem, resume=resume, console=err_console)
+
+
+# -- gen sample / gen eval (defined in gen.generate and gen.sweep) ------------------------------------
+
+from gen.generate import sample_command  # noqa: E402
+from gen.sweep import eval_app  # noqa: E402
+
+app.command("sample")(sample_command)
+app.add_typer(eval_app, name="eval")
 
 
 get_host().add_commands(app)

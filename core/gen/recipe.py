@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from gen.config import ComponentSpec, check_value, component_field
+from gen.data import DataSpec
 from gen.errors import RecipeError, UnknownComponentError
 from gen.objective import ObjectiveConfig
 from gen.registry import get_registry
@@ -281,10 +282,39 @@ def validate_component(kind: str, value: Any, *, section: str, file: str | None)
     return ComponentSpec(kind=kind, name=name, config=config, explicit=frozenset(fields))
 
 
+def with_data_fields(recipe: Recipe, spec: DataSpec) -> Recipe:
+    """The recipe with the backbone's data-derived fields (``input_size``, ``in_channels``,
+    ``num_classes`` or ``input_dim``) taken from ``spec`` wherever the recipe did not set them."""
+    section = recipe.backbone
+    if section.config is None:
+        return recipe
+    names = {f.name for f in attrs.fields(type(section.config))}
+    fill = {k: v for k, v in spec.backbone_fields().items() if k in names and k not in section.explicit}
+    if not fill:
+        return recipe
+    try:
+        config = attrs.evolve(section.config, **fill)
+    except (ValueError, TypeError) as e:
+        raise RecipeError(
+            f"with the data's {', '.join(fill)}: {e}", file=recipe.source, section="backbone"
+        ) from None
+    backbone = attrs.evolve(section, config=config, explicit=section.explicit | set(fill))
+    return attrs.evolve(recipe, backbone=backbone)
+
+
 def validate_recipe(table: Mapping[str, Any], *, file: str | None = None) -> Recipe:
-    """Validate a merged recipe table into a :class:`Recipe`."""
-    recipe = validate_config(Recipe, table, section="", file=file)
-    return attrs.evolve(recipe, source=file)
+    """Validate a merged recipe table into a :class:`Recipe`.
+
+    When the dataset's config can tell its :class:`DataSpec` without reading data (a ``spec()``
+    method that may return None when it cannot tell), the backbone's data-derived fields are filled here, so that ``gen recipe show`` prints
+    what will really be built; otherwise the training engine fills them once the data is open.
+    """
+    recipe = attrs.evolve(validate_config(Recipe, table, section="", file=file), source=file)
+    spec_of = getattr(recipe.data.config, "spec", None)
+    spec = spec_of() if callable(spec_of) else None
+    if spec is not None:
+        recipe = with_data_fields(recipe, spec)
+    return recipe
 
 
 def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:

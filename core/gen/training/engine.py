@@ -42,7 +42,7 @@ from gen.data import DataSpec
 from gen.errors import GenError
 from gen.images import save_grid
 from gen.objective import Objective
-from gen.recipe import Recipe, recipe_to_toml
+from gen.recipe import Recipe, recipe_to_toml, with_data_fields
 from gen.sampling import sample_from_config, sample_noise
 from gen.training import checkpoint as ckpt
 from gen.training import distributed
@@ -58,18 +58,12 @@ def key_seed(*keys: int) -> int:
 
 
 def build_backbone(recipe: Recipe, spec: DataSpec) -> nn.Module:
-    """Build the recipe's backbone, taking ``input_size``, ``in_channels``, ``num_classes`` (or
-    ``input_dim``) from the data wherever the recipe did not set them."""
-    section = recipe.backbone
-    config = section.config
-    if config is not None:
-        names = {f.name for f in attrs.fields(type(config))}
-        fill = {k: v for k, v in spec.backbone_fields().items() if k in names and k not in section.explicit}
-        if fill:
-            config = attrs.evolve(config, **fill)
+    """Build the recipe's backbone with its data-derived fields filled from ``spec`` (see
+    :func:`gen.recipe.with_data_fields`)."""
+    section = with_data_fields(recipe, spec).backbone
     component = gen.get_registry("backbone").get(section.name)
     try:
-        return component.factory(config)
+        return component.factory(section.config)
     except ValueError as e:
         raise GenError(f"[backbone] {section.name}: {e}") from None
 
@@ -149,6 +143,8 @@ class Trainer:
 
         self.dataset = self.recipe.data.build()
         self.spec: DataSpec = self.dataset.spec
+        # What the run really builds, so that the run directory's recipe.toml rebuilds the same model.
+        self.recipe = with_data_fields(self.recipe, self.spec)
         self.objective = Objective(self.recipe.objective, self.spec.num_classes)
         self.objective.check_shape(tuple(self.spec.shape))
 
@@ -264,6 +260,8 @@ class Trainer:
             "ema_decays": list(self.ema.decays),
             "backbone": self.recipe.backbone.name,
             "gen_version": gen.__version__,
+            # What the data filled into the backbone config; sampling rebuilds the model without the data.
+            "data_spec": {"shape": list(self.spec.shape), "num_classes": self.spec.num_classes},
         }
         path = ckpt.save_checkpoint(self.run_dir, self.step, weights=weights, state=state, meta=meta)
         ckpt.prune_checkpoints(self.run_dir, self.cfg.keep_last, self.cfg.milestone_every)

@@ -1,0 +1,526 @@
+"""``gen eval``: FID and Inception Score of a checkpoint or of saved samples; sweeps over sampling settings.
+
+Scoring a checkpoint generates ``--num`` images (balanced over the classes, sample i keyed by
+``(seed, i)``) and scores them batch by batch, never holding them all. Comma lists in ``--cfg``,
+``--ema``, ``--steps``, ``--sampler`` and several ``--interval`` make a sweep: every combination is
+scored in one invocation, with the model built once (EMA outermost, so each EMA's weights are loaded
+once). ``--screen N --confirm K`` scores every combination on N images first, then the best K at
+``--num``.
+
+Every result is appended to ``RUN/eval/results.jsonl`` as soon as it is known, keyed by checkpoint
+step, settings, number of images, seed, reference statistics and feature extractor; a combination
+already there is not computed again, so an interrupted sweep resumes where it stopped. The table of
+the invocation is printed, with the best row marked, and saved to ``RUN/eval/<name>.json`` (and
+``.txt``).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+import typer
+import typer.core
+from rich.console import Console
+from rich.table import Table
+
+from gen.errors import GenError
+from gen.evaluation import (
+    Scorer,
+    count_images,
+    feature_extractor,
+    image_batches,
+    load_reference,
+    reference_stats_of,
+)
+from gen.generate import (
+    Checkpoint,
+    CheckpointSampler,
+    SampleSettings,
+    _progress,
+    class_labels,
+    default_settings,
+    load_checkpoint,
+    parse_interval,
+    parse_list,
+    shard,
+)
+from gen.training import distributed
+from gen.training.distributed import DistInfo
+
+INCEPTION_ID = "fid-inception-2015-12-05"
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+out_console = Console(highlight=False, soft_wrap=True)
+
+
+def extractor_id(extractor: torch.nn.Module) -> str:
+    """Names the feature space in result keys: the FID Inception, or another module by class."""
+    from gen.inception import FIDInceptionV3
+
+    return INCEPTION_ID if isinstance(extractor, FIDInceptionV3) else f"custom:{type(extractor).__qualname__}"
+
+
+def combinations(
+    checkpoint: Checkpoint,
+    *,
+    emas: list[str] | None,
+    cfgs: list[float] | None,
+    intervals: list[tuple[float, float]] | None,
+    steps: list[int] | None,
+    samplers: list[str] | None,
+) -> list[SampleSettings]:
+    """Every combination of the given values (None = the recipe's default), EMA outermost."""
+    grid = itertools.product(
+        emas or [None], samplers or [None], steps or [None], intervals or [None], cfgs or [None]
+    )
+    out = []
+    for ema, sampler, step, interval, cfg in grid:
+        out.append(
+            default_settings(checkpoint, ema=ema, sampler=sampler, steps=step, cfg_interval=interval, cfg=cfg)
+        )
+    return list(dict.fromkeys(out))  # repeated values in a list collapse
+
+
+@attrs.frozen
+class ResultLog:
+    """``RUN/eval/results.jsonl``: one JSON line per scored (checkpoint, settings, n, seed, reference)."""
+
+    path: Path
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.path.is_file():
+            return []
+        out = []
+        for line in self.path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill: that combination runs again
+        return out
+
+    def find(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        for record in reversed(self.records()):
+            if record.get("key") == key:
+                return record
+        return None
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def _score_settings(
+    sampler: CheckpointSampler,
+    settings: SampleSettings,
+    scorer: Scorer,
+    *,
+    num: int,
+    seed: int,
+    batch_size: int,
+    dist: DistInfo,
+    console: Console,
+    label: str,
+) -> dict[str, Any]:
+    labels = class_labels(num, sampler.checkpoint.spec.num_classes)
+    mine = shard(num, dist.rank, dist.world_size)
+    with _progress(console, dist.is_main, label) as progress:
+        task = progress.add_task(label, total=len(mine))
+        for idx, images in sampler.generate(mine, labels, settings, seed=seed, batch_size=batch_size):
+            scorer.add(images)
+            progress.update(task, advance=len(idx))
+    return scorer.compute()
+
+
+def _better(a: dict[str, Any], b: dict[str, Any] | None) -> bool:
+    """Is row ``a`` better than ``b``: lower FID, or higher IS when there is no FID."""
+    if b is None:
+        return True
+    if a.get("fid") is not None and b.get("fid") is not None:
+        return a["fid"] < b["fid"]
+    return a["is_mean"] > b["is_mean"]
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def render_table(rows: list[dict[str, Any]], best: int | None, title: str) -> Table:
+    """The rich table of a sweep; the best row is marked with ``*`` and bold."""
+    table = Table(title=title, title_justify="left")
+    setting_cols = [c for c in ("ema", "cfg", "interval", "steps", "sampler") if any(c in r for r in rows)]
+    screened = any("screen_fid" in r or "screen_is" in r for r in rows)
+    cols = ["", *setting_cols]
+    if screened:
+        cols += ["screen FID", "screen IS"]
+    cols += ["images", "FID", "IS", "IS std"]
+    for c in cols:
+        table.add_column(c, justify="right" if c not in ("", "ema", "interval", "sampler") else "left")
+    for i, r in enumerate(rows):
+        cells = ["*" if i == best else ""]
+        for c in setting_cols:
+            v = r.get(c)
+            cells.append(",".join(_fmt(x, 2) for x in v) if isinstance(v, list) else _fmt(v))
+        if screened:
+            cells += [_fmt(r.get("screen_fid")), _fmt(r.get("screen_is"))]
+        cells += [
+            _fmt(r.get("num_images")),
+            _fmt(r.get("fid")),
+            _fmt(r.get("is_mean")),
+            _fmt(r.get("is_std")),
+        ]
+        table.add_row(*cells, style="bold" if i == best else None)
+    return table
+
+
+def save_table(
+    rows: list[dict[str, Any]], best: int | None, title: str, path: Path, extra: dict[str, Any]
+) -> None:
+    """``path`` (.json: rows, best and context) and the same stem ``.txt`` (the table as text)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {**extra, "rows": rows, "best": rows[best] if best is not None else None}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+    recorder = Console(record=True, width=160, file=io.StringIO())
+    recorder.print(render_table(rows, best, title))
+    path.with_suffix(".txt").write_text(recorder.export_text())
+
+
+def evaluate_checkpoint(
+    run: str | Path,
+    *,
+    settings_list: list[SampleSettings] | None = None,
+    checkpoint: Checkpoint | None = None,
+    num: int,
+    seed: int,
+    batch_size: int,
+    reference_path: str | None,
+    weights: str | None,
+    screen: int | None,
+    confirm: int,
+    out: str | None,
+    force: bool,
+    console: Console,
+    out_console: Console,
+) -> dict[str, Any]:
+    """Score every settings combination of a checkpoint (see the module doc). Returns the saved table."""
+    checkpoint = checkpoint or load_checkpoint(run)
+    if out is not None and not str(out).endswith(".json"):
+        raise GenError(f"--out {out}: the results file must end in .json")
+    settings_list = settings_list or [default_settings(checkpoint)]
+    if screen is not None and not 2 <= screen:
+        raise GenError(f"--screen must be >= 2 images, got {screen}")
+    if confirm < 1:
+        raise GenError(f"--confirm must be >= 1, got {confirm}")
+    dist = distributed.setup()
+    try:
+        extractor = feature_extractor(weights, dist.device)
+        reference = (
+            load_reference(reference_path, extractor, device=dist.device, batch_size=batch_size)
+            if reference_path
+            else None
+        )
+        if reference is None and dist.is_main:
+            console.print(
+                "no --ref given: FID is skipped, only the Inception Score is computed", markup=False
+            )
+        sampler = CheckpointSampler(checkpoint, dist.device)
+        log = ResultLog(checkpoint.run_dir / "eval" / "results.jsonl")
+        base_key = {
+            "step": checkpoint.step,
+            "seed": seed,
+            "reference": reference.digest if reference is not None else None,
+            "features": extractor_id(extractor),
+            "labels": "balanced",
+        }
+
+        def score(settings: SampleSettings, n: int, label: str) -> dict[str, Any]:
+            key = {**base_key, **settings.describe(), "num_images": n}
+            done = None if force else log.find(key)
+            if done is not None:
+                if dist.is_main:
+                    console.print(f"{label}: done before, skipped ({log.path})", markup=False)
+                return done["result"]
+            scorer = Scorer(extractor, reference, device=dist.device)
+            start = time.perf_counter()
+            result = _score_settings(
+                sampler,
+                settings,
+                scorer,
+                num=n,
+                seed=seed,
+                batch_size=batch_size,
+                dist=dist,
+                console=console,
+                label=label,
+            )
+            result["seconds"] = round(time.perf_counter() - start, 3)
+            if dist.is_main:
+                log.append(
+                    {
+                        "key": key,
+                        "result": result,
+                        "checkpoint": str(checkpoint.path),
+                        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    }
+                )
+            return result
+
+        total = len(settings_list)
+        rows: list[dict[str, Any]] = [dict(s.describe()) for s in settings_list]
+        finalists = list(range(total))
+        if screen is not None and total > 1:
+            for i, s in enumerate(settings_list):
+                r = score(s, screen, f"screen {i + 1}/{total}")
+                rows[i].update(screen_fid=r["fid"], screen_is=r["is_mean"])
+            order = sorted(
+                range(total),
+                key=lambda i: (
+                    (rows[i]["screen_fid"], 0)
+                    if rows[i]["screen_fid"] is not None
+                    else (0, -rows[i]["screen_is"])
+                ),
+            )
+            finalists = sorted(order[:confirm])
+        for j, i in enumerate(finalists):
+            rows[i].update(score(settings_list[i], num, f"eval {j + 1}/{len(finalists)}"))
+        best = None
+        for i in finalists:
+            if _better(rows[i], rows[best] if best is not None else None):
+                best = i
+        title = f"{checkpoint.path} (step {checkpoint.step}), {num} images, seed {seed}"
+        extra = {
+            "checkpoint": str(checkpoint.path),
+            "step": checkpoint.step,
+            "seed": seed,
+            "num_images": num,
+            "screen": screen,
+            "reference": reference.source if reference is not None else None,
+            "features": base_key["features"],
+        }
+        path = Path(out) if out else checkpoint.run_dir / "eval" / f"step_{checkpoint.step:08d}.json"
+        if dist.is_main:
+            out_console.print(render_table(rows, best, title))
+            save_table(rows, best, title, path, extra)
+            console.print(f"results: {path}", markup=False)
+        return {**extra, "rows": rows, "best": rows[best] if best is not None else None, "path": str(path)}
+    finally:
+        distributed.teardown()
+
+
+def evaluate_samples(
+    source: str | Path,
+    *,
+    batch_size: int,
+    reference_path: str | None,
+    weights: str | None,
+    out: str | None,
+    console: Console,
+    out_console: Console,
+) -> dict[str, Any]:
+    """Score existing samples (a folder of images or an ADM ``.npz``); the JSON goes to ``out``
+    (default: ``<source>.eval.json`` beside the source)."""
+    source = Path(source)
+    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    extractor = feature_extractor(weights, device)
+    reference = (
+        load_reference(reference_path, extractor, device=device, batch_size=batch_size)
+        if reference_path
+        else None
+    )
+    if reference is None:
+        console.print("no --ref given: FID is skipped, only the Inception Score is computed", markup=False)
+    scorer = Scorer(extractor, reference, device=device)
+    with _progress(console, True, "score") as progress:
+        task = progress.add_task("score", total=count_images(source))
+        for batch in image_batches(source, batch_size):
+            scorer.add(batch)
+            progress.update(task, advance=len(batch))
+    row = {"source": str(source), **scorer.compute()}
+    path = Path(out) if out else source.parent / f"{source.name.removesuffix('.npz')}.eval.json"
+    extra = {"reference": reference.source if reference else None, "features": extractor_id(extractor)}
+    out_console.print(render_table([row], 0, str(source)))
+    save_table([row], 0, str(source), path, extra)
+    console.print(f"results: {path}", markup=False)
+    return {**extra, "rows": [row], "path": str(path)}
+
+
+# -- the commands -----------------------------------------------------------------------------------
+
+
+class EvalGroup(typer.core.TyperGroup):
+    """``gen eval SOURCE ...`` runs ``gen eval score SOURCE ...``; ``gen eval ref-stats ...`` its own command."""
+
+    default_command = "score"
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+eval_app = typer.Typer(
+    cls=EvalGroup,
+    help=(
+        "FID and Inception Score. `gen eval RUN --ref STATS.npz` scores a checkpoint (comma lists sweep); "
+        "`gen eval SAMPLES.npz|FOLDER --ref ...` scores saved samples; `gen eval ref-stats SRC OUT.npz` "
+        "computes reference statistics."
+    ),
+    no_args_is_help=True,
+)
+
+
+def _is_checkpoint(path: Path) -> bool:
+    return (path / "meta.json").is_file() or (path / "checkpoints").is_dir()
+
+
+def _intervals(values: list[str] | None) -> list[tuple[float, float]] | None:
+    if not values:
+        return None
+    return [parse_interval(part) for text in values for part in text.split(";") if part.strip()]
+
+
+@eval_app.command("score")
+def eval_command(
+    source: str = typer.Argument(
+        ..., help="A run directory, a checkpoint, a folder of images or an ADM .npz."
+    ),
+    ref: str | None = typer.Option(
+        None,
+        "--ref",
+        help="Reference statistics .npz (mu, sigma), or real images to compute them from (folder, .npz, recipe).",
+    ),
+    num: int = typer.Option(50_000, "--num", "-n", help="Images to generate per combination."),
+    cfg: str | None = typer.Option(
+        None, "--cfg", help="Guidance scale(s), comma-separated (default: the recipe's)."
+    ),
+    ema: str | None = typer.Option(
+        None, "--ema", help="EMA decay(s) or 'none', comma-separated (default: the first EMA)."
+    ),
+    steps: str | None = typer.Option(None, "--steps", help="Solver step count(s), comma-separated."),
+    sampler: str | None = typer.Option(None, "--sampler", help="Sampler name(s), comma-separated."),
+    interval: list[str] | None = typer.Option(
+        None,
+        "--interval",
+        help="Guidance interval LOW,HIGH; repeat the option (or separate with ';') to sweep.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Sample i depends only on (seed, i)."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Images per forward pass and process."),
+    screen: int | None = typer.Option(
+        None, "--screen", help="Score every combination on this many images first..."
+    ),
+    confirm: int = typer.Option(1, "--confirm", help="...then the best this many at --num."),
+    inception_weights: str | None = typer.Option(
+        None, "--inception-weights", help="The FID Inception weights file (default: $GEN_INCEPTION_WEIGHTS)."
+    ),
+    out: str | None = typer.Option(
+        None, "--out", "-o", help="Results JSON (default: RUN/eval/step_<step>.json, or beside the samples)."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Score again combinations already in RUN/eval/results.jsonl."
+    ),
+) -> None:
+    """Score a checkpoint (generating --num images per combination) or saved samples."""
+    if batch_size < 1 or seed < 0 or num < 2:
+        raise GenError(f"need --batch-size >= 1, --seed >= 0 and --num >= 2; got {batch_size}, {seed}, {num}")
+    path = Path(source)
+    sweep = {
+        "--cfg": cfg,
+        "--ema": ema,
+        "--steps": steps,
+        "--sampler": sampler,
+        "--interval": interval,
+        "--screen": screen,
+    }
+    if not _is_checkpoint(path):
+        if not path.exists():
+            raise GenError(f"{path} does not exist; give a run directory, a checkpoint, a folder or an .npz")
+        given = [k for k, v in sweep.items() if v]
+        if given:
+            raise GenError(f"{', '.join(given)} apply to a checkpoint; {path} holds samples")
+        evaluate_samples(
+            path,
+            batch_size=batch_size,
+            reference_path=ref,
+            weights=inception_weights,
+            out=out,
+            console=err_console,
+            out_console=out_console,
+        )
+        return
+    samplers = parse_list(sampler, str, "--sampler")
+    if samplers:
+        from gen.registry import get_registry
+
+        for s in samplers:
+            get_registry("sampler").get(s)
+    checkpoint = load_checkpoint(path)
+    settings_list = combinations(
+        checkpoint,
+        emas=parse_list(ema, str, "--ema"),
+        cfgs=parse_list(cfg, float, "--cfg"),
+        intervals=_intervals(interval),
+        steps=parse_list(steps, int, "--steps"),
+        samplers=samplers,
+    )
+    evaluate_checkpoint(
+        path,
+        checkpoint=checkpoint,
+        settings_list=settings_list,
+        num=num,
+        seed=seed,
+        batch_size=batch_size,
+        reference_path=ref,
+        weights=inception_weights,
+        screen=screen,
+        confirm=confirm,
+        out=out,
+        force=force,
+        console=err_console,
+        out_console=out_console,
+    )
+
+
+@eval_app.command("ref-stats")
+def ref_stats_command(
+    src: str = typer.Argument(
+        ..., help="Real images: a folder, an ADM .npz (arr_0), or a recipe (its dataset)."
+    ),
+    out: str = typer.Argument(..., help="The statistics file to write (.npz with mu, sigma, num_samples)."),
+    batch_size: int = typer.Option(100, "--batch-size", "-b", help="Images per Inception pass."),
+    inception_weights: str | None = typer.Option(
+        None, "--inception-weights", help="The FID Inception weights file (default: $GEN_INCEPTION_WEIGHTS)."
+    ),
+) -> None:
+    """Compute FID reference statistics (mu, sigma of the Inception pool features) of real images."""
+    if not out.endswith(".npz"):
+        raise GenError(f"{out}: the statistics file must end in .npz")
+    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    extractor = feature_extractor(inception_weights, device)
+    stats = reference_stats_of(image_batches(src, batch_size), extractor, device=device, source=str(src))
+    path = stats.save(out)
+    err_console.print(
+        f"wrote {path}: mu {stats.mu.shape}, sigma {stats.sigma.shape} from {stats.num_samples} images",
+        markup=False,
+    )
+
+
+__all__ = [
+    "EvalGroup",
+    "ResultLog",
+    "combinations",
+    "eval_app",
+    "evaluate_checkpoint",
+    "evaluate_samples",
+    "render_table",
+]
