@@ -135,7 +135,8 @@ class Trainer:
         self._stop_signal: str | None = None
 
     # -- set-up -------------------------------------------------------------------------------------
-    def _setup(self) -> None:
+    def setup(self) -> None:
+        """Open the data, build the model, optimizer and EMA (and resume); called by :meth:`run`."""
         cfg = self.cfg
         self.dist = distributed.setup()
         self.device = self.dist.device
@@ -281,8 +282,23 @@ class Trainer:
         self._resumed_from = path
 
     # -- one step -----------------------------------------------------------------------------------
+    def data_stream(self):
+        """This rank's batch stream, positioned at the current step."""
+        return iter(
+            self.dataset.train_batches(
+                self.plan.micro_batch,
+                seed=self.cfg.seed,
+                rank=self.dist.rank,
+                world_size=self.plan.world_size,
+                start_batch=self.step * self.plan.accum,
+            )
+        )
+
     def _train_step(self, stream) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimizer step. Returns (per-rank [loss sum, count, bin sums..., bin counts...], grad norm)."""
+        """Forward and backward over one global batch (no optimizer update).
+
+        Returns this rank's [loss sum, count, loss sum per t-bin..., count per t-bin...] and the grad norm.
+        """
         plan, cfg, obj = self.plan, self.cfg, self.objective
         g_step = torch.Generator().manual_seed(key_seed(cfg.seed, 3, self.step))
         t_all = obj.sample_time(plan.global_batch, generator=g_step)  # (G,) keyed by position
@@ -398,7 +414,7 @@ class Trainer:
             self.console.print(text, markup=False, highlight=False)
 
     def _run(self) -> dict[str, Any]:
-        self._setup()
+        self.setup()
         cfg, plan = self.cfg, self.plan
         if self.dist.is_main:
             self._write_run_files()
@@ -411,15 +427,7 @@ class Trainer:
             f"lr {self.peak_lr:.3g}, {sum(p.numel() for p in self.model.parameters()) / 1e6:.2f}M parameters, "
             f"device {self.device}; run directory {self.run_dir}"
         )
-        stream = iter(
-            self.dataset.train_batches(
-                plan.micro_batch,
-                seed=cfg.seed,
-                rank=self.dist.rank,
-                world_size=plan.world_size,
-                start_batch=self.step * plan.accum,
-            )
-        )
+        stream = self.data_stream()
         old_handlers = {}
         if threading_is_main():
             for sig in (signal.SIGTERM, signal.SIGINT):
