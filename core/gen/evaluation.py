@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -177,13 +178,47 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+def _open_npz_array(zf: zipfile.ZipFile, source: Path, key: str = "arr_0"):  # noqa: ANN202
+    """An open member ``key`` of an ``.npz``, positioned after the header, with (shape, dtype)."""
+    if f"{key}.npy" not in zf.namelist():
+        raise GenError(f"{source} has no {key} (the ADM layout: N x H x W x C uint8 images)")
+    f = zf.open(f"{key}.npy")
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    else:
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    if dtype != np.uint8 or len(shape) != 4 or fortran:
+        f.close()
+        raise GenError(f"{source}: {key} must be N x H x W x C uint8, got {shape} {dtype}")
+    return f, shape
+
+
 def count_images(source: str | Path) -> int:
-    """Number of images in a folder or an ADM ``.npz`` (``arr_0``)."""
+    """Number of images in a folder or an ADM ``.npz`` (``arr_0``), without reading them."""
     source = Path(source)
     if source.is_dir():
         return len(image_files(source))
-    with np.load(source, allow_pickle=False, mmap_mode="r") as data:
-        return int(data["arr_0"].shape[0])
+    with zipfile.ZipFile(source) as zf:
+        f, shape = _open_npz_array(zf, source)
+        f.close()
+    return int(shape[0])
+
+
+def _npz_batches(source: Path, batch_size: int) -> Iterator[np.ndarray]:
+    """``arr_0`` of an ``.npz`` in batches, streamed: 50 000 images of 256 x 256 never sit in memory."""
+    with zipfile.ZipFile(source) as zf:
+        f, shape = _open_npz_array(zf, source)
+        with f:
+            per_image = int(np.prod(shape[1:]))
+            for start in range(0, shape[0], batch_size):
+                b = min(batch_size, shape[0] - start)
+                raw = f.read(b * per_image)
+                if len(raw) != b * per_image:
+                    raise GenError(
+                        f"{source} is truncated: arr_0 ends before image {start + len(raw) // per_image}"
+                    )
+                yield np.frombuffer(bytearray(raw), dtype=np.uint8).reshape(b, *shape[1:])
 
 
 def image_batches(source: str | Path, batch_size: int) -> Iterator[np.ndarray]:
@@ -202,15 +237,7 @@ def image_batches(source: str | Path, batch_size: int) -> Iterator[np.ndarray]:
     if not source.exists():
         raise GenError(f"{source} does not exist; give a folder of images, an .npz or a recipe")
     if source.suffix == ".npz":
-        data = np.load(source, allow_pickle=False)
-        with data:
-            if "arr_0" not in data.files:
-                raise GenError(f"{source} has no arr_0 (the ADM layout: N x H x W x C uint8 images)")
-            images = data["arr_0"]
-        if images.dtype != np.uint8 or images.ndim != 4:
-            raise GenError(f"{source}: arr_0 must be N x H x W x C uint8, got {images.shape} {images.dtype}")
-        for i in range(0, images.shape[0], batch_size):
-            yield images[i : i + batch_size]
+        yield from _npz_batches(source, batch_size)
         return
     if source.suffix == ".toml":
         yield from _dataset_batches(source, batch_size)

@@ -135,19 +135,24 @@ class Checkpoint:
         """The first EMA, or ``none`` (the raw weights) for a run without EMA."""
         return repr(self.ema_decays[0]) if self.ema_decays else "none"
 
-    def weights_file(self, ema: str) -> Path:
-        """The safetensors file of ``ema`` (a decay such as ``0.9999``, or ``none`` for the raw weights)."""
-        if ema.lower() in ("none", "raw"):
-            return self.path / "model.safetensors"
+    def canonical_ema(self, ema: str) -> str:
+        """``ema`` as the checkpoint names it (``0.99990`` -> ``0.9999``; ``none``/``raw`` -> ``none``)."""
+        if ema.strip().lower() in ("none", "raw"):
+            return "none"
         try:
             decay = float(ema)
         except ValueError:
             decay = math.nan
         for d in self.ema_decays:
             if d == decay:
-                return self.path / f"ema_{d}.safetensors"
+                return repr(d)
         known = ", ".join([repr(d) for d in self.ema_decays] + ["none"])
         raise GenError(f"--ema {ema}: the checkpoint {self.path} has no such EMA; choose one of: {known}")
+
+    def weights_file(self, ema: str) -> Path:
+        """The safetensors file of ``ema`` (a decay such as ``0.9999``, or ``none`` for the raw weights)."""
+        ema = self.canonical_ema(ema)
+        return self.path / ("model.safetensors" if ema == "none" else f"ema_{ema}.safetensors")
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -209,13 +214,13 @@ def default_settings(checkpoint: Checkpoint, **given: Any) -> SampleSettings:
         "sampler": s.sampler,
     }
     values.update({k: v for k, v in given.items() if v is not None})
+    values["ema"] = checkpoint.canonical_ema(values["ema"])  # an unknown EMA fails before any work
     settings = SampleSettings(**values)
     low, high = settings.cfg_interval
     if not 0.0 <= low <= high <= 1.0:
         raise GenError(f"--interval {low},{high}: need 0 <= low <= high <= 1")
     if settings.steps < 1 or settings.cfg < 0:
         raise GenError(f"--steps must be >= 1 and --cfg >= 0, got {settings.steps} and {settings.cfg}")
-    checkpoint.weights_file(settings.ema)  # an unknown EMA fails before any work
     return settings
 
 
@@ -345,7 +350,8 @@ def write_adm_npz(path: Path, parts: list[np.ndarray], labels: np.ndarray | None
     return path
 
 
-def _progress(console: Console, enabled: bool, label: str) -> Progress:
+def progress_bar(console: Console, enabled: bool, label: str) -> Progress:
+    """A rich progress bar counting images (shown on rank 0 only: ``enabled``)."""
     return Progress(
         TextColumn(f"[bold]{label}"),
         BarColumn(),
@@ -387,7 +393,7 @@ def sample_to(
         part = np.lib.format.open_memmap(part_file, mode="w+", dtype=np.uint8, shape=(len(mine), h, w, c))
     console = console or Console(stderr=True)
     who = f" (rank 0 of {dist.world_size})" if dist.enabled else ""
-    with _progress(console, dist.is_main, f"sample{who}") as progress:
+    with progress_bar(console, dist.is_main, f"sample{who}") as progress:
         task = progress.add_task("sample", total=len(mine))
         for idx, images in sampler.generate(mine, labels, settings, seed=seed, batch_size=batch_size):
             if part is not None:
@@ -462,6 +468,7 @@ def sample_command(
     """Generate images from a checkpoint. Under torchrun every process draws its own slice."""
     if batch_size < 1 or seed < 0:
         raise GenError(f"--batch-size must be >= 1 and --seed >= 0, got {batch_size} and {seed}")
+    output_kind(out)
     if sampler_name is not None:
         from gen.registry import get_registry
 
@@ -478,8 +485,8 @@ def sample_command(
     ys = class_labels(
         num, checkpoint.spec.num_classes, labels=parse_list(labels, int, "--labels"), per_class=per_class
     )
-    output_kind(out)
     console = Console(stderr=True, highlight=False)
+    owned = not torch.distributed.is_initialized()  # a caller's process group stays up
     dist = distributed.setup()
     try:
         sampler = CheckpointSampler(checkpoint, dist.device)
@@ -504,7 +511,8 @@ def sample_command(
         if dist.is_main:
             console.print(f"wrote {path}", markup=False)
     finally:
-        distributed.teardown()
+        if owned:
+            distributed.teardown()
 
 
 __all__ = [
@@ -516,6 +524,7 @@ __all__ = [
     "image_name",
     "load_checkpoint",
     "output_kind",
+    "progress_bar",
     "resolve_checkpoint",
     "sample_command",
     "sample_to",

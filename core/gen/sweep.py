@@ -10,8 +10,8 @@ once). ``--screen N --confirm K`` scores every combination on N images first, th
 Every result is appended to ``RUN/eval/results.jsonl`` as soon as it is known, keyed by checkpoint
 step, settings, number of images, seed, reference statistics and feature extractor; a combination
 already there is not computed again, so an interrupted sweep resumes where it stopped. The table of
-the invocation is printed, with the best row marked, and saved to ``RUN/eval/<name>.json`` (and
-``.txt``).
+the invocation is printed, with the best row marked, and saved to ``RUN/eval/step_<step>.json`` (or
+``--out``) and beside it as text (``.txt``).
 """
 
 from __future__ import annotations
@@ -43,12 +43,12 @@ from gen.generate import (
     Checkpoint,
     CheckpointSampler,
     SampleSettings,
-    _progress,
     class_labels,
     default_settings,
     load_checkpoint,
     parse_interval,
     parse_list,
+    progress_bar,
     shard,
 )
 from gen.training import distributed
@@ -105,11 +105,11 @@ class ResultLog:
                 continue  # a line cut short by a kill: that combination runs again
         return out
 
-    def find(self, key: dict[str, Any]) -> dict[str, Any] | None:
-        for record in reversed(self.records()):
-            if record.get("key") == key:
-                return record
-        return None
+    def done(self) -> dict[str, dict[str, Any]]:
+        """The latest result of every key (as canonical JSON) in the log."""
+        return {
+            json.dumps(r["key"], sort_keys=True): r for r in self.records() if "key" in r and "result" in r
+        }
 
     def append(self, record: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,7 +131,7 @@ def _score_settings(
 ) -> dict[str, Any]:
     labels = class_labels(num, sampler.checkpoint.spec.num_classes)
     mine = shard(num, dist.rank, dist.world_size)
-    with _progress(console, dist.is_main, label) as progress:
+    with progress_bar(console, dist.is_main, label) as progress:
         task = progress.add_task(label, total=len(mine))
         for idx, images in sampler.generate(mine, labels, settings, seed=seed, batch_size=batch_size):
             scorer.add(images)
@@ -222,6 +222,7 @@ def evaluate_checkpoint(
         raise GenError(f"--screen must be >= 2 images, got {screen}")
     if confirm < 1:
         raise GenError(f"--confirm must be >= 1, got {confirm}")
+    owned = not torch.distributed.is_initialized()  # a caller's process group stays up
     dist = distributed.setup()
     try:
         extractor = feature_extractor(weights, dist.device)
@@ -244,9 +245,12 @@ def evaluate_checkpoint(
             "labels": "balanced",
         }
 
+        # Read once: every rank skips the same combinations, whatever rank 0 appends meanwhile.
+        finished = {} if force else log.done()
+
         def score(settings: SampleSettings, n: int, label: str) -> dict[str, Any]:
             key = {**base_key, **settings.describe(), "num_images": n}
-            done = None if force else log.find(key)
+            done = finished.get(json.dumps(key, sort_keys=True))
             if done is not None:
                 if dist.is_main:
                     console.print(f"{label}: done before, skipped ({log.path})", markup=False)
@@ -283,13 +287,10 @@ def evaluate_checkpoint(
             for i, s in enumerate(settings_list):
                 r = score(s, screen, f"screen {i + 1}/{total}")
                 rows[i].update(screen_fid=r["fid"], screen_is=r["is_mean"])
+            # Lower screen FID first (higher IS when there is no reference).
+            by_fid = all(r["screen_fid"] is not None for r in rows)
             order = sorted(
-                range(total),
-                key=lambda i: (
-                    (rows[i]["screen_fid"], 0)
-                    if rows[i]["screen_fid"] is not None
-                    else (0, -rows[i]["screen_is"])
-                ),
+                range(total), key=lambda i: rows[i]["screen_fid"] if by_fid else -rows[i]["screen_is"]
             )
             finalists = sorted(order[:confirm])
         for j, i in enumerate(finalists):
@@ -315,7 +316,8 @@ def evaluate_checkpoint(
             console.print(f"results: {path}", markup=False)
         return {**extra, "rows": rows, "best": rows[best] if best is not None else None, "path": str(path)}
     finally:
-        distributed.teardown()
+        if owned:
+            distributed.teardown()
 
 
 def evaluate_samples(
@@ -331,6 +333,8 @@ def evaluate_samples(
     """Score existing samples (a folder of images or an ADM ``.npz``); the JSON goes to ``out``
     (default: ``<source>.eval.json`` beside the source)."""
     source = Path(source)
+    if out is not None and not str(out).endswith(".json"):
+        raise GenError(f"--out {out}: the results file must end in .json")
     device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     extractor = feature_extractor(weights, device)
     reference = (
@@ -341,7 +345,7 @@ def evaluate_samples(
     if reference is None:
         console.print("no --ref given: FID is skipped, only the Inception Score is computed", markup=False)
     scorer = Scorer(extractor, reference, device=device)
-    with _progress(console, True, "score") as progress:
+    with progress_bar(console, True, "score") as progress:
         task = progress.add_task("score", total=count_images(source))
         for batch in image_batches(source, batch_size):
             scorer.add(batch)

@@ -1,7 +1,15 @@
-"""A throwaway plugin with one component of every kind, on a plugin host of its own."""
+"""Plugins for core tests.
+
+- ``toy_host``: a throwaway plugin with one component of every kind, on a plugin host of its own;
+- ``train_env`` / ``train_env_module``: a tiny installed plugin (dataset ``blobs``, backbone ``tinymlp``)
+  visible to this process and to subprocesses (torchrun), and a recipe that trains it in a second.
+"""
 
 from __future__ import annotations
 
+import os
+import textwrap
+from pathlib import Path
 from typing import Literal
 
 import attrs
@@ -85,3 +93,154 @@ def toy_host():
     assert host.register(ToyPlugin(), name="toy", version="1.0")
     yield host
     reset_host(old)
+
+
+# -- the tiny installed plugin ----------------------------------------------------------------------
+
+PLUGIN = '''
+import time
+
+import attrs
+import torch
+from attrs import validators as v
+
+import gen
+
+
+@attrs.frozen(kw_only=True)
+class BlobsConfig:
+    size: int = gen.field(4, doc="Image side.")
+    num_classes: int = gen.field(3, doc="Classes; 0 = unconditional.")
+    num_samples: int = gen.field(64, doc="Samples in an epoch.")
+    nan_batch: int = gen.field(-1, doc="Batch index that holds NaNs (fault injection).")
+    delay: float = gen.field(0.0, doc="Seconds to sleep per batch (to test signals).")
+
+
+class Blobs:
+    """Class-coloured noise images; sample i depends only on (seed, i)."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.spec = gen.DataSpec(shape=(3, cfg.size, cfg.size), num_classes=cfg.num_classes)
+        self.num_samples = cfg.num_samples
+
+    def sample(self, seed, i):
+        g = torch.Generator().manual_seed(seed * 100003 + i)
+        k = self.cfg.num_classes
+        y = int(torch.randint(0, k, (1,), generator=g)) if k else 0
+        x = 0.3 * torch.randn(self.spec.shape, generator=g) + (y - 1) * 0.5
+        return x.clamp(-1, 1), y
+
+    def train_batches(self, batch_size, *, seed, rank=0, world_size=1, start_batch=0):
+        k = start_batch
+        while True:
+            first = k * batch_size * world_size + rank * batch_size
+            pairs = [self.sample(seed, first + i) for i in range(batch_size)]
+            x = torch.stack([p[0] for p in pairs])
+            if k == self.cfg.nan_batch:
+                x = x * float("nan")
+            if self.cfg.delay:
+                time.sleep(self.cfg.delay)
+            yield x, torch.tensor([p[1] for p in pairs], dtype=torch.long)
+            k += 1
+
+    def evaluate_samples(self, x, y):
+        return {"mean": float(x.mean())}
+
+
+@attrs.frozen(kw_only=True)
+class TinyConfig:
+    input_size: int = gen.field(4, doc="Image side.")
+    in_channels: int = gen.field(3, doc="Channels.")
+    num_classes: int = gen.field(3, doc="Classes.")
+    hidden: int = gen.field(32, doc="Width.", validator=v.ge(1))
+
+
+class TinyMLP(torch.nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        d = cfg.in_channels * cfg.input_size**2
+        self.embed = torch.nn.Embedding(cfg.num_classes + 1, cfg.hidden)
+        self.inp = torch.nn.Linear(d + 1, cfg.hidden)
+        self.norm = torch.nn.LayerNorm(cfg.hidden)
+        self.out = torch.nn.Linear(cfg.hidden, d)
+
+    def forward(self, z, t, y):
+        h = self.inp(torch.cat([z.flatten(1), t[:, None]], 1)) + self.embed(y)
+        return self.out(torch.nn.functional.silu(self.norm(h))).view_as(z)
+
+
+@gen.hookimpl
+def register_datasets(register):
+    register("blobs", Blobs, config=BlobsConfig, description="Class-coloured noise (tests).")
+
+
+@gen.hookimpl
+def register_backbones(register):
+    register("tinymlp", TinyMLP, config=TinyConfig, description="A small MLP (tests).")
+'''
+
+RECIPE = """
+[backbone]
+name = "tinymlp"
+
+[data]
+name = "blobs"
+
+[objective]
+prediction = "x"
+loss = "v"
+
+[sample]
+sampler = "euler"
+steps = 4
+cfg = 2.0
+
+[train]
+steps = 6
+global_batch = 8
+lr = 1e-3
+warmup_steps = 2
+ema_decays = [0.9, 0.5]
+log_every = 1
+ckpt_every = 3
+grid_samples = 6
+eval_samples = 6
+"""
+
+
+def _install_tiny_plugin(root: Path, mp: pytest.MonkeyPatch) -> Path:
+    """Write the plugin as an installed distribution under ``root/site``; returns the recipe path."""
+    site = root / "site"
+    site.mkdir()
+    info = site / "gen_traintest-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gen_traintest\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[gen]\ngen_traintest = gen_traintest_mod\n")
+    (site / "gen_traintest_mod.py").write_text(textwrap.dedent(PLUGIN))
+    mp.syspath_prepend(str(site))
+    mp.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    recipe = root / "tiny.toml"
+    recipe.write_text(RECIPE)
+    return recipe
+
+
+@pytest.fixture
+def train_env(tmp_path, monkeypatch):
+    """Installs the tiny plugin (also for subprocesses via PYTHONPATH); returns a recipe path."""
+    recipe = _install_tiny_plugin(tmp_path, monkeypatch)
+    old = get_host()
+    reset_host(PluginHost())
+    yield recipe
+    reset_host(old)
+
+
+@pytest.fixture(scope="module")
+def train_env_module(tmp_path_factory):
+    """:func:`train_env` for a whole test module (to train one run that several tests read)."""
+    with pytest.MonkeyPatch.context() as mp:
+        recipe = _install_tiny_plugin(tmp_path_factory.mktemp("tiny"), mp)
+        old = get_host()
+        reset_host(PluginHost())
+        yield recipe
+        reset_host(old)

@@ -1,0 +1,181 @@
+"""`gen sample`: outputs, determinism across batch sizes and processes, defaults, EMA choice."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from gen.cli import app
+from gen.generate import (
+    CheckpointSampler,
+    class_labels,
+    default_settings,
+    image_name,
+    load_checkpoint,
+    shard,
+    write_adm_npz,
+)
+from gen.images import make_grid, to_uint8
+from gen.recipe import load_recipe
+from gen.sampling import sample, sample_noise
+from gen.training import checkpoint as ckpt
+from gen.training.engine import train
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def run(train_env_module, tmp_path_factory):
+    """A tiny run trained for 6 steps: 3 classes of 3 x 4 x 4 images, EMAs 0.9 and 0.5."""
+    run_dir = tmp_path_factory.mktemp("run")
+    train(load_recipe(train_env_module, ["train.grid_samples=0", "train.eval_samples=0"]), run_dir)
+    return run_dir
+
+
+def gen(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+def npz(path):
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def test_checkpoint_records_the_data_spec(run):
+    meta = ckpt.read_meta(ckpt.latest_checkpoint(run))
+    assert meta["data_spec"] == {"shape": [3, 4, 4], "num_classes": 3}
+    checkpoint = load_checkpoint(run)
+    assert checkpoint.spec.shape == (3, 4, 4) and checkpoint.spec.num_classes == 3
+    assert checkpoint.step == 6 and checkpoint.default_ema() == "0.9"
+    assert load_checkpoint(checkpoint.path).path == checkpoint.path  # a checkpoint directory works too
+
+
+def test_npz_folder_and_grid_hold_the_same_images(run, tmp_path):
+    gen("sample", run, "--num", 5, "--out", tmp_path / "s.npz")
+    arrays = npz(tmp_path / "s.npz")
+    assert arrays["arr_0"].shape == (5, 4, 4, 3) and arrays["arr_0"].dtype == np.uint8
+    assert arrays["arr_1"].tolist() == [0, 0, 1, 1, 2]  # balanced, class-major: i * K // N
+
+    gen("sample", run, "--num", 5, "--out", tmp_path / "folder")
+    names = sorted(p.name for p in (tmp_path / "folder").iterdir())
+    assert names == ["000000_0.png", "000001_0.png", "000002_1.png", "000003_1.png", "000004_2.png"]
+    for i, name in enumerate(names):
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "folder" / name)), arrays["arr_0"][i])
+
+    gen("sample", run, "--num", 5, "--out", tmp_path / "grid.png")
+    grid = np.asarray(Image.open(tmp_path / "grid.png"))
+    assert np.array_equal(grid, make_grid(arrays["arr_0"]))  # 3 columns, 2 rows of 4 x 4 tiles
+    assert grid.shape == (2 * 6 + 2, 3 * 6 + 2, 3)
+    assert not list(tmp_path.glob(".*"))  # no temporary parts left behind
+
+
+def test_per_class_grid_has_one_row_per_class(run, tmp_path):
+    gen("sample", run, "--per-class", 2, "--out", tmp_path / "g.png")
+    assert np.asarray(Image.open(tmp_path / "g.png")).shape == (3 * 6 + 2, 2 * 6 + 2, 3)
+    gen("sample", run, "--per-class", 2, "--out", tmp_path / "g.npz")
+    assert npz(tmp_path / "g.npz")["arr_1"].tolist() == [0, 0, 1, 1, 2, 2]
+    gen("sample", run, "--num", 4, "--labels", "2,0", "--out", tmp_path / "l.npz")
+    assert npz(tmp_path / "l.npz")["arr_1"].tolist() == [2, 0, 2, 0]
+
+
+def test_batch_size_does_not_change_the_images(run, tmp_path):
+    outs = []
+    for b in (1, 3, 64):
+        gen("sample", run, "--num", 7, "--batch-size", b, "--out", tmp_path / f"b{b}.npz")
+        outs.append(npz(tmp_path / f"b{b}.npz")["arr_0"])
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+    gen("sample", run, "--num", 7, "--seed", 1, "--out", tmp_path / "s1.npz")
+    assert not np.array_equal(outs[0], npz(tmp_path / "s1.npz")["arr_0"])
+
+
+def test_images_are_the_driver_samples_of_the_first_ema_with_the_recipe_settings(run, tmp_path):
+    gen("sample", run, "--num", 4, "--seed", 3, "--out", tmp_path / "a.npz")
+    checkpoint = load_checkpoint(run)
+    net = CheckpointSampler(checkpoint).model
+    net.load_state_dict(ckpt.load_weights(checkpoint.path / "ema_0.9.safetensors"))
+    labels = torch.tensor([0, 0, 1, 2])
+    noise = sample_noise(range(4), (3, 4, 4), seed=3)
+    x = sample(net, noise, labels, prediction="x", sampler="euler", steps=4, cfg=2.0, num_classes=3)
+    assert np.array_equal(npz(tmp_path / "a.npz")["arr_0"], to_uint8(x))
+    # The explicit settings equal the defaults; other settings give other images.
+    gen("sample", run, "--num", 4, "--seed", 3, "--ema", "0.9", "--cfg", 2, "--steps", 4, "--sampler", "euler",
+        "--interval", "0,1", "--out", tmp_path / "b.npz")  # fmt: skip
+    assert np.array_equal(npz(tmp_path / "b.npz")["arr_0"], to_uint8(x))
+    for option in (
+        ["--ema", "none"],
+        ["--ema", "0.5"],
+        ["--cfg", "1"],
+        ["--steps", "2"],
+        ["--interval", "0.5,1"],
+    ):
+        gen("sample", run, "--num", 4, "--seed", 3, *option, "--out", tmp_path / "c.npz")
+        assert not np.array_equal(npz(tmp_path / "c.npz")["arr_0"], to_uint8(x)), option
+
+
+def test_two_ranks_draw_disjoint_slices_that_make_the_whole(run, tmp_path):
+    for n in (0, 1, 5, 7, 50_000):
+        for world in (1, 2, 3, 8):
+            parts = [shard(n, r, world) for r in range(world)]
+            assert [i for p in parts for i in p] == list(range(n))
+            assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    checkpoint = load_checkpoint(run)
+    sampler = CheckpointSampler(checkpoint)
+    settings = default_settings(checkpoint)
+    labels = class_labels(7, 3)
+
+    def images(indices, batch):
+        return np.concatenate(
+            [x for _, x in sampler.generate(indices, labels, settings, seed=0, batch_size=batch)]
+        )
+
+    whole = images(range(7), 7)
+    ranks = [images(shard(7, r, 2), 2) for r in range(2)]
+    assert [len(r) for r in ranks] == [3, 4]
+    assert np.array_equal(np.concatenate(ranks), whole)
+    # Rank 0 assembles the npz from the ranks' parts, streamed.
+    write_adm_npz(tmp_path / "w.npz", ranks, labels)
+    got = npz(tmp_path / "w.npz")
+    assert np.array_equal(got["arr_0"], whole) and np.array_equal(got["arr_1"], labels)
+
+
+def test_labels_and_names():
+    assert class_labels(50_000, 1000).tolist()[:51] == [0] * 50 + [1]
+    assert np.bincount(class_labels(50_000, 1000)).tolist() == [50] * 1000
+    assert class_labels(3, 0).tolist() == [0, 0, 0]
+    assert image_name(12, 7, 100) == "000012_7.png" and image_name(12, None, 10**7) == "0000012.png"
+
+
+def test_sample_errors_are_one_line(run, tmp_path):
+    cases = {
+        ("--ema", "0.7"): "no such EMA; choose one of: 0.9, 0.5, none",
+        ("--labels", "5"): "--labels must be class ids in [0, 3)",
+        ("--interval", "0.5"): "give LOW,HIGH",
+        ("--sampler", "eulr"): "euler",
+    }
+    for option, message in cases.items():
+        result = runner.invoke(app, ["sample", str(run), *option, "--out", str(tmp_path / "x.png")])
+        assert result.exit_code == 2, result.output
+        assert message in result.output and "Traceback" not in result.output, result.output
+    result = runner.invoke(app, ["sample", str(run), "--out", str(tmp_path / "x.jpg")])
+    assert result.exit_code == 2 and ".png (a grid) or .npz" in result.output
+    result = runner.invoke(app, ["sample", str(tmp_path), "--out", str(tmp_path / "x.png")])
+    assert result.exit_code == 2 and "neither a run directory" in result.output
+
+
+def test_run_without_data_spec_in_meta_asks_the_dataset(run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(run, copy)
+    meta_file = ckpt.latest_checkpoint(copy) / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["data_spec"]
+    meta_file.write_text(json.dumps(meta))
+    assert load_checkpoint(copy).spec == load_checkpoint(run).spec
