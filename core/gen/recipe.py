@@ -179,7 +179,8 @@ def _unknown_key(key: str, known: Iterable[str], *, file: str | None, section: s
 
 
 def _attr_message(error: Exception, name: str) -> str:
-    msg = str(error)
+    # attrs' in_() validator raises ValueError(message, attribute, options, value): keep the message.
+    msg = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
     # attrs validators say "'depth' must be >= 1: 0"; the key is already in the prefix.
     for prefix in (f"'{name}' ", f"{name} "):
         if msg.startswith(prefix):

@@ -28,6 +28,7 @@ class ToyNetConfig:
     act: Literal["relu", "gelu"] = gen.field("relu", doc="Activation.")
     bias: bool = gen.field(True, doc="Use biases.")
     tag: str = gen.field("toy", doc="A string.")
+    mode: str = gen.field("fast", doc="One of a set.", validator=v.in_(("fast", "slow")))
     scales: tuple[int, ...] = gen.field((1, 2), doc="A sequence.")
     interval: tuple[float, float] = gen.field((0.0, 1.0), doc="A pair.")
     limit: int | None = gen.field(None, doc="Optional.", validator=v.optional(v.ge(0)))

@@ -43,7 +43,7 @@ CASES = [
         GOOD.replace("width = 16", "widht = 16"),
         [],
         "{f}: [backbone] widht: unknown key; did you mean 'width'? Known keys: act, bias, extra, "
-        "input_dim, interval, limit, num_classes, ratio, scales, tag, width",
+        "input_dim, interval, limit, mode, num_classes, ratio, scales, tag, width",
     ),
     (
         "wrong type",
@@ -62,6 +62,12 @@ CASES = [
         GOOD.replace("width = 16", "width = 0"),
         [],
         "{f}: [backbone] width: must be >= 1: 0",
+    ),
+    (
+        "value not among the choices",
+        GOOD.replace("width = 16", 'mode = "zzz"'),
+        [],
+        "{f}: [backbone] mode: must be in ('fast', 'slow') (got 'zzz')",
     ),
     (
         "literal",
