@@ -9,11 +9,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install test lint format demo docs clean
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml examples/gen-example-plugin/pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -e '.[dev,docs]'
+	# The example third-party plugin, installed the way a user would install one (tests exercise it).
+	$(BIN)/python -m pip install -q --no-deps -e examples/gen-example-plugin
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,11 +28,16 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint
-	$(BIN)/pytest -q
+# NO_MKDOCS_2_WARNING only hides Material's end-of-life banner.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q -d site
 
+test: lint docs
+	$(BIN)/pytest -q tests examples/gen-example-plugin/tests
+
+# Run again, it continues (or, when finished, redraws the grid and the score) instead of failing.
 demo: install
-	$(BIN)/gen train recipes/demo.toml --run-dir runs/demo
+	$(BIN)/gen train recipes/demo.toml --run-dir runs/demo $$(test -d runs/demo/checkpoints && echo --resume)
 
 clean:
 	rm -rf $(VENV) site .pytest_cache .ruff_cache
