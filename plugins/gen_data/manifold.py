@@ -17,7 +17,7 @@ import torch
 from attrs import validators as v
 
 import gen
-from gen_data.stream import EpochPermutation, batch_positions, check_stream_args, mix_seed
+from gen_data.stream import indexed_batches, indexed_pass, mix_seed
 
 #: Turns of the spiral and its radius range (the outer end sits at radius 1).
 SPIRAL_TURNS = 2.0
@@ -112,18 +112,14 @@ class ManifoldDataset:
         self, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1, start_batch: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Endless batches ``(x (B, D) float32, y (B,) zeros)``; see :mod:`gen_data.stream`."""
-        check_stream_args(batch_size, seed, rank, world_size, start_batch)
-        order = EpochPermutation(self.config.num_samples, seed)
-        batch = start_batch
-        while True:
-            yield self._batch(order(batch_positions(batch, batch_size, rank=rank, world_size=world_size)))
-            batch += 1
+        return indexed_batches(
+            self._batch, self.config.num_samples, batch_size,
+            seed=seed, rank=rank, world_size=world_size, start_batch=start_batch,
+        )  # fmt: skip
 
     def iter_images(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One pass over the points in index order (the last batch may be smaller)."""
-        n = self.config.num_samples
-        for start in range(0, n, batch_size):
-            yield self._batch(np.arange(start, min(start + batch_size, n)))
+        return indexed_pass(self._batch, self.config.num_samples, batch_size)
 
     def evaluate_samples(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """How close generated vectors (N, D) are to the data manifold.

@@ -27,7 +27,7 @@ import torch
 from attrs import validators as v
 
 import gen
-from gen_data.stream import EpochPermutation, batch_positions, check_stream_args
+from gen_data.stream import indexed_batches, indexed_pass
 
 #: Class colours in [0, 1] RGB, most distinct first: the 7 non-black corners of the RGB cube
 #: (>= 1.0 apart), the 6 face centres (>= 0.707 from everything before), the cube centre and the 12
@@ -367,19 +367,14 @@ class ShapesDataset:
         self, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1, start_batch: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Endless batches ``(x (B, 3, S, S) in [-1, 1], y (B,) int64)``; see :mod:`gen_data.stream`."""
-        check_stream_args(batch_size, seed, rank, world_size, start_batch)
-        order = EpochPermutation(self.config.num_samples, seed)
-        batch = start_batch
-        while True:
-            positions = batch_positions(batch, batch_size, rank=rank, world_size=world_size)
-            yield self.render(order(positions))
-            batch += 1
+        return indexed_batches(
+            self.render, self.config.num_samples, batch_size,
+            seed=seed, rank=rank, world_size=world_size, start_batch=start_batch,
+        )  # fmt: skip
 
     def iter_images(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One pass over the dataset in index order (the last batch may be smaller)."""
-        n = self.config.num_samples
-        for start in range(0, n, batch_size):
-            yield self.render(np.arange(start, min(start + batch_size, n)))
+        return indexed_pass(self.render, self.config.num_samples, batch_size)
 
     def evaluate_samples(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Score images against their intended labels with the analytic oracle.

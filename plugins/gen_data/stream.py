@@ -12,6 +12,7 @@ batches (the stream never ends, so DDP never waits on a rank that ran dry).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -49,6 +50,35 @@ def check_stream_args(batch_size: int, seed: int, rank: int, world_size: int, st
         raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
     if start_batch < 0:
         raise ValueError(f"start_batch must be >= 0, got {start_batch}")
+
+
+def indexed_batches(
+    make_batch: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]],
+    num_samples: int,
+    batch_size: int,
+    *,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    start_batch: int = 0,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The endless training stream of a dataset whose sample ``i`` is ``make_batch([i])``: batch ``k`` of
+    this rank holds the samples at the stream positions of :func:`batch_positions`, through a fresh
+    permutation each epoch (:class:`EpochPermutation`)."""
+    check_stream_args(batch_size, seed, rank, world_size, start_batch)
+    order = EpochPermutation(num_samples, seed)
+    batch = start_batch
+    while True:
+        yield make_batch(order(batch_positions(batch, batch_size, rank=rank, world_size=world_size)))
+        batch += 1
+
+
+def indexed_pass(
+    make_batch: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]], num_samples: int, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One pass over an indexable dataset in index order (the last batch may be smaller)."""
+    for start in range(0, num_samples, batch_size):
+        yield make_batch(np.arange(start, min(start + batch_size, num_samples)))
 
 
 class EpochPermutation:
