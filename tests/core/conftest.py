@@ -245,3 +245,14 @@ def train_env_module(tmp_path_factory):
         reset_host(PluginHost())
         yield recipe
         reset_host(old)
+
+
+@pytest.fixture(scope="module")
+def run(train_env_module, tmp_path_factory):
+    """A tiny run trained for 6 steps: 3 classes of 3 x 4 x 4 images, EMAs 0.9 and 0.5."""
+    from gen.recipe import load_recipe
+    from gen.training.engine import train
+
+    run_dir = tmp_path_factory.mktemp("run")
+    train(load_recipe(train_env_module, ["train.grid_samples=0", "train.eval_samples=0"]), run_dir)
+    return run_dir

@@ -29,7 +29,6 @@ from gen.evaluation import (
 from gen.images import to_uint8
 from gen.inception import FIDInceptionV3, resize_bilinear_tf1
 from gen.recipe import load_recipe
-from gen.training.engine import train
 
 # The same source runs in this process and in the torchrun workers.
 FEATURES_SOURCE = '''
@@ -64,13 +63,6 @@ runner = CliRunner()
 def tiny_features():
     with use_feature_extractor(TinyFeatures()) as module:
         yield module
-
-
-@pytest.fixture(scope="module")
-def run(train_env_module, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("run")
-    train(load_recipe(train_env_module, ["train.grid_samples=0", "train.eval_samples=0"]), run_dir)
-    return run_dir
 
 
 def gen(*args):

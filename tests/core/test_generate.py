@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 from typer.testing import CliRunner
@@ -21,20 +20,10 @@ from gen.generate import (
     write_adm_npz,
 )
 from gen.images import make_grid, to_uint8
-from gen.recipe import load_recipe
 from gen.sampling import sample, sample_noise
 from gen.training import checkpoint as ckpt
-from gen.training.engine import train
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def run(train_env_module, tmp_path_factory):
-    """A tiny run trained for 6 steps: 3 classes of 3 x 4 x 4 images, EMAs 0.9 and 0.5."""
-    run_dir = tmp_path_factory.mktemp("run")
-    train(load_recipe(train_env_module, ["train.grid_samples=0", "train.eval_samples=0"]), run_dir)
-    return run_dir
 
 
 def gen(*args):
