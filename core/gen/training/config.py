@@ -51,6 +51,15 @@ class TrainConfig:
         "auto", doc="auto = bf16 autocast on CUDA, fp32 on CPU."
     )
     compile: bool = field(False, doc="torch.compile the backbone.")
+    parallel: Literal["ddp", "fsdp"] = field(
+        "ddp",
+        doc="With several processes: ddp keeps a whole model on each; fsdp shards parameters, gradients, "
+        "optimizer state and EMA over them (for models too big for one device). Checkpoints are whole either way.",
+    )
+    tensorboard: bool = field(
+        False,
+        doc="Also log metrics and sample grids to RUN/tensorboard (needs pip install 'gen[tensorboard]').",
+    )
     log_every: int = field(50, doc="Steps between metric lines in metrics.jsonl.", validator=v.ge(1))
     sample_every: int | None = field(
         None, doc="Steps between sample grids; None = only at the end.", validator=v.optional(v.ge(1))

@@ -1,9 +1,15 @@
-"""Exponential moving averages of the weights, any number of decays, updated with foreach kernels."""
+"""Exponential moving averages of the weights, any number of decays, updated with foreach kernels.
+
+Under FSDP the averages are sharded like the parameters they follow (each rank averages its shard);
+:meth:`EMA.state_dict` gathers them whole.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from gen.training.sharding import gather_state, shard_like
 
 
 class EMA:
@@ -27,15 +33,20 @@ class EMA:
             # lerp(ema, p, 1 - decay) = ema + (1 - decay) * (p - ema) = decay * ema + (1 - decay) * p
             torch._foreach_lerp_(shadow, params, 1.0 - decay)
 
-    def state_dict(self, index: int, model: nn.Module) -> dict[str, torch.Tensor]:
-        """A full state dict of ``model`` with EMA ``index``'s parameters (buffers from the model)."""
-        state = {k: v.detach() for k, v in model.state_dict().items()}
-        state.update(dict(zip(self.names, self.shadows[index], strict=True)))
-        return state
+    def state_dict(self, index: int, model: nn.Module, keep: bool = True) -> dict[str, torch.Tensor]:
+        """A full state dict of ``model`` on the CPU with EMA ``index``'s parameters (buffers from the model).
 
+        A collective when the model is sharded (every rank calls it); ranks that do not ``keep`` get {}.
+        """
+        averaged = dict(zip(self.names, self.shadows[index], strict=True))
+        state = {k: averaged.get(k, v) for k, v in model.state_dict().items()}
+        return gather_state(state, keep)
+
+    @torch.no_grad()
     def load(self, index: int, state: dict[str, torch.Tensor]) -> None:
+        """Set EMA ``index`` from a full state dict (each rank takes its shard)."""
         for name, shadow in zip(self.names, self.shadows[index], strict=True):
-            shadow.copy_(state[name])
+            shadow.copy_(shard_like(state[name], shadow))
 
     def name(self, index: int) -> str:
         return f"ema_{self.decays[index]}"

@@ -10,7 +10,6 @@ as one process with the whole global batch.
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import json
 import math
@@ -40,14 +39,15 @@ from torch import nn
 import gen
 from gen.data import DataSpec
 from gen.errors import GenError
-from gen.images import save_grid
+from gen.images import make_grid, save_grid, to_uint8
 from gen.objective import Objective
 from gen.recipe import Recipe, recipe_to_toml, with_data_fields
 from gen.sampling import sample_from_config, sample_noise
 from gen.training import checkpoint as ckpt
-from gen.training import distributed
+from gen.training import distributed, sharding
 from gen.training.ema import EMA
 from gen.training.optim import lr_at, make_optimizer, peak_lr
+from gen.training.tensorboard import TensorBoardLog, require_tensorboard
 
 T_BINS = 4  # loss is also logged per quarter of t in [0, 1]
 
@@ -170,6 +170,9 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank
         self.model = build_backbone(self.recipe, self.spec).to(self.device)
+        self.fsdp = cfg.parallel == "fsdp" and self.dist.enabled
+        if self.fsdp:  # before the EMA and the optimizer, which then hold shards too
+            sharding.shard_model(self.model, self.device, self.dist.world_size)
         self.ema = EMA(self.model, cfg.ema_decays)
         self.optimizer = make_optimizer(self.model, cfg, self.peak_lr)
         self.step = 0
@@ -191,12 +194,15 @@ class Trainer:
         self.train_model: nn.Module = self.model
         if cfg.compile:
             self.train_model = torch.compile(self.train_model)
-        if self.dist.enabled:
+        if self.dist.enabled and not self.fsdp:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = DistributedDataParallel(self.train_model, device_ids=ids)
         self.autocast = self._autocast()
+        if cfg.tensorboard:
+            require_tensorboard()
+        self.tensorboard: TensorBoardLog | None = None
 
         # Fixed noise and labels: grids are comparable across the run and across resumes.
         n = cfg.grid_samples
@@ -244,14 +250,17 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------------------
     def _save(self) -> Path | None:
         rng = distributed.all_gather_objects(torch.get_rng_state(), self.dist)
-        if not self.dist.is_main:
+        # Whole tensors, gathered shard by shard under FSDP (every rank takes part); rank 0 keeps them.
+        main = self.dist.is_main
+        weights = {"model": sharding.gather_state(self.model.state_dict(), main)}
+        for i in range(len(self.ema.decays)):
+            weights[self.ema.name(i)] = self.ema.state_dict(i, self.model, main)
+        optimizer = sharding.optimizer_state(self.model, self.optimizer, main)
+        if not main:
             distributed.barrier(self.dist)
             return None
-        weights = {"model": self.model.state_dict()}
-        for i in range(len(self.ema.decays)):
-            weights[self.ema.name(i)] = self.ema.state_dict(i, self.model)
         state = {
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": optimizer,
             "step": self.step,
             "data_batches": self.step * self.plan.accum,
             "rng": list(rng),
@@ -271,11 +280,12 @@ class Trainer:
 
     def _load(self, path: Path) -> None:
         meta = ckpt.read_meta(path)
-        self.model.load_state_dict(ckpt.load_weights(path / "model.safetensors"))
+        model_file = path / "model.safetensors"
+        sharding.load_model_state(self.model, ckpt.load_weights(model_file), str(model_file))
         for i in range(len(self.ema.decays)):
             self.ema.load(i, ckpt.load_weights(path / f"{self.ema.name(i)}.safetensors"))
         state = ckpt.load_state(path)
-        self.optimizer.load_state_dict(state["optimizer"])
+        sharding.load_optimizer_state(self.model, self.optimizer, state["optimizer"], str(path / "state.pt"))
         self.step = int(state["step"])
         if meta.get("world_size") == self.dist.world_size:
             torch.set_rng_state(state["rng"][self.dist.rank])
@@ -318,7 +328,11 @@ class Trainer:
                 y = torch.where(drop_all[pos].to(self.device), torch.full_like(y, obj.null_label), y)
             eps = self._noise(pos, x)
             sync = j == plan.accum - 1 or not self.dist.enabled
-            ctx = contextlib.nullcontext() if sync else self.train_model.no_sync()
+            if self.fsdp:
+                self.model.set_requires_gradient_sync(sync)
+                ctx = contextlib.nullcontext()
+            else:
+                ctx = contextlib.nullcontext() if sync else self.train_model.no_sync()
             with ctx:
                 with self.autocast:
                     loss, s = obj.loss_at(self.train_model, x, y, t, eps)
@@ -331,7 +345,7 @@ class Trainer:
             stats[2 + T_BINS :] += torch.bincount(bins, minlength=T_BINS).double()
         max_norm = cfg.grad_clip if cfg.grad_clip is not None else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
-        return stats, grad_norm.detach().float().cpu()
+        return stats, sharding.gather(grad_norm).float()  # under FSDP the norm is itself a shard
 
     def _noise(self, pos: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """eps for the samples at global-batch positions ``pos``: each keyed by (seed, step, position)."""
@@ -349,13 +363,23 @@ class Trainer:
         decay = self.cfg.grid_ema if self.cfg.grid_ema is not None else self.ema.decays[0]
         return self.ema.decays.index(decay)
 
-    def sampling_model(self) -> nn.Module:
-        """A copy of the backbone holding the grid EMA's weights, in eval mode."""
-        net = copy.deepcopy(self.model).eval()
+    def sampling_model(self) -> nn.Module | None:
+        """A plain (unsharded) copy of the backbone with the grid EMA's weights, in eval mode, on rank 0.
+
+        A collective under FSDP (every rank calls it; the others get None).
+        """
         index = self._ema_index()
-        if index is not None:
-            net.load_state_dict(self.ema.state_dict(index, self.model))
-        return net
+        main = self.dist.is_main
+        if index is None:
+            state = sharding.gather_state(self.model.state_dict(), main)
+        else:
+            state = self.ema.state_dict(index, self.model, main)
+        if not main:
+            return None
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            net = build_backbone(self.recipe, self.spec)  # its random init must not move the training RNG
+        net.load_state_dict(state)
+        return net.to(self.device).eval()
 
     @torch.no_grad()
     def generate(
@@ -373,15 +397,23 @@ class Trainer:
         return torch.cat(out)
 
     def _grid(self, name: str) -> Path | None:
-        if not self.dist.is_main or self.cfg.grid_samples == 0 or not self.spec.is_image:
+        if self.cfg.grid_samples == 0 or not self.spec.is_image:
             return None
-        images = self.generate(self.sampling_model(), self.grid_noise, self.grid_labels)
+        net = self.sampling_model()
+        if net is None:
+            return None
+        images = self.generate(net, self.grid_noise, self.grid_labels)
+        if self.tensorboard is not None:
+            self.tensorboard.grid(make_grid(to_uint8(images)), self.step)
         return save_grid(images, self.run_dir / "samples" / f"{name}.png")
 
     def _evaluate(self) -> dict[str, float]:
         n = self.cfg.eval_samples
         score = getattr(self.dataset, "evaluate_samples", None)
-        if not self.dist.is_main or n == 0 or score is None:
+        if n == 0 or score is None:
+            return {}
+        net = self.sampling_model()
+        if net is None:
             return {}
         k = self.spec.num_classes
         noise = sample_noise(
@@ -391,8 +423,10 @@ class Trainer:
             noise_scale=self.recipe.objective.noise_scale,
         )
         labels = torch.arange(n) % k if k else torch.zeros(n, dtype=torch.long)
-        samples = self.generate(self.sampling_model(), noise, labels)
+        samples = self.generate(net, noise, labels)
         result = {k: float(v) for k, v in score(samples, labels).items()}
+        if self.tensorboard is not None:
+            self.tensorboard.scores(result, self.step)
         (self.run_dir / "eval.json").write_text(
             json.dumps({"step": self.step, "num_samples": n, **result}, indent=2)
         )
@@ -407,6 +441,8 @@ class Trainer:
         try:
             return self._run()
         finally:
+            if getattr(self, "tensorboard", None) is not None:
+                self.tensorboard.close()
             distributed.teardown()
 
     def _log(self, text: str) -> None:
@@ -418,12 +454,15 @@ class Trainer:
         cfg, plan = self.cfg, self.plan
         if self.dist.is_main:
             self._write_run_files()
+            if cfg.tensorboard:
+                self.tensorboard = TensorBoardLog(self.run_dir / "tensorboard")
         distributed.barrier(self.dist)
         if self.resume:
             self._log(f"resumed from {self._resumed_from} (step {self.step})")
         self._log(
             f"training {self.recipe.backbone.name} for {self.total_steps} steps: global batch {plan.global_batch} "
-            f"= {plan.world_size} process(es) x {plan.accum} accumulation x {plan.micro_batch}, "
+            f"= {plan.world_size} process(es) x {plan.accum} accumulation x {plan.micro_batch}"
+            f"{' (FSDP: parameters, gradients, optimizer state and EMA sharded)' if self.fsdp else ''}, "
             f"lr {self.peak_lr:.3g}, {sum(p.numel() for p in self.model.parameters()) / 1e6:.2f}M parameters, "
             f"device {self.device}; run directory {self.run_dir}"
         )
@@ -506,6 +545,8 @@ class Trainer:
                         if self.dist.is_main:
                             with open(metrics_path, "a") as f:
                                 f.write(json.dumps(last) + "\n")
+                            if self.tensorboard is not None:
+                                self.tensorboard.metrics(last)
                         window.zero_()
                         window_start, window_steps = time.perf_counter(), 0
                     if (

@@ -1,4 +1,4 @@
-"""End-to-end tests that need real processes: DDP with two Gloo ranks (torchrun) and SIGTERM."""
+"""End-to-end tests that need real processes: DDP and FSDP with two Gloo ranks (torchrun), and SIGTERM."""
 
 from __future__ import annotations
 
@@ -37,6 +37,42 @@ def test_two_process_gloo_equals_one_process(train_env, tmp_path):
         torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=k)
     assert ckpt.read_meta(ckpt.latest_checkpoint(two))["world_size"] == 2
     assert "2 process(es) x 1 accumulation x 4" in done.stderr
+
+
+def test_fsdp_on_two_processes_equals_one_process_and_resumes_on_one(train_env, tmp_path):
+    """FSDP shards the update but computes the same one; its checkpoints are whole, so any layout resumes."""
+    fsdp = tmp_path / "fsdp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "gen", "train", str(train_env), "train.steps=3", "train.parallel=fsdp", "train.micro_batch=2",
+        "--run-dir", str(fsdp),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (
+        "2 process(es) x 2 accumulation x 2 (FSDP: parameters, gradients, optimizer state and EMA sharded)"
+        in (" ".join(done.stderr.split()))
+    )
+    one = tmp_path / "one"
+    train(load_recipe(train_env, ["train.steps=3"]), one)
+    for stem in ("model", "ema_0.9", "ema_0.5"):
+        a = load_file(str(ckpt.latest_checkpoint(one) / f"{stem}.safetensors"))
+        b = load_file(str(ckpt.latest_checkpoint(fsdp) / f"{stem}.safetensors"))
+        assert a.keys() == b.keys()
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=f"{stem} {k}")
+    # Grids and scores are drawn from the gathered EMA on rank 0.
+    assert (fsdp / "samples" / "final.png").is_file() and (fsdp / "eval.json").is_file()
+    # The sharded run's checkpoint (optimizer moments included) resumes in one process: 3 + 3 steps
+    # equal 6 straight.
+    train(load_recipe(train_env), fsdp, resume=True)
+    straight = tmp_path / "straight"
+    train(load_recipe(train_env), straight)
+    a = load_file(str(ckpt.latest_checkpoint(straight) / "model.safetensors"))
+    b = load_file(str(ckpt.latest_checkpoint(fsdp) / "model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=k)
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(train_env, tmp_path):
