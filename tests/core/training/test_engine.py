@@ -252,3 +252,28 @@ def test_backbone_takes_shape_from_data_unless_set(train_env):
     recipe = load_recipe(train_env, ["backbone.num_classes=7"])
     net = build_backbone(recipe, recipe.data.build().spec)
     assert net.embed.num_embeddings == 8
+
+
+def test_shard_model_makes_every_block_of_a_module_list_its_own_unit(tmp_path):
+    import torch.distributed as dist
+    from torch.distributed.fsdp import FSDPModule
+
+    from gen.training.sharding import gather_state, is_sharded, shard_model
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = torch.nn.Linear(4, 8)
+            self.blocks = torch.nn.ModuleList(torch.nn.Linear(8, 8) for _ in range(3))
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        net = Net()
+        before = {k: v.clone() for k, v in net.state_dict().items()}
+        shard_model(net, torch.device("cpu"), 1)
+        assert isinstance(net, FSDPModule) and all(isinstance(b, FSDPModule) for b in net.blocks)
+        assert not isinstance(net.stem, FSDPModule) and is_sharded(net)
+        assert_same(gather_state(net.state_dict()), before)  # gathering gives the whole tensors back
+    finally:
+        dist.destroy_process_group()
