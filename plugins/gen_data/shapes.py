@@ -2,8 +2,9 @@
 
 Every class is a distinct colour *and* a shape (circle, square, triangle, ring, plus, star, ellipse,
 then the shapes repeat with new colours) drawn on a black background at a random position, scale and
-rotation. Images are rendered on the fly, vectorised over the batch, from signed distance functions
-with one pixel of anti-aliasing: a batch of 256 images of 32x32 takes a few milliseconds.
+rotation (``max_rotation`` bounds the rotation; 0 keeps every shape in one orientation). Images are
+rendered on the fly, vectorised over the batch, from signed distance functions with one pixel of
+anti-aliasing: a batch of 256 images of 32x32 takes a few milliseconds.
 
 Sample ``j`` of the dataset is a pure function of ``(config.seed, j)`` (a counter-based hash, no RNG
 state) and its class is ``j % num_classes`` (exactly balanced). The training order is the shared
@@ -89,6 +90,12 @@ class ShapesConfig:
     )
     max_scale: float = gen.field(
         0.36, doc="Largest shape radius as a fraction of the image side.", validator=v.le(0.5)
+    )
+    max_rotation: float = gen.field(
+        360.0,
+        doc="Rotations are drawn uniformly from [0, max_rotation) degrees: 360 turns shapes any way, "
+        "0 keeps each shape in one fixed orientation.",
+        validator=[v.ge(0), v.le(360)],
     )
 
     def spec(self) -> gen.DataSpec:
@@ -359,7 +366,7 @@ class ShapesDataset:
             ],
             axis=1,
         )
-        angles = 2 * math.pi * _hash_uniform(cfg.seed, indices, 3)
+        angles = math.radians(cfg.max_rotation) * _hash_uniform(cfg.seed, indices, 3)  # radians(360) == 2 pi
         x = render_shapes(labels, centers, radii, angles, image_size=s)
         return x, torch.from_numpy(labels)
 

@@ -116,3 +116,32 @@ def test_iter_images_is_one_pass():
     assert [len(y) for _, y in batches] == [10, 10, 3]
     x, _ = ds.render(np.arange(23))
     assert torch.equal(torch.cat([b[0] for b in batches]), x)
+
+
+def _square_orientations(x: torch.Tensor) -> torch.Tensor:
+    """Orientation (N,) in radians, modulo a quarter turn, of the squares x (N, 3, S, S): arg(sum a z^4) / 4."""
+    alpha = ((x + 1) / 2).amax(dim=1).double()  # (N, S, S)
+    coords = torch.arange(x.shape[-1], dtype=torch.float64) + 0.5
+    mass = alpha.sum(dim=(1, 2))
+    cx = (alpha * coords).sum(dim=(1, 2)) / mass
+    cy = (alpha * coords[:, None]).sum(dim=(1, 2)) / mass
+    z = torch.complex(coords - cx[:, None, None], coords[:, None] - cy[:, None, None])  # (N, S, S)
+    return torch.angle((alpha * z**4).sum(dim=(1, 2))) / 4
+
+
+def test_max_rotation_bounds_the_orientation_and_keeps_positions_and_sizes():
+    any_way = ShapesDataset(ShapesConfig(num_samples=200))
+    assert any_way.config.max_rotation == 360.0
+    upright = ShapesDataset(ShapesConfig(num_samples=200, max_rotation=0))
+    x_any, y = any_way.render(np.arange(200))
+    x_upright, _ = upright.render(np.arange(200))
+    # Position and size come from their own random streams: circles (rotation-free) are the same.
+    circles = y % 7 == 0
+    torch.testing.assert_close(x_upright[circles], x_any[circles], atol=1e-5, rtol=0)  # float rounding only
+    squares = y % 7 == 1
+    fixed, turned = _square_orientations(x_upright[squares]), _square_orientations(x_any[squares])
+    assert fixed.std() < 0.02  # one orientation, up to anti-aliasing
+    assert turned.std() > 0.3  # a quarter turn spread uniformly has std 0.45
+    assert upright.evaluate_samples(x_upright, y)["oracle_accuracy"] >= 0.99
+    with pytest.raises(gen.RecipeError, match="max_rotation"):
+        gen.build("dataset", "shapes", max_rotation=400)
