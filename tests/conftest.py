@@ -30,3 +30,20 @@ def reference():
         return load_file(str(d / f"{name}.safetensors")), json.loads((d / f"{name}.json").read_text())
 
     return load
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """``cli("sample", run, "--num", 4)`` runs ``gen`` in process and requires exit code 0; returns the result."""
+    from typer.testing import CliRunner
+
+    from gen.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args):
+        result = runner.invoke(app, [str(a) for a in args])
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        return result
+
+    return invoke

@@ -65,12 +65,6 @@ def tiny_features():
         yield module
 
 
-def gen(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return result
-
-
 def images_npz(path, n, seed, size=8, shift=0):
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 200, size=(n, size, size, 3)) + shift
@@ -187,9 +181,9 @@ def test_inception_score_follows_torch_fidelity():
     assert inception_score(logits) == pytest.approx((np.mean(scores), np.std(scores)), rel=1e-12)
 
 
-def test_fid_of_a_set_against_itself_is_zero(tiny_features, tmp_path):
+def test_fid_of_a_set_against_itself_is_zero(cli, tiny_features, tmp_path):
     a = images_npz(tmp_path / "a.npz", 40, 0)
-    gen("eval", "ref-stats", a, tmp_path / "stats.npz", "--batch-size", 7)
+    cli("eval", "ref-stats", a, tmp_path / "stats.npz", "--batch-size", 7)
     stats = load_reference_stats(tmp_path / "stats.npz")
     features, _ = features_of(a)
     np.testing.assert_allclose(stats.mu, features.double().mean(0).numpy(), rtol=1e-6, atol=1e-9)
@@ -197,18 +191,18 @@ def test_fid_of_a_set_against_itself_is_zero(tiny_features, tmp_path):
         stats.sigma, np.cov(features.double().numpy(), rowvar=False), rtol=1e-5, atol=1e-9
     )
     assert stats.num_samples == 40
-    gen("eval", a, "--ref", tmp_path / "stats.npz", "--batch-size", 16)
+    cli("eval", a, "--ref", tmp_path / "stats.npz", "--batch-size", 16)
     result = read_json(tmp_path / "a.eval.json")
     assert abs(result["rows"][0]["fid"]) < 1e-6
     assert result["rows"][0]["num_images"] == 40 and result["features"] == "custom:TinyFeatures"
 
 
-def test_fid_from_stored_statistics_equals_fid_from_features(tiny_features, tmp_path):
+def test_fid_from_stored_statistics_equals_fid_from_features(cli, tiny_features, tmp_path):
     a = images_npz(tmp_path / "a.npz", 40, 0)
     b = images_npz(tmp_path / "b.npz", 30, 1, shift=40)
-    gen("eval", "ref-stats", a, tmp_path / "stats.npz")
-    gen("eval", b, "--ref", tmp_path / "stats.npz", "--out", tmp_path / "from_stats.json")
-    gen("eval", b, "--ref", a, "--out", tmp_path / "from_images.json")  # statistics computed on the fly
+    cli("eval", "ref-stats", a, tmp_path / "stats.npz")
+    cli("eval", b, "--ref", tmp_path / "stats.npz", "--out", tmp_path / "from_stats.json")
+    cli("eval", b, "--ref", a, "--out", tmp_path / "from_images.json")  # statistics computed on the fly
     fid_stats = read_json(tmp_path / "from_stats.json")["rows"][0]["fid"]
     fid_images = read_json(tmp_path / "from_images.json")["rows"][0]["fid"]
     # torchmetrics fed with both sets' features
@@ -229,7 +223,7 @@ def test_fid_from_stored_statistics_equals_fid_from_features(tiny_features, tmp_
     assert fid_stats == pytest.approx(independent, rel=1e-6)
 
 
-def test_samples_from_a_folder_score_like_the_npz(tiny_features, tmp_path):
+def test_samples_from_a_folder_score_like_the_npz(cli, tiny_features, tmp_path):
     from PIL import Image
 
     b = images_npz(tmp_path / "b.npz", 12, 1)
@@ -239,9 +233,9 @@ def test_samples_from_a_folder_score_like_the_npz(tiny_features, tmp_path):
         for i, image in enumerate(data["arr_0"]):
             Image.fromarray(image).save(folder / f"{i:03d}.png")
         np.savez_compressed(tmp_path / "c.npz", arr_0=data["arr_0"])
-    gen("eval", b, "--ref", b, "--batch-size", 5)
-    gen("eval", folder, "--ref", b)
-    gen("eval", tmp_path / "c.npz", "--ref", b)  # a compressed npz streams as well
+    cli("eval", b, "--ref", b, "--batch-size", 5)
+    cli("eval", folder, "--ref", b)
+    cli("eval", tmp_path / "c.npz", "--ref", b)  # a compressed npz streams as well
     row_npz = read_json(tmp_path / "b.eval.json")["rows"][0]
     for name in ("folder", "c"):
         row = read_json(tmp_path / f"{name}.eval.json")["rows"][0]
@@ -253,17 +247,17 @@ def test_samples_from_a_folder_score_like_the_npz(tiny_features, tmp_path):
 
 
 @pytest.fixture
-def stats(tiny_features, run, tmp_path):
+def stats(cli, tiny_features, run, tmp_path):
     """Reference statistics of the blobs data set's own distribution (random npz stand-in)."""
-    gen("eval", "ref-stats", images_npz(tmp_path / "real.npz", 30, 5, size=4), tmp_path / "stats.npz")
+    cli("eval", "ref-stats", images_npz(tmp_path / "real.npz", 30, 5, size=4), tmp_path / "stats.npz")
     return tmp_path / "stats.npz"
 
 
-def test_eval_of_a_checkpoint_equals_eval_of_its_samples(run, stats, tmp_path):
+def test_eval_of_a_checkpoint_equals_eval_of_its_samples(cli, run, stats, tmp_path):
     out = tmp_path / "ckpt.json"
-    gen("eval", run, "--num", 20, "--ref", stats, "--batch-size", 8, "--out", out, "--force")
-    gen("sample", run, "--num", 20, "--out", tmp_path / "s.npz")
-    gen("eval", tmp_path / "s.npz", "--ref", stats)
+    cli("eval", run, "--num", 20, "--ref", stats, "--batch-size", 8, "--out", out, "--force")
+    cli("sample", run, "--num", 20, "--out", tmp_path / "s.npz")
+    cli("eval", tmp_path / "s.npz", "--ref", stats)
     direct = read_json(out)["rows"][0]
     saved = read_json(tmp_path / "s.eval.json")["rows"][0]
     assert direct["num_images"] == 20 and direct["ema"] == "0.9" and direct["cfg"] == 2.0
@@ -271,11 +265,11 @@ def test_eval_of_a_checkpoint_equals_eval_of_its_samples(run, stats, tmp_path):
     assert direct["is_mean"] == pytest.approx(saved["is_mean"], rel=1e-12)
 
 
-def test_sweep_table_marks_the_best_and_resumes(run, stats, tmp_path):
+def test_sweep_table_marks_the_best_and_resumes(cli, run, stats, tmp_path):
     log = run / "eval" / "results.jsonl"
     before = log.read_text().splitlines() if log.exists() else []
     args = ["eval", run, "--num", 12, "--cfg", "1,3", "--ema", "0.9,none", "--ref", stats, "--seed", 7]
-    result = gen(*args)
+    result = cli(*args)
     table = read_json(run / "eval" / "step_00000006.json")
     rows = table["rows"]
     assert [(r["ema"], r["cfg"]) for r in rows] == [("0.9", 1.0), ("0.9", 3.0), ("none", 1.0), ("none", 3.0)]
@@ -287,16 +281,16 @@ def test_sweep_table_marks_the_best_and_resumes(run, stats, tmp_path):
     assert len(lines) == len(before) + 4
     # Interrupted after two combinations (and a half-written line): the rerun scores only the last two.
     log.write_text("\n".join(lines[: len(before) + 2]) + '\n{"key": {"st')
-    result = gen(*args)
+    result = cli(*args)
     assert result.output.count("done before, skipped") == 2
     again = read_json(run / "eval" / "step_00000006.json")["rows"]
     assert [{**r, "seconds": 0} for r in again] == [{**r, "seconds": 0} for r in rows]
     assert len([line for line in log.read_text().splitlines() if line.endswith("}")]) == len(before) + 4
 
 
-def test_screening_confirms_the_best_at_full_size(run, stats, tmp_path):
+def test_screening_confirms_the_best_at_full_size(cli, run, stats, tmp_path):
     out = tmp_path / "screen.json"
-    gen("eval", run, "--num", 16, "--steps", "1,2,4", "--screen", 10, "--confirm", 2, "--ref", stats,
+    cli("eval", run, "--num", 16, "--steps", "1,2,4", "--screen", 10, "--confirm", 2, "--ref", stats,
         "--seed", 11, "--out", out)  # fmt: skip
     table = read_json(out)
     rows = table["rows"]
@@ -309,13 +303,13 @@ def test_screening_confirms_the_best_at_full_size(run, stats, tmp_path):
     assert table["best"] == min(confirmed, key=lambda r: r["fid"])
 
 
-def test_reference_statistics_of_a_recipe_dataset(tiny_features, train_env_module, tmp_path):
+def test_reference_statistics_of_a_recipe_dataset(cli, tiny_features, train_env_module, tmp_path):
     recipe = tmp_path / "shapes.toml"
     recipe.write_text(
         '[backbone]\nname = "tinymlp"\n[data]\nname = "shapes"\nimage_size = 16\nnum_samples = 23\n'
         "[train]\nsteps = 1\n"
     )
-    gen("eval", "ref-stats", recipe, tmp_path / "stats.npz", "--batch-size", 10)
+    cli("eval", "ref-stats", recipe, tmp_path / "stats.npz", "--batch-size", 10)
     stats = load_reference_stats(tmp_path / "stats.npz")
     dataset = load_recipe(recipe).data.build()
     x = torch.cat([batch for batch, _ in dataset.iter_images(23)])
@@ -363,7 +357,7 @@ torch.distributed.destroy_process_group()
 )
 
 
-def test_two_processes_sample_and_score_like_one(run, stats, tmp_path):
+def test_two_processes_sample_and_score_like_one(cli, run, stats, tmp_path):
     script = tmp_path / "gen_tiny_features.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -375,10 +369,10 @@ def test_two_processes_sample_and_score_like_one(run, stats, tmp_path):
         [*cmd, *map(str, [*sample, "::", *score])], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    gen("sample", run, "--num", 7, "--out", tmp_path / "one.npz")
+    cli("sample", run, "--num", 7, "--out", tmp_path / "one.npz")
     with np.load(tmp_path / "two.npz") as two, np.load(tmp_path / "one.npz") as one:
         assert np.array_equal(two["arr_0"], one["arr_0"]) and np.array_equal(two["arr_1"], one["arr_1"])
-    gen("eval", run, "--num", 13, "--ref", stats, "--out", tmp_path / "one.json", "--force")
+    cli("eval", run, "--num", 13, "--ref", stats, "--out", tmp_path / "one.json", "--force")
     two, one = read_json(tmp_path / "two.json")["rows"][0], read_json(tmp_path / "one.json")["rows"][0]
     assert two["num_images"] == one["num_images"] == 13
     assert two["fid"] == pytest.approx(one["fid"], rel=1e-9)

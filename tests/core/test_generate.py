@@ -26,12 +26,6 @@ from gen.training import checkpoint as ckpt
 runner = CliRunner()
 
 
-def gen(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return result
-
-
 def npz(path):
     with np.load(path) as data:
         return {k: data[k] for k in data.files}
@@ -46,46 +40,46 @@ def test_checkpoint_records_the_data_spec(run):
     assert load_checkpoint(checkpoint.path).path == checkpoint.path  # a checkpoint directory works too
 
 
-def test_npz_folder_and_grid_hold_the_same_images(run, tmp_path):
-    gen("sample", run, "--num", 5, "--out", tmp_path / "s.npz")
+def test_npz_folder_and_grid_hold_the_same_images(cli, run, tmp_path):
+    cli("sample", run, "--num", 5, "--out", tmp_path / "s.npz")
     arrays = npz(tmp_path / "s.npz")
     assert arrays["arr_0"].shape == (5, 4, 4, 3) and arrays["arr_0"].dtype == np.uint8
     assert arrays["arr_1"].tolist() == [0, 0, 1, 1, 2]  # balanced, class-major: i * K // N
 
-    gen("sample", run, "--num", 5, "--out", tmp_path / "folder")
+    cli("sample", run, "--num", 5, "--out", tmp_path / "folder")
     names = sorted(p.name for p in (tmp_path / "folder").iterdir())
     assert names == ["000000_0.png", "000001_0.png", "000002_1.png", "000003_1.png", "000004_2.png"]
     for i, name in enumerate(names):
         assert np.array_equal(np.asarray(Image.open(tmp_path / "folder" / name)), arrays["arr_0"][i])
 
-    gen("sample", run, "--num", 5, "--out", tmp_path / "grid.png")
+    cli("sample", run, "--num", 5, "--out", tmp_path / "grid.png")
     grid = np.asarray(Image.open(tmp_path / "grid.png"))
     assert np.array_equal(grid, make_grid(arrays["arr_0"]))  # 3 columns, 2 rows of 4 x 4 tiles
     assert grid.shape == (2 * 6 + 2, 3 * 6 + 2, 3)
     assert not list(tmp_path.glob(".*"))  # no temporary parts left behind
 
 
-def test_per_class_grid_has_one_row_per_class(run, tmp_path):
-    gen("sample", run, "--per-class", 2, "--out", tmp_path / "g.png")
+def test_per_class_grid_has_one_row_per_class(cli, run, tmp_path):
+    cli("sample", run, "--per-class", 2, "--out", tmp_path / "g.png")
     assert np.asarray(Image.open(tmp_path / "g.png")).shape == (3 * 6 + 2, 2 * 6 + 2, 3)
-    gen("sample", run, "--per-class", 2, "--out", tmp_path / "g.npz")
+    cli("sample", run, "--per-class", 2, "--out", tmp_path / "g.npz")
     assert npz(tmp_path / "g.npz")["arr_1"].tolist() == [0, 0, 1, 1, 2, 2]
-    gen("sample", run, "--num", 4, "--labels", "2,0", "--out", tmp_path / "l.npz")
+    cli("sample", run, "--num", 4, "--labels", "2,0", "--out", tmp_path / "l.npz")
     assert npz(tmp_path / "l.npz")["arr_1"].tolist() == [2, 0, 2, 0]
 
 
-def test_batch_size_does_not_change_the_images(run, tmp_path):
+def test_batch_size_does_not_change_the_images(cli, run, tmp_path):
     outs = []
     for b in (1, 3, 64):
-        gen("sample", run, "--num", 7, "--batch-size", b, "--out", tmp_path / f"b{b}.npz")
+        cli("sample", run, "--num", 7, "--batch-size", b, "--out", tmp_path / f"b{b}.npz")
         outs.append(npz(tmp_path / f"b{b}.npz")["arr_0"])
     assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
-    gen("sample", run, "--num", 7, "--seed", 1, "--out", tmp_path / "s1.npz")
+    cli("sample", run, "--num", 7, "--seed", 1, "--out", tmp_path / "s1.npz")
     assert not np.array_equal(outs[0], npz(tmp_path / "s1.npz")["arr_0"])
 
 
-def test_images_are_the_driver_samples_of_the_first_ema_with_the_recipe_settings(run, tmp_path):
-    gen("sample", run, "--num", 4, "--seed", 3, "--out", tmp_path / "a.npz")
+def test_images_are_the_driver_samples_of_the_first_ema_with_the_recipe_settings(cli, run, tmp_path):
+    cli("sample", run, "--num", 4, "--seed", 3, "--out", tmp_path / "a.npz")
     checkpoint = load_checkpoint(run)
     net = CheckpointSampler(checkpoint).model
     net.load_state_dict(ckpt.load_weights(checkpoint.path / "ema_0.9.safetensors"))
@@ -94,7 +88,7 @@ def test_images_are_the_driver_samples_of_the_first_ema_with_the_recipe_settings
     x = sample(net, noise, labels, prediction="x", sampler="euler", steps=4, cfg=2.0, num_classes=3)
     assert np.array_equal(npz(tmp_path / "a.npz")["arr_0"], to_uint8(x))
     # The explicit settings equal the defaults; other settings give other images.
-    gen("sample", run, "--num", 4, "--seed", 3, "--ema", "0.9", "--cfg", 2, "--steps", 4, "--sampler", "euler",
+    cli("sample", run, "--num", 4, "--seed", 3, "--ema", "0.9", "--cfg", 2, "--steps", 4, "--sampler", "euler",
         "--interval", "0,1", "--out", tmp_path / "b.npz")  # fmt: skip
     assert np.array_equal(npz(tmp_path / "b.npz")["arr_0"], to_uint8(x))
     for option in (
@@ -104,7 +98,7 @@ def test_images_are_the_driver_samples_of_the_first_ema_with_the_recipe_settings
         ["--steps", "2"],
         ["--interval", "0.5,1"],
     ):
-        gen("sample", run, "--num", 4, "--seed", 3, *option, "--out", tmp_path / "c.npz")
+        cli("sample", run, "--num", 4, "--seed", 3, *option, "--out", tmp_path / "c.npz")
         assert not np.array_equal(npz(tmp_path / "c.npz")["arr_0"], to_uint8(x)), option
 
 
