@@ -82,6 +82,12 @@ class TrainConfig:
         doc="At the end, score this many samples with the dataset's own metric (0 = skip).",
         validator=v.ge(0),
     )
+    eval_every: int | None = field(
+        None,
+        doc="Also score eval_samples samples every this many steps (a line of RUN/eval.jsonl each); "
+        "None = only at the end.",
+        validator=v.optional(v.ge(1)),
+    )
 
     def __attrs_post_init__(self):
         if (self.steps is None) == (self.epochs is None):

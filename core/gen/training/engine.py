@@ -427,9 +427,10 @@ class Trainer:
         result = {k: float(v) for k, v in score(samples, labels).items()}
         if self.tensorboard is not None:
             self.tensorboard.scores(result, self.step)
-        (self.run_dir / "eval.json").write_text(
-            json.dumps({"step": self.step, "num_samples": n, **result}, indent=2)
-        )
+        record = {"step": self.step, "num_samples": n, **result}
+        with open(self.run_dir / "eval.jsonl", "a") as f:  # every score of the run, one line each
+            f.write(json.dumps(record) + "\n")
+        (self.run_dir / "eval.json").write_text(json.dumps(record, indent=2))  # the latest score
         return result
 
     # -- the loop -----------------------------------------------------------------------------------
@@ -555,6 +556,10 @@ class Trainer:
                         and self.step < self.total_steps
                     ):
                         self._grid(f"step_{self.step:08d}")
+                    if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < self.total_steps:
+                        scores = self._evaluate()
+                        if scores:
+                            self._log(f"eval at step {self.step}: " + _format_scores(scores))
                     if stop:
                         break
                     if self.step % cfg.ckpt_every == 0:
@@ -581,11 +586,15 @@ class Trainer:
         scores = self._evaluate()
         if scores:
             summary["eval"] = scores
-            self._log("eval: " + ", ".join(f"{k} = {v:.4f}" for k, v in scores.items()))
+            self._log("eval: " + _format_scores(scores))
         self._log(
             f"done: step {self.step}, loss {last.get('loss', float('nan')):.4f}; run directory {self.run_dir}"
         )
         return summary
+
+
+def _format_scores(scores: dict[str, float]) -> str:
+    return ", ".join(f"{k} = {v:.4f}" for k, v in scores.items())
 
 
 def threading_is_main() -> bool:

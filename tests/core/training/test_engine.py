@@ -190,6 +190,23 @@ def test_tensorboard_logs_the_metrics_grids_and_scores(train_env, tmp_path):
     assert [g.step for g in grids] == [3, 6] and grids[0].width == 3 * (4 + 2) + 2  # 6 images, 3 per row
 
 
+def test_eval_every_scores_during_training_and_keeps_every_score(train_env, tmp_path):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(train_env), "train.eval_every=2", "--run-dir", str(run)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (run / "eval.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [2, 4, 6] and all(r["num_samples"] == 6 for r in lines)
+    assert json.loads((run / "eval.json").read_text()) == lines[-1]  # eval.json: the latest (final) score
+    assert len({r["mean"] for r in lines}) == 3  # the weights moved between the scores
+    for r in lines[:2]:
+        assert f"eval at step {r['step']}: mean = {r['mean']:.4f}" in result.output
+    # Scoring draws from its own generator: the training itself is the same as without it.
+    plain = tmp_path / "plain"
+    train(load_recipe(train_env), plain)
+    assert_same(weights(run), weights(plain))
+    assert_same(weights(run, "ema_0.5"), weights(plain, "ema_0.5"))
+
+
 def test_tensorboard_missing_is_one_clear_error(train_env, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import now raises ImportError
     result = runner.invoke(
