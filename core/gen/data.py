@@ -57,6 +57,8 @@ class Dataset(Protocol):
 
     - ``evaluate_samples(x, y) -> dict[str, float]``: score generated samples (the ``shapes`` oracle
       accuracy, the ``manifold`` distance to the spiral).
+    - ``primary_metric = (key, "max" | "min")``: which score of ``evaluate_samples`` is better how
+      (``gen eval --metric data`` marks the best row and screens by it).
     - ``iter_images(batch_size) -> Iterator[tuple[Tensor, Tensor]]``: one finite pass over the data
       (reference statistics for FID).
     """

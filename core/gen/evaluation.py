@@ -22,7 +22,7 @@ import contextlib
 import hashlib
 import os
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from gen.errors import GenError
+from gen.images import from_uint8
 from gen.inception import FIDInceptionV3
 
 WEIGHTS_NAME = "weights-inception-2015-12-05-6726825d.pth"
@@ -372,8 +373,8 @@ class Scorer:
         self.num_images = 0
 
     @torch.no_grad()
-    def add(self, images: np.ndarray | Tensor) -> None:
-        """Add (B, H, W, C) uint8 images (in sample order)."""
+    def add(self, images: np.ndarray | Tensor, labels: np.ndarray | Tensor | None = None) -> None:
+        """Add (B, H, W, C) uint8 images (in sample order); FID and IS do not use the labels."""
         features, logits = self.extractor(_to_nchw(images, self.device))
         features = features.double()  # (B, D)
         if self.fid is None:
@@ -402,6 +403,45 @@ class Scorer:
             fid = float(self.fid.compute())
         is_mean, is_std = inception_score(logits, min(self.is_splits, num_images))
         return {"fid": fid, "is_mean": is_mean, "is_std": is_std, "num_images": num_images}
+
+
+class DatasetScorer:
+    """Accumulates generated images with their labels and scores them with the dataset's own metric.
+
+    The metric is the dataset's ``evaluate_samples(x, y)`` (the ``shapes`` oracle, for one): it sees
+    every rank's images at once, as float (N, C, H, W) in [-1, 1] decoded from the uint8 samples, so
+    it scores exactly what ``gen sample`` would save.
+
+    Args:
+        evaluate: ``evaluate_samples`` of the dataset the checkpoint was trained on.
+    """
+
+    def __init__(self, evaluate: Callable[[Tensor, Tensor], dict[str, float]]):
+        self.evaluate = evaluate
+        self.images: list[Tensor] = []
+        self.labels: list[Tensor] = []
+
+    def add(self, images: np.ndarray | Tensor, labels: np.ndarray | Tensor | None = None) -> None:
+        """Add (B, H, W, C) uint8 images and their (B,) class labels (in sample order)."""
+        if labels is None:
+            raise GenError("the dataset's metric needs the class label of every sample")
+        self.images.append(torch.as_tensor(np.asarray(images)))
+        self.labels.append(torch.as_tensor(np.asarray(labels)).long())
+
+    def compute(self) -> dict[str, float | int]:
+        """The metric's scores and ``num_images`` over every rank's images (call on every rank)."""
+        images = torch.cat(self.images) if self.images else torch.empty(0, 0, 0, 0, dtype=torch.uint8)
+        labels = torch.cat(self.labels) if self.labels else torch.empty(0, dtype=torch.long)
+        if torch.distributed.is_initialized():
+            # Slices are contiguous in sample order, so rank order is sample order.
+            parts: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(parts, (images, labels))
+            images = torch.cat([p[0] for p in parts if p[1].numel()])
+            labels = torch.cat([p[1] for p in parts if p[1].numel()])
+        if labels.numel() == 0:
+            raise GenError("no images to score")
+        scores = self.evaluate(from_uint8(images), labels)
+        return {**{k: float(v) for k, v in scores.items()}, "num_images": int(labels.numel())}
 
 
 def reference_stats_of(
@@ -443,6 +483,7 @@ __all__ = [
     "WEIGHTS_ENV",
     "WEIGHTS_NAME",
     "WEIGHTS_URL",
+    "DatasetScorer",
     "ReferenceStats",
     "Scorer",
     "count_images",

@@ -19,6 +19,12 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).numpy()
 
 
+def from_uint8(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(B, H, W, C) uint8 -> (B, C, H, W) float32 in [-1, 1]: the inverse of :func:`to_uint8` up to rounding."""
+    x = torch.as_tensor(np.asarray(images)).permute(0, 3, 1, 2).float()  # (B, C, H, W) in [0, 255]
+    return x / 127.5 - 1.0
+
+
 def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2) -> np.ndarray:
     """Tile (B, H, W, C) uint8 images into one (rows*(H+pad)+pad, cols*(W+pad)+pad, C) image."""
     b, h, w, c = images.shape

@@ -5,7 +5,8 @@ Scoring a checkpoint generates ``--num`` images (balanced over the classes, samp
 ``--ema``, ``--steps``, ``--sampler`` and several ``--interval`` make a sweep: every combination is
 scored in one invocation, with the model built once (EMA outermost, so each EMA's weights are loaded
 once). ``--screen N --confirm K`` scores every combination on N images first, then the best K at
-``--num``.
+``--num``. ``--metric data`` scores with the dataset's own ``evaluate_samples`` (the ``shapes`` oracle)
+instead of FID and IS; its ``primary_metric`` picks the best row.
 
 Every result is appended to ``RUN/eval/results.jsonl`` as soon as it is known, keyed by checkpoint
 step, settings, number of images, seed, reference statistics and feature extractor; a combination
@@ -20,6 +21,7 @@ import io
 import itertools
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from rich.table import Table
 
 from gen.errors import GenError
 from gen.evaluation import (
+    DatasetScorer,
     Scorer,
     count_images,
     feature_extractor,
@@ -120,7 +123,7 @@ class ResultLog:
 def _score_settings(
     sampler: CheckpointSampler,
     settings: SampleSettings,
-    scorer: Scorer,
+    scorer: Scorer | DatasetScorer,
     *,
     num: int,
     seed: int,
@@ -134,18 +137,48 @@ def _score_settings(
     with progress_bar(console, dist.is_main, label) as progress:
         task = progress.add_task(label, total=len(mine))
         for idx, images in sampler.generate(mine, labels, settings, seed=seed, batch_size=batch_size):
-            scorer.add(images)
+            scorer.add(images, labels[idx])
             progress.update(task, advance=len(idx))
     return scorer.compute()
 
 
-def _better(a: dict[str, Any], b: dict[str, Any] | None) -> bool:
-    """Is row ``a`` better than ``b``: lower FID, or higher IS when there is no FID."""
+def _better(a: dict[str, Any], b: dict[str, Any] | None, goal: tuple[str, str] | None = None) -> bool:
+    """Is row ``a`` better than ``b``: by ``goal`` (a dataset metric's name and "max" or "min") when
+    given, else lower FID, or higher IS when there is no FID."""
     if b is None:
         return True
+    if goal is not None:
+        key, direction = goal
+        return a[key] > b[key] if direction == "max" else a[key] < b[key]
     if a.get("fid") is not None and b.get("fid") is not None:
         return a["fid"] < b["fid"]
     return a["is_mean"] > b["is_mean"]
+
+
+def dataset_metric(
+    checkpoint: Checkpoint,
+) -> tuple[Callable[..., dict[str, float]], tuple[str, str] | None, str]:
+    """The ``evaluate_samples`` of the dataset a checkpoint was trained on, its ``primary_metric``
+    (a result key and "max" or "min", or None) and its name.
+
+    Raises:
+        GenError: the dataset has no ``evaluate_samples``, or a ``primary_metric`` that is not
+            ``(name, "max" | "min")``.
+    """
+    section = checkpoint.recipe.data
+    dataset = section.build()
+    evaluate = getattr(dataset, "evaluate_samples", None)
+    if evaluate is None:
+        raise GenError(
+            f"{checkpoint.path}: the dataset {section.name!r} has no metric of its own (evaluate_samples); "
+            "score FID with --metric fid --ref STATS instead"
+        )
+    goal = getattr(dataset, "primary_metric", None)
+    if goal is not None and (len(goal) != 2 or goal[1] not in ("max", "min")):
+        raise GenError(
+            f"dataset {section.name!r}: primary_metric must be (name, 'max' or 'min'), got {goal!r}"
+        )
+    return evaluate, (tuple(goal) if goal is not None else None), section.name
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -154,15 +187,23 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def render_table(rows: list[dict[str, Any]], best: int | None, title: str) -> Table:
-    """The rich table of a sweep; the best row is marked with ``*`` and bold."""
+SETTING_COLUMNS = ("ema", "cfg", "interval", "steps", "sampler")
+FID_COLUMNS = {"fid": "FID", "is_mean": "IS", "is_std": "IS std"}
+
+
+def render_table(
+    rows: list[dict[str, Any]], best: int | None, title: str, metrics: dict[str, str] | None = None
+) -> Table:
+    """The rich table of a sweep; the best row is marked with ``*`` and bold.
+
+    ``metrics`` maps result keys to column titles (default: FID, IS, IS std); a row's ``screen_<key>``
+    values, when present, get columns of their own.
+    """
+    metrics = metrics if metrics is not None else FID_COLUMNS
     table = Table(title=title, title_justify="left")
-    setting_cols = [c for c in ("ema", "cfg", "interval", "steps", "sampler") if any(c in r for r in rows)]
-    screened = any("screen_fid" in r or "screen_is" in r for r in rows)
-    cols = ["", *setting_cols]
-    if screened:
-        cols += ["screen FID", "screen IS"]
-    cols += ["images", "FID", "IS", "IS std"]
+    setting_cols = [c for c in SETTING_COLUMNS if any(c in r for r in rows)]
+    screen_cols = [k for k in metrics if any(f"screen_{k}" in r for r in rows)]
+    cols = ["", *setting_cols, *(f"screen {metrics[k]}" for k in screen_cols), "images", *metrics.values()]
     for c in cols:
         table.add_column(c, justify="right" if c not in ("", "ema", "interval", "sampler") else "left")
     for i, r in enumerate(rows):
@@ -170,20 +211,19 @@ def render_table(rows: list[dict[str, Any]], best: int | None, title: str) -> Ta
         for c in setting_cols:
             v = r.get(c)
             cells.append(",".join(_fmt(x, 2) for x in v) if isinstance(v, list) else _fmt(v))
-        if screened:
-            cells += [_fmt(r.get("screen_fid")), _fmt(r.get("screen_is"))]
-        cells += [
-            _fmt(r.get("num_images")),
-            _fmt(r.get("fid")),
-            _fmt(r.get("is_mean")),
-            _fmt(r.get("is_std")),
-        ]
+        cells += [_fmt(r.get(f"screen_{k}")) for k in screen_cols]
+        cells += [_fmt(r.get("num_images")), *(_fmt(r.get(k)) for k in metrics)]
         table.add_row(*cells, style="bold" if i == best else None)
     return table
 
 
 def save_table(
-    rows: list[dict[str, Any]], best: int | None, title: str, path: Path, extra: dict[str, Any]
+    rows: list[dict[str, Any]],
+    best: int | None,
+    title: str,
+    path: Path,
+    extra: dict[str, Any],
+    metrics: dict[str, str] | None = None,
 ) -> None:
     """``path`` (.json: rows, best and context) and the same stem ``.txt`` (the table as text)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,7 +232,7 @@ def save_table(
     tmp.write_text(json.dumps(data, indent=2))
     tmp.replace(path)
     recorder = Console(record=True, width=160, file=io.StringIO())
-    recorder.print(render_table(rows, best, title))
+    recorder.print(render_table(rows, best, title, metrics))
     path.with_suffix(".txt").write_text(recorder.export_text())
 
 
@@ -212,38 +252,65 @@ def evaluate_checkpoint(
     force: bool,
     console: Console,
     out_console: Console,
+    metric: str = "fid",
 ) -> dict[str, Any]:
-    """Score every settings combination of a checkpoint (see the module doc). Returns the saved table."""
+    """Score every settings combination of a checkpoint (see the module doc). Returns the saved table.
+
+    ``metric`` is ``"fid"`` (FID against ``reference_path`` and the Inception Score) or ``"data"`` (the
+    dataset's own ``evaluate_samples``, e.g. the ``shapes`` oracle; the best row and screening follow
+    the dataset's ``primary_metric``).
+    """
     checkpoint = checkpoint or load_checkpoint(run)
     if out is not None and not str(out).endswith(".json"):
         raise GenError(f"--out {out}: the results file must end in .json")
+    if metric not in ("fid", "data"):
+        raise GenError(f"--metric {metric}: use fid (FID and IS) or data (the dataset's own metric)")
     settings_list = settings_list or [default_settings(checkpoint)]
     if screen is not None and not 2 <= screen:
         raise GenError(f"--screen must be >= 2 images, got {screen}")
     if confirm < 1:
         raise GenError(f"--confirm must be >= 1, got {confirm}")
+    goal: tuple[str, str] | None = None
+    if metric == "data":
+        if reference_path:
+            raise GenError("--ref is the FID reference; --metric data scores with the dataset's own metric")
+        evaluate, goal, data_name = dataset_metric(checkpoint)
+        if screen is not None and goal is None:
+            raise GenError(
+                f"--screen needs to know which result is best: dataset {data_name!r} declares no primary_metric"
+            )
     owned = not torch.distributed.is_initialized()  # a caller's process group stays up
     dist = distributed.setup()
     try:
-        extractor = feature_extractor(weights, dist.device)
-        reference = (
-            load_reference(reference_path, extractor, device=dist.device, batch_size=batch_size)
-            if reference_path
-            else None
-        )
-        if reference is None and dist.is_main:
-            console.print(
-                "no --ref given: FID is skipped, only the Inception Score is computed", markup=False
+        reference = None
+        if metric == "fid":
+            extractor = feature_extractor(weights, dist.device)
+            reference = (
+                load_reference(reference_path, extractor, device=dist.device, batch_size=batch_size)
+                if reference_path
+                else None
             )
+            if reference is None and dist.is_main:
+                console.print(
+                    "no --ref given: FID is skipped, only the Inception Score is computed", markup=False
+                )
+            features = extractor_id(extractor)
+        else:
+            features = f"data:{data_name}"  # the dataset's metric, in the result keys
         sampler = CheckpointSampler(checkpoint, dist.device)
         log = ResultLog(checkpoint.run_dir / "eval" / "results.jsonl")
         base_key = {
             "step": checkpoint.step,
             "seed": seed,
             "reference": reference.digest if reference is not None else None,
-            "features": extractor_id(extractor),
+            "features": features,
             "labels": "balanced",
         }
+
+        def new_scorer() -> Scorer | DatasetScorer:
+            if metric == "data":
+                return DatasetScorer(evaluate)
+            return Scorer(extractor, reference, device=dist.device)
 
         # Read once: every rank skips the same combinations, whatever rank 0 appends meanwhile.
         finished = {} if force else log.done()
@@ -255,7 +322,7 @@ def evaluate_checkpoint(
                 if dist.is_main:
                     console.print(f"{label}: done before, skipped ({log.path})", markup=False)
                 return done["result"]
-            scorer = Scorer(extractor, reference, device=dist.device)
+            scorer = new_scorer()
             start = time.perf_counter()
             result = _score_settings(
                 sampler,
@@ -284,21 +351,39 @@ def evaluate_checkpoint(
         rows: list[dict[str, Any]] = [dict(s.describe()) for s in settings_list]
         finalists = list(range(total))
         if screen is not None and total > 1:
+            screened = []
             for i, s in enumerate(settings_list):
                 r = score(s, screen, f"screen {i + 1}/{total}")
-                rows[i].update(screen_fid=r["fid"], screen_is=r["is_mean"])
-            # Lower screen FID first (higher IS when there is no reference).
-            by_fid = all(r["screen_fid"] is not None for r in rows)
-            order = sorted(
-                range(total), key=lambda i: rows[i]["screen_fid"] if by_fid else -rows[i]["screen_is"]
-            )
-            finalists = sorted(order[:confirm])
+                screened.append(r)
+                if goal is not None:
+                    rows[i][f"screen_{goal[0]}"] = r[goal[0]]
+                else:
+                    rows[i].update(screen_fid=r["fid"], screen_is=r["is_mean"])
+            # Best screen result first: the dataset's primary metric, else lower FID (higher IS
+            # when there is no reference).
+            by_fid = all(r.get("fid") is not None for r in screened)
+
+            def rank(i: int) -> float:
+                r = screened[i]
+                if goal is not None:
+                    return -r[goal[0]] if goal[1] == "max" else r[goal[0]]
+                return r["fid"] if by_fid else -r["is_mean"]
+
+            finalists = sorted(sorted(range(total), key=rank)[:confirm])
         for j, i in enumerate(finalists):
             rows[i].update(score(settings_list[i], num, f"eval {j + 1}/{len(finalists)}"))
         best = None
-        for i in finalists:
-            if _better(rows[i], rows[best] if best is not None else None):
-                best = i
+        if metric == "fid" or goal is not None:
+            for i in finalists:
+                if _better(rows[i], rows[best] if best is not None else None, goal):
+                    best = i
+        metrics = None
+        if metric == "data":
+            names = [k for r in rows for k in r if k not in ("num_images", "seconds")]
+            names = [
+                k for k in dict.fromkeys(names) if k not in SETTING_COLUMNS and not k.startswith("screen_")
+            ]
+            metrics = {k: k for k in names}
         title = f"{checkpoint.path} (step {checkpoint.step}), {num} images, seed {seed}"
         extra = {
             "checkpoint": str(checkpoint.path),
@@ -308,11 +393,12 @@ def evaluate_checkpoint(
             "screen": screen,
             "reference": reference.source if reference is not None else None,
             "features": base_key["features"],
+            "metric": metric,
         }
         path = Path(out) if out else checkpoint.run_dir / "eval" / f"step_{checkpoint.step:08d}.json"
         if dist.is_main:
-            out_console.print(render_table(rows, best, title))
-            save_table(rows, best, title, path, extra)
+            out_console.print(render_table(rows, best, title, metrics))
+            save_table(rows, best, title, path, extra, metrics)
             console.print(f"results: {path}", markup=False)
         return {**extra, "rows": rows, "best": rows[best] if best is not None else None, "path": str(path)}
     finally:
@@ -433,6 +519,11 @@ def eval_command(
     force: bool = typer.Option(
         False, "--force", help="Score again combinations already in RUN/eval/results.jsonl."
     ),
+    metric: str = typer.Option(
+        "fid",
+        "--metric",
+        help="fid: FID (with --ref) and IS; data: the dataset's own metric (e.g. the shapes oracle).",
+    ),
 ) -> None:
     """Score a checkpoint (generating --num images per combination) or saved samples."""
     if batch_size < 1 or seed < 0 or num < 2:
@@ -449,7 +540,7 @@ def eval_command(
     if not _is_checkpoint(path):
         if not path.exists():
             raise GenError(f"{path} does not exist; give a run directory, a checkpoint, a folder or an .npz")
-        given = [k for k, v in sweep.items() if v]
+        given = [k for k, v in sweep.items() if v] + (["--metric data"] if metric == "data" else [])
         if given:
             raise GenError(f"{', '.join(given)} apply to a checkpoint; {path} holds samples")
         evaluate_samples(
@@ -492,6 +583,7 @@ def eval_command(
         force=force,
         console=err_console,
         out_console=out_console,
+        metric=metric,
     )
 
 

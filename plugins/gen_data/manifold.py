@@ -121,6 +121,9 @@ class ManifoldDataset:
         """One pass over the points in index order (the last batch may be smaller)."""
         return indexed_pass(self._batch, self.config.num_samples, batch_size)
 
+    #: Which score of :meth:`evaluate_samples` says which samples are best.
+    primary_metric = ("spiral_distance", "min")
+
     def evaluate_samples(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """How close generated vectors (N, D) are to the data manifold.
 

@@ -340,6 +340,9 @@ def _oracle_chunk(x: torch.Tensor, num_classes: int) -> tuple[np.ndarray, np.nda
 class ShapesDataset:
     """The ``shapes`` dataset (see the module docstring)."""
 
+    #: Which score of :meth:`evaluate_samples` says which samples are best (``gen eval --metric data``).
+    primary_metric = ("oracle_accuracy", "max")
+
     def __init__(self, config: ShapesConfig):
         self.config = config
         self.spec = config.spec()

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
+import gen
 from gen.cli import app
 from gen.evaluation import (
     WEIGHTS_ENV,
@@ -328,6 +329,59 @@ def test_sweep_options_need_a_checkpoint(tiny_features, tmp_path):
     assert result.exit_code == 2 and "--cfg apply to a checkpoint" in result.output
 
 
+def test_dataset_metric_scores_what_gen_sample_saves(cli, run, tmp_path):
+    out = tmp_path / "data.json"
+    cli("eval", run, "--metric", "data", "--num", 12, "--cfg", "1,2", "--batch-size", 5, "--out", out)
+    table = read_json(out)
+    assert table["metric"] == "data" and table["features"] == "data:blobs"
+    assert table["best"] is None  # blobs declares no primary_metric: no row is called best
+    assert [r["cfg"] for r in table["rows"]] == [1.0, 2.0]
+    assert [r["num_images"] for r in table["rows"]] == [12, 12]
+    # The metric sees the uint8 samples that gen sample saves, decoded back to [-1, 1].
+    cli("sample", run, "--num", 12, "--cfg", 2, "--out", tmp_path / "s.npz")
+    saved = torch.from_numpy(np.load(tmp_path / "s.npz")["arr_0"]).double()
+    assert table["rows"][1]["mean"] == pytest.approx(float((saved / 127.5 - 1).mean()), abs=1e-6)
+    assert table["rows"][0]["mean"] != table["rows"][1]["mean"]
+    assert "mean" in (tmp_path / "data.txt").read_text()
+
+
+def test_dataset_metric_screens_and_picks_by_the_primary_metric(cli, run, tmp_path, monkeypatch):
+    blobs = type(gen.build("dataset", "blobs"))
+    monkeypatch.setattr(blobs, "primary_metric", ("mean", "min"), raising=False)
+    out = tmp_path / "screen.json"
+    cli("eval", run, "--metric", "data", "--num", 12, "--cfg", "0,1,3", "--screen", 6, "--out", out)
+    rows = read_json(out)["rows"]
+    screen = [r["screen_mean"] for r in rows]
+    winner = screen.index(min(screen))
+    assert len(set(screen)) == 3
+    assert ["mean" in r for r in rows] == [i == winner for i in range(3)]  # only the best is confirmed
+    assert read_json(out)["best"] == rows[winner]
+    monkeypatch.setattr(blobs, "primary_metric", ("mean", "max"))
+    cli("eval", run, "--metric", "data", "--num", 12, "--cfg", "0,1,3", "--screen", 6, "--out", out)
+    rows = read_json(out)["rows"]
+    assert ["mean" in r for r in rows] == [i == screen.index(max(screen)) for i in range(3)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cfg", "1,2", "--screen", "4"], "--screen needs to know which result is best: dataset 'blobs'"),
+        (["--ref", "stats.npz"], "--ref is the FID reference; --metric data scores with the dataset's own"),
+    ],
+)
+def test_dataset_metric_errors_are_one_line(run, args, message):
+    result = runner.invoke(app, ["eval", str(run), "--metric", "data", "--num", "4", *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_metric_must_be_fid_or_data_and_data_needs_a_checkpoint(run, tmp_path):
+    result = runner.invoke(app, ["eval", str(run), "--metric", "oracle", "--num", "4"])
+    assert result.exit_code == 2 and "--metric oracle: use fid (FID and IS) or data" in result.output
+    images_npz(tmp_path / "a.npz", 4, 0)
+    result = runner.invoke(app, ["eval", str(tmp_path / "a.npz"), "--metric", "data"])
+    assert result.exit_code == 2 and "--metric data apply to a checkpoint" in result.output
+
+
 SCRIPT = (
     FEATURES_SOURCE
     + """
@@ -365,8 +419,13 @@ def test_two_processes_sample_and_score_like_one(cli, run, stats, tmp_path):
     # `-n`, not `--num`: torchrun's own parser takes `--num` for an abbreviation of its `--numa-binding`.
     sample = ["sample", run, "-n", 7, "--batch-size", 2, "--out", tmp_path / "two.npz"]
     score = ["eval", run, "-n", 13, "--ref", stats, "--out", tmp_path / "two.json", "--force"]
+    data = ["eval", run, "-n", 13, "--metric", "data", "--out", tmp_path / "two_data.json", "--force"]
     done = subprocess.run(
-        [*cmd, *map(str, [*sample, "::", *score])], env=env, capture_output=True, text=True, timeout=300
+        [*cmd, *map(str, [*sample, "::", *score, "::", *data])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     cli("sample", run, "--num", 7, "--out", tmp_path / "one.npz")
@@ -377,3 +436,11 @@ def test_two_processes_sample_and_score_like_one(cli, run, stats, tmp_path):
     assert two["num_images"] == one["num_images"] == 13
     assert two["fid"] == pytest.approx(one["fid"], rel=1e-9)
     assert two["is_mean"] == pytest.approx(one["is_mean"], rel=1e-12)
+    # The dataset's metric sees every rank's images at once.
+    cli("eval", run, "--num", 13, "--metric", "data", "--out", tmp_path / "one_data.json", "--force")
+    two, one = (
+        read_json(tmp_path / "two_data.json")["rows"][0],
+        read_json(tmp_path / "one_data.json")["rows"][0],
+    )
+    assert two["num_images"] == one["num_images"] == 13
+    assert two["mean"] == pytest.approx(one["mean"], rel=1e-12)
