@@ -155,6 +155,15 @@ def _better(a: dict[str, Any], b: dict[str, Any] | None, goal: tuple[str, str] |
     return a["is_mean"] > b["is_mean"]
 
 
+def _data_metric_hint(checkpoint: Checkpoint) -> str:
+    """ "; or ... --metric data" when the checkpoint's dataset can score samples itself, else ""."""
+    try:
+        has_metric = hasattr(checkpoint.recipe.data.build(), "evaluate_samples")
+    except Exception:  # noqa: BLE001 - only a hint: a dataset that cannot be built here gets none
+        return ""
+    return "; or score with the dataset's own metric: --metric data" if has_metric else ""
+
+
 def dataset_metric(
     checkpoint: Checkpoint,
 ) -> tuple[Callable[..., dict[str, float]], tuple[str, str] | None, str]:
@@ -284,7 +293,10 @@ def evaluate_checkpoint(
     try:
         reference = None
         if metric == "fid":
-            extractor = feature_extractor(weights, dist.device)
+            try:
+                extractor = feature_extractor(weights, dist.device)
+            except GenError as e:
+                raise GenError(f"{e}{_data_metric_hint(checkpoint)}") from e
             reference = (
                 load_reference(reference_path, extractor, device=dist.device, batch_size=batch_size)
                 if reference_path

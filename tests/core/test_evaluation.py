@@ -162,6 +162,17 @@ def test_missing_or_wrong_weights_say_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path / "other.pth"))
     result = runner.invoke(app, ["eval", str(tmp_path / "a.npz")])
     assert result.exit_code == 2 and "is not the FID Inception-v3" in result.output
+    assert "--metric data" not in result.output  # saved samples have no dataset to offer
+
+
+def test_missing_weights_for_a_checkpoint_point_to_the_dataset_metric(run, monkeypatch):
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    result = runner.invoke(app, ["eval", str(run), "--num", "4"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip().endswith(
+        "--inception-weights PATH or set GEN_INCEPTION_WEIGHTS=PATH; or "
+        "score with the dataset's own metric: --metric data"
+    )
 
 
 # -- the metrics --------------------------------------------------------------------------------------
