@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -422,23 +419,14 @@ torch.distributed.destroy_process_group()
 )
 
 
-def test_two_processes_sample_and_score_like_one(cli, run, stats, tmp_path):
+def test_two_processes_sample_and_score_like_one(cli, torchrun, run, stats, tmp_path):
     script = tmp_path / "gen_tiny_features.py"
     script.write_text(SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
     # `-n`, not `--num`: torchrun's own parser takes `--num` for an abbreviation of its `--numa-binding`.
     sample = ["sample", run, "-n", 7, "--batch-size", 2, "--out", tmp_path / "two.npz"]
     score = ["eval", run, "-n", 13, "--ref", stats, "--out", tmp_path / "two.json", "--force"]
     data = ["eval", run, "-n", 13, "--metric", "data", "--out", tmp_path / "two_data.json", "--force"]
-    done = subprocess.run(
-        [*cmd, *map(str, [*sample, "::", *score, "::", *data])],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    torchrun([script, *sample, "::", *score, "::", *data])
     cli("sample", run, "--num", 7, "--out", tmp_path / "one.npz")
     with np.load(tmp_path / "two.npz") as two, np.load(tmp_path / "one.npz") as one:
         assert np.array_equal(two["arr_0"], one["arr_0"]) and np.array_equal(two["arr_1"], one["arr_1"])

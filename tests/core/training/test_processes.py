@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -21,17 +20,11 @@ def gen_cmd(*args):
     return [sys.executable, "-m", "gen", *args]
 
 
-def test_two_process_gloo_equals_one_process(train_env, tmp_path):
+def test_two_process_gloo_equals_one_process(torchrun, train_env, tmp_path):
     one = tmp_path / "one"
     train(load_recipe(train_env, ["train.steps=2"]), one)
     two = tmp_path / "two"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "gen", "train", str(train_env), "train.steps=2", "--run-dir", str(two),
-    ]  # fmt: skip
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = torchrun(["-m", "gen", "train", train_env, "train.steps=2", "--run-dir", two], clean=[two])
     a = load_file(str(ckpt.latest_checkpoint(one) / "model.safetensors"))
     b = load_file(str(ckpt.latest_checkpoint(two) / "model.safetensors"))
     for k in a:
@@ -40,17 +33,14 @@ def test_two_process_gloo_equals_one_process(train_env, tmp_path):
     assert "2 process(es) x 1 accumulation x 4" in done.stderr
 
 
-def test_fsdp_on_two_processes_equals_one_process_and_resumes_on_one(train_env, tmp_path):
+def test_fsdp_on_two_processes_equals_one_process_and_resumes_on_one(torchrun, train_env, tmp_path):
     """FSDP shards the update but computes the same one; its checkpoints are whole, so any layout resumes."""
     fsdp = tmp_path / "fsdp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "gen", "train", str(train_env), "train.steps=3", "train.parallel=fsdp", "train.micro_batch=2",
-        "--run-dir", str(fsdp),
-    ]  # fmt: skip
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = torchrun(
+        ["-m", "gen", "train", train_env, "train.steps=3", "train.parallel=fsdp", "train.micro_batch=2",
+         "--run-dir", fsdp],
+        clean=[fsdp],
+    )  # fmt: skip
     assert (
         "2 process(es) x 2 accumulation x 2 (FSDP: parameters, gradients, optimizer state and EMA sharded)"
         in (" ".join(done.stderr.split()))
@@ -76,7 +66,7 @@ def test_fsdp_on_two_processes_equals_one_process_and_resumes_on_one(train_env, 
         torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=k)
 
 
-def test_fsdp_shards_a_jit_block_by_block_and_computes_the_same_update(tmp_path):
+def test_fsdp_shards_a_jit_block_by_block_and_computes_the_same_update(torchrun, tmp_path):
     """A tiny JiT (two blocks in a ModuleList, each its own FSDP unit) on shapes: FSDP = one process."""
     recipe = Path(__file__).resolve().parents[3] / "recipes" / "demo.toml"
     tiny = [
@@ -88,14 +78,9 @@ def test_fsdp_shards_a_jit_block_by_block_and_computes_the_same_update(tmp_path)
     # amount that depends on the last bits of g, which FSDP sums in another order (at the demo's lr of
     # 1.6e-2 one weight of the patch embedding differed by 4e-6).
     fsdp = tmp_path / "fsdp"
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "gen", "train", str(recipe), *tiny, "train.parallel=fsdp", "--run-dir", str(fsdp),
-    ]  # fmt: skip
-    done = subprocess.run(
-        cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300
+    done = torchrun(
+        ["-m", "gen", "train", recipe, *tiny, "train.parallel=fsdp", "--run-dir", fsdp], clean=[fsdp]
     )
-    assert done.returncode == 0, done.stderr[-3000:]
     assert "(FSDP: parameters, gradients, optimizer state and EMA sharded)" in " ".join(done.stderr.split())
     one = tmp_path / "one"
     train(load_recipe(recipe, tiny), one)
