@@ -255,6 +255,16 @@ class CheckpointSampler:
         self.ema = ema
 
     @torch.no_grad()
+    def require_images(self) -> None:
+        """Raise a one-line error when the checkpoint's model draws vectors (the toy experiment)."""
+        spec = self.checkpoint.spec
+        if not spec.is_image:
+            raise GenError(
+                f"{self.checkpoint.path}: the model draws vectors of shape {spec.shape}, not images, and "
+                "gen sample and gen eval work on images; train.eval_samples scores such a run at the end, "
+                "and gen toy run plots the toy experiment"
+            )
+
     def generate(
         self,
         indices: range,
@@ -274,8 +284,7 @@ class CheckpointSampler:
             batch_size: Images per forward pass (does not change the images).
         """
         spec = self.checkpoint.spec
-        if not spec.is_image:
-            raise GenError(f"the model draws vectors of shape {spec.shape}, not images; nothing to save")
+        self.require_images()
         self.use_weights(settings.ema)
         objective = self.checkpoint.recipe.objective
         for start in range(0, len(indices), batch_size):
@@ -381,6 +390,7 @@ def sample_to(
     """
     out = Path(out)
     kind = output_kind(out)
+    sampler.require_images()
     n = len(labels)
     conditional = sampler.checkpoint.spec.num_classes > 0
     mine = shard(n, dist.rank, dist.world_size)
@@ -490,6 +500,7 @@ def sample_command(
     dist = distributed.setup()
     try:
         sampler = CheckpointSampler(checkpoint, dist.device)
+        sampler.require_images()
         if dist.is_main:
             s = settings.describe()
             console.print(

@@ -310,6 +310,7 @@ def evaluate_checkpoint(
         else:
             features = f"data:{data_name}"  # the dataset's metric, in the result keys
         sampler = CheckpointSampler(checkpoint, dist.device)
+        sampler.require_images()
         log = ResultLog(checkpoint.run_dir / "eval" / "results.jsonl")
         base_key = {
             "step": checkpoint.step,

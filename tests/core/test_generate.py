@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -162,3 +163,32 @@ def test_run_without_data_spec_in_meta_asks_the_dataset(run, tmp_path):
     del meta["data_spec"]
     meta_file.write_text(json.dumps(meta))
     assert load_checkpoint(copy).spec == load_checkpoint(run).spec
+
+
+def test_a_model_of_vectors_gets_one_line_from_sample_and_eval(tmp_path):
+    from gen.recipe import load_recipe
+    from gen.training.engine import train
+
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "toy" / "manifold.toml"
+    run = tmp_path / "toy"
+    overrides = [
+        "data.dim=8",
+        "backbone.hidden=16",
+        "train.steps=2",
+        "train.global_batch=8",
+        "train.eval_samples=0",
+    ]
+    train(load_recipe(recipe, overrides), run)
+    for args in (
+        ["sample", run, "--num", 4, "--out", tmp_path / "s.npz"],
+        ["eval", run, "--num", 4, "--metric", "data"],
+    ):
+        result = runner.invoke(app, [str(a) for a in args])
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        line = " ".join(result.output.split())
+        assert (
+            "the model draws vectors of shape (8,), not images, and gen sample and gen eval work on images"
+            in line
+        )
+        assert "eval 1/1" not in line  # refused before any sampling starts
+    assert not (tmp_path / "s.npz").exists()
