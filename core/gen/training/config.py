@@ -85,7 +85,7 @@ class TrainConfig:
     eval_every: int | None = field(
         None,
         doc="Also score eval_samples samples every this many steps (a line of RUN/eval.jsonl each); "
-        "None = only at the end.",
+        "None = only at the end. Nothing is scored while eval_samples = 0.",
         validator=v.optional(v.ge(1)),
     )
 

@@ -144,6 +144,11 @@ class Trainer:
 
         self.dataset = self.recipe.data.build()
         self.spec: DataSpec = self.dataset.spec
+        if cfg.eval_samples and not hasattr(self.dataset, "evaluate_samples"):
+            raise GenError(
+                f"train.eval_samples = {cfg.eval_samples}: [data] {self.recipe.data.name} has no metric of its "
+                "own (evaluate_samples); set eval_samples = 0 and score FID with gen eval RUN --ref STATS"
+            )
         # What the run really builds, so that the run directory's recipe.toml rebuilds the same model.
         self.recipe = with_data_fields(self.recipe, self.spec)
         self.objective = Objective(self.recipe.objective, self.spec.num_classes)

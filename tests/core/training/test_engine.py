@@ -207,6 +207,17 @@ def test_eval_every_scores_during_training_and_keeps_every_score(train_env, tmp_
     assert_same(weights(run, "ema_0.5"), weights(plain, "ema_0.5"))
 
 
+def test_scoring_needs_a_dataset_metric(train_env, tmp_path, monkeypatch):
+    monkeypatch.delattr(type(gen.build("dataset", "blobs")), "evaluate_samples")
+    result = runner.invoke(app, ["train", str(train_env), "--run-dir", str(tmp_path / "b")])
+    assert result.exit_code == 2
+    assert " ".join(result.output.split()) == (
+        "error: train.eval_samples = 6: [data] blobs has no metric of its own (evaluate_samples); set "
+        "eval_samples = 0 and score FID with gen eval RUN --ref STATS"
+    )
+    assert not (tmp_path / "b" / "checkpoints").exists()
+
+
 def test_tensorboard_missing_is_one_clear_error(train_env, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import now raises ImportError
     result = runner.invoke(
