@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 import attrs
@@ -40,9 +41,19 @@ def setup() -> DistInfo:
     return DistInfo(rank=rank, world_size=world, local_rank=local, device=device)
 
 
-def teardown() -> None:
+def teardown(synchronize: bool = False) -> None:
+    """Destroy the process group (if any), then collect garbage while the interpreter is alive.
+
+    ``synchronize`` first waits for every rank (use it only when every rank gets here, i.e. on success):
+    a rank that destroys the group while another still works on its own (rank 0 drawing the final
+    grid), or a group that outlives the interpreter's finalisation through reference cycles, can end
+    a finished Gloo run in SIGABRT ("terminate called without an active exception").
+    """
     if dist.is_initialized():
+        if synchronize:
+            dist.barrier()
         dist.destroy_process_group()
+    gc.collect()
 
 
 def all_gather_objects(obj: object, info: DistInfo) -> list[object]:

@@ -444,12 +444,19 @@ class Trainer:
 
     def run(self) -> dict[str, Any]:
         """Train to the end (or to a stop signal). Returns a summary (last step, metrics, paths)."""
+        finished = False
         try:
-            return self._run()
+            summary = self._run()
+            finished = True
+            return summary
         finally:
             if getattr(self, "tensorboard", None) is not None:
                 self.tensorboard.close()
-            distributed.teardown()
+            if finished and self.dist.enabled:
+                # The sharded or DDP-wrapped model holds the process group through reference cycles:
+                # drop it first, so that the group dies in teardown and not at interpreter exit.
+                self.train_model = self.model = self.optimizer = self.ema = None
+            distributed.teardown(synchronize=finished and self.dist.enabled)
 
     def _log(self, text: str) -> None:
         if self.dist.is_main:
