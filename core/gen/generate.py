@@ -235,6 +235,13 @@ class CheckpointSampler:
     def __init__(self, checkpoint: Checkpoint, device: Any = None):
         from gen.training.engine import build_backbone
 
+        spec = checkpoint.spec
+        if not spec.is_image:
+            raise GenError(
+                f"{checkpoint.path}: the model draws vectors of shape {spec.shape}, not images, and "
+                "gen sample and gen eval work on images; train.eval_samples scores such a run at the end, "
+                "and gen toy run plots the toy experiment"
+            )
         self.checkpoint = checkpoint
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.model: nn.Module = build_backbone(checkpoint.recipe, checkpoint.spec).to(self.device).eval()
@@ -255,16 +262,6 @@ class CheckpointSampler:
         self.ema = ema
 
     @torch.no_grad()
-    def require_images(self) -> None:
-        """Raise a one-line error when the checkpoint's model draws vectors (the toy experiment)."""
-        spec = self.checkpoint.spec
-        if not spec.is_image:
-            raise GenError(
-                f"{self.checkpoint.path}: the model draws vectors of shape {spec.shape}, not images, and "
-                "gen sample and gen eval work on images; train.eval_samples scores such a run at the end, "
-                "and gen toy run plots the toy experiment"
-            )
-
     def generate(
         self,
         indices: range,
@@ -284,7 +281,6 @@ class CheckpointSampler:
             batch_size: Images per forward pass (does not change the images).
         """
         spec = self.checkpoint.spec
-        self.require_images()
         self.use_weights(settings.ema)
         objective = self.checkpoint.recipe.objective
         for start in range(0, len(indices), batch_size):
@@ -390,7 +386,6 @@ def sample_to(
     """
     out = Path(out)
     kind = output_kind(out)
-    sampler.require_images()
     n = len(labels)
     conditional = sampler.checkpoint.spec.num_classes > 0
     mine = shard(n, dist.rank, dist.world_size)
@@ -500,7 +495,6 @@ def sample_command(
     dist = distributed.setup()
     try:
         sampler = CheckpointSampler(checkpoint, dist.device)
-        sampler.require_images()
         if dist.is_main:
             s = settings.describe()
             console.print(

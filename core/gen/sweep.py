@@ -142,17 +142,25 @@ def _score_settings(
     return scorer.compute()
 
 
-def _better(a: dict[str, Any], b: dict[str, Any] | None, goal: tuple[str, str] | None = None) -> bool:
-    """Is row ``a`` better than ``b``: by ``goal`` (a dataset metric's name and "max" or "min") when
-    given, else lower FID, or higher IS when there is no FID."""
-    if b is None:
-        return True
-    if goal is not None:
-        key, direction = goal
-        return a[key] > b[key] if direction == "max" else a[key] < b[key]
-    if a.get("fid") is not None and b.get("fid") is not None:
-        return a["fid"] < b["fid"]
-    return a["is_mean"] > b["is_mean"]
+def _badness(
+    results: list[dict[str, Any]], among: list[int], goal: tuple[str, str] | None
+) -> Callable[[int], float]:
+    """A sort key over the indices ``among`` of ``results``, best first: by ``goal`` (a dataset metric's
+    name and "max" or "min") when given, else lower FID, or higher IS when one of them has no FID."""
+    by_fid = all(results[i].get("fid") is not None for i in among)
+
+    def key(i: int) -> float:
+        r = results[i]
+        if goal is not None:
+            return -r[goal[0]] if goal[1] == "max" else r[goal[0]]
+        return r["fid"] if by_fid else -r["is_mean"]
+
+    return key
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in ("fid", "data"):
+        raise GenError(f"--metric {metric}: use fid (FID and IS) or data (the dataset's own metric)")
 
 
 def _data_metric_hint(checkpoint: Checkpoint) -> str:
@@ -272,8 +280,7 @@ def evaluate_checkpoint(
     checkpoint = checkpoint or load_checkpoint(run)
     if out is not None and not str(out).endswith(".json"):
         raise GenError(f"--out {out}: the results file must end in .json")
-    if metric not in ("fid", "data"):
-        raise GenError(f"--metric {metric}: use fid (FID and IS) or data (the dataset's own metric)")
+    _check_metric(metric)
     settings_list = settings_list or [default_settings(checkpoint)]
     if screen is not None and not 2 <= screen:
         raise GenError(f"--screen must be >= 2 images, got {screen}")
@@ -310,7 +317,6 @@ def evaluate_checkpoint(
         else:
             features = f"data:{data_name}"  # the dataset's metric, in the result keys
         sampler = CheckpointSampler(checkpoint, dist.device)
-        sampler.require_images()
         log = ResultLog(checkpoint.run_dir / "eval" / "results.jsonl")
         base_key = {
             "step": checkpoint.step,
@@ -372,24 +378,14 @@ def evaluate_checkpoint(
                     rows[i][f"screen_{goal[0]}"] = r[goal[0]]
                 else:
                     rows[i].update(screen_fid=r["fid"], screen_is=r["is_mean"])
-            # Best screen result first: the dataset's primary metric, else lower FID (higher IS
-            # when there is no reference).
-            by_fid = all(r.get("fid") is not None for r in screened)
-
-            def rank(i: int) -> float:
-                r = screened[i]
-                if goal is not None:
-                    return -r[goal[0]] if goal[1] == "max" else r[goal[0]]
-                return r["fid"] if by_fid else -r["is_mean"]
-
-            finalists = sorted(sorted(range(total), key=rank)[:confirm])
+            finalists = sorted(
+                sorted(range(total), key=_badness(screened, list(range(total)), goal))[:confirm]
+            )
         for j, i in enumerate(finalists):
             rows[i].update(score(settings_list[i], num, f"eval {j + 1}/{len(finalists)}"))
         best = None
-        if metric == "fid" or goal is not None:
-            for i in finalists:
-                if _better(rows[i], rows[best] if best is not None else None, goal):
-                    best = i
+        if metric == "fid" or goal is not None:  # a dataset metric without a goal has no best row
+            best = min(finalists, key=_badness(rows, finalists, goal))  # the first of equals, as before
         metrics = None
         if metric == "data":
             names = [k for r in rows for k in r if k not in ("num_images", "seconds")]
@@ -541,6 +537,7 @@ def eval_command(
     """Score a checkpoint (generating --num images per combination) or saved samples."""
     if batch_size < 1 or seed < 0 or num < 2:
         raise GenError(f"need --batch-size >= 1, --seed >= 0 and --num >= 2; got {batch_size}, {seed}, {num}")
+    _check_metric(metric)
     path = Path(source)
     sweep = {
         "--cfg": cfg,

@@ -386,6 +386,8 @@ def test_metric_must_be_fid_or_data_and_data_needs_a_checkpoint(run, tmp_path):
     result = runner.invoke(app, ["eval", str(run), "--metric", "oracle", "--num", "4"])
     assert result.exit_code == 2 and "--metric oracle: use fid (FID and IS) or data" in result.output
     images_npz(tmp_path / "a.npz", 4, 0)
+    result = runner.invoke(app, ["eval", str(tmp_path / "a.npz"), "--metric", "oracle"])
+    assert result.exit_code == 2 and "--metric oracle: use fid (FID and IS) or data" in result.output
     result = runner.invoke(app, ["eval", str(tmp_path / "a.npz"), "--metric", "data"])
     assert result.exit_code == 2 and "--metric data apply to a checkpoint" in result.output
 
