@@ -41,7 +41,7 @@ def cli():
     """``cli("sample", run, "--num", 4)`` runs ``gen`` in process and requires exit code 0; returns the result."""
     from typer.testing import CliRunner
 
-    from gen.cli import app
+    from gen.commands import app
 
     runner = CliRunner()
 

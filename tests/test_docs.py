@@ -182,7 +182,7 @@ def test_toml_values(hook):
 
 
 def test_cli_reference_lists_every_command_and_option(hook):
-    from gen.cli import app
+    from gen.commands import app
 
     markdown = hook.cli_markdown(app)
     paths = hook.command_paths(app)
@@ -206,7 +206,7 @@ def test_cli_reference_lists_every_command_and_option(hook):
 
 
 def test_cli_reference_escapes_angle_brackets(hook):
-    from gen.cli import app
+    from gen.commands import app
 
     markdown = hook.cli_markdown(app)
     assert "runs/&lt;recipe name&gt;" in markdown

@@ -9,10 +9,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from gen.cli import app
-from gen.data import DataSpec
-from gen.recipe import load_recipe
-from gen.training.engine import build_backbone
+from gen.commands import app
+from gen.protocols import DataSpec
+from gen.recipe import build_backbone, load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "recipes").rglob("*.toml"))

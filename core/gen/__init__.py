@@ -1,30 +1,43 @@
 """gen: train and sample denoising generative models of images (JiT, DiT), extended by plugins.
 
-The public API (what plugins may import) is exactly what this module exports.
+The public API (what plugins may import) is exactly what this module exports: enough to declare and
+register components, to load and validate recipes, to train in process and to sample a trained run.
 """
 
 from __future__ import annotations
 
-from gen.config import ComponentSpec, component_field, field, fields_of, registered, type_name
-from gen.data import Dataset, DataSpec
+from gen.components import ComponentSpec, build, registered, resolve_config
+from gen.config import component_field, field, fields_of, type_name
 from gen.errors import DuplicateComponentError, GenError, RecipeError, UnknownComponentError
 from gen.hookspecs import hookimpl
+from gen.images import from_uint8, make_grid, to_uint8
+from gen.model_sampler import ModelSampler, SamplingSettings
 from gen.objective import Objective, ObjectiveConfig
-from gen.prediction import Prediction, Schedule, Solver, VelocityFn
-from gen.registry import KINDS, Component, Registry, build, get_registry, resolve_config
+from gen.plugins import get_registry
+from gen.protocols import (
+    Dataset,
+    DataSpec,
+    KnowsSize,
+    ListsImages,
+    Prediction,
+    RanksScores,
+    Schedule,
+    ScoresSamples,
+    ShapeFromConfig,
+    Solver,
+    SpecFromConfig,
+    VelocityFn,
+)
+from gen.recipe import Recipe, load_recipe
+from gen.registry import KINDS, Component, Registry
+from gen.runs.run_dir import Checkpoint, load_checkpoint
 from gen.sampling import SampleConfig, guided_velocity, sample, sample_noise, time_grid
-
-__version__ = "0.1.0"
-
-
-def load_recipe(path, overrides=()):  # noqa: ANN001, ANN201 - re-exported, documented in gen.recipe
-    """Load, merge and validate a TOML recipe; see :func:`gen.recipe.load_recipe`."""
-    from gen.recipe import load_recipe as _load
-
-    return _load(path, overrides=overrides)
-
+from gen.seeds import key_seed
+from gen.training.engine import train
+from gen.version import __version__
 
 __all__ = [
+    "Checkpoint",
     "Component",
     "ComponentSpec",
     "DataSpec",
@@ -32,14 +45,23 @@ __all__ = [
     "DuplicateComponentError",
     "GenError",
     "KINDS",
+    "KnowsSize",
+    "ListsImages",
+    "ModelSampler",
     "Objective",
     "ObjectiveConfig",
     "Prediction",
+    "RanksScores",
+    "Recipe",
     "RecipeError",
     "Registry",
     "SampleConfig",
+    "SamplingSettings",
     "Schedule",
+    "ScoresSamples",
+    "ShapeFromConfig",
     "Solver",
+    "SpecFromConfig",
     "UnknownComponentError",
     "VelocityFn",
     "__version__",
@@ -47,14 +69,20 @@ __all__ = [
     "component_field",
     "field",
     "fields_of",
+    "from_uint8",
     "get_registry",
     "guided_velocity",
     "hookimpl",
+    "key_seed",
+    "load_checkpoint",
     "load_recipe",
+    "make_grid",
     "registered",
     "resolve_config",
     "sample",
     "sample_noise",
     "time_grid",
+    "to_uint8",
+    "train",
     "type_name",
 ]

@@ -11,6 +11,7 @@ classes and component selectors (see :func:`component_field`).
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from typing import Any, Literal, Union
@@ -19,9 +20,7 @@ import attrs
 
 __all__ = [
     "field",
-    "registered",
     "component_field",
-    "ComponentSpec",
     "fields_of",
     "FieldInfo",
     "check_value",
@@ -41,41 +40,6 @@ def field(default: Any, *, doc: str, validator: Any = None, converter: Any = Non
         converter: An attrs converter.
     """
     return attrs.field(default=default, validator=validator, converter=converter, metadata={"doc": doc})
-
-
-def registered(kind: str) -> Any:
-    """An attrs validator: the value must name a registered component of ``kind``."""
-
-    def check(instance: Any, attribute: Any, value: Any) -> None:  # noqa: ARG001
-        from gen.registry import get_registry
-
-        registry = get_registry(kind)
-        if value not in registry:
-            raise ValueError(registry.unknown_message(value))
-
-    return check
-
-
-@attrs.frozen(kw_only=True)
-class ComponentSpec:
-    """A validated selection of a registered component: its kind, name and config instance.
-
-    This is what a recipe section such as ``[backbone] name = "jit"`` becomes.
-    """
-
-    kind: str
-    name: str
-    config: Any
-    # Keys the recipe set explicitly (the others took their defaults); engines use this to fill
-    # data-dependent fields such as a backbone's ``input_size`` only where the author said nothing.
-    explicit: frozenset[str] = attrs.field(default=frozenset(), eq=False)
-
-    def build(self, **overrides: Any) -> Any:
-        """Build the component, with config fields replaced by ``overrides``."""
-        from gen.registry import get_registry
-
-        config = attrs.evolve(self.config, **overrides) if overrides else self.config
-        return get_registry(self.kind).get(self.name).factory(config)
 
 
 def component_field(kind: str, default: str | None, *, doc: str) -> Any:
@@ -142,8 +106,15 @@ class _Mismatch(Exception):
     pass
 
 
+class _NotFinite(Exception):
+    pass
+
+
 def check_value(value: Any, tp: Any) -> Any:
     """Check a TOML value against a field type; return it converted (lists to tuples, ints to floats).
+
+    Non-finite floats (``inf``, ``nan``, which TOML can write) are refused wherever a float is expected:
+    no option of a recipe means anything with them.
 
     Raises:
         TypeError: with a message such as ``expected float, got str 'abc'``.
@@ -152,6 +123,8 @@ def check_value(value: Any, tp: Any) -> Any:
         return _check(value, tp)
     except _Mismatch:
         raise TypeError(f"expected {type_name(tp)}, got {type(value).__name__} {value!r}") from None
+    except _NotFinite:
+        raise TypeError(f"expected a finite number, got {value!r}") from None
 
 
 def _check(value: Any, tp: Any) -> Any:
@@ -201,6 +174,8 @@ def _check(value: Any, tp: Any) -> Any:
         raise _Mismatch
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise _NotFinite
             return float(value)
         raise _Mismatch
     if isinstance(tp, type):

@@ -38,14 +38,16 @@ def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2) -> np.n
     return grid
 
 
-def save_grid(x: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
-    """Save (B, C, H, W) images in [-1, 1] as a PNG grid; written to a temporary name, then renamed."""
+def save_png(path: str | Path, image: np.ndarray) -> Path:
+    """Save one (H, W, C) uint8 image (C = 1 or 3) as PNG: written to a temporary name, then renamed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    grid = make_grid(to_uint8(x), nrow)
-    if grid.shape[2] == 1:
-        grid = grid[..., 0]
     tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(grid).save(tmp, format="PNG")
+    Image.fromarray(image[..., 0] if image.shape[2] == 1 else image).save(tmp, format="PNG")
     tmp.replace(path)
     return path
+
+
+def save_grid(x: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
+    """Save (B, C, H, W) images in [-1, 1] as a PNG grid."""
+    return save_png(path, make_grid(to_uint8(x), nrow))

@@ -19,9 +19,10 @@ import torch.nn.functional as F
 from attrs import validators as v
 from torch import Tensor, nn
 
-from gen.config import ComponentSpec, component_field, field
+from gen.components import build_component, registered
+from gen.config import component_field, field
 from gen.errors import GenError
-from gen.prediction import Prediction, Schedule, convert
+from gen.protocols import Prediction, Schedule, convert
 
 
 def _multiscale(instance, attribute, value):  # noqa: ANN001, ARG001
@@ -34,7 +35,11 @@ def _multiscale(instance, attribute, value):  # noqa: ANN001, ARG001
 class ObjectiveConfig:
     """The ``[objective]`` section of a recipe."""
 
-    prediction: str = field("x", doc="What the network predicts: a registered prediction (x, eps, v).")
+    prediction: str = field(
+        "x",
+        doc="What the network predicts: a registered prediction (x, eps, v).",
+        validator=registered("prediction"),
+    )
     loss: Literal["x", "eps", "v"] = field("v", doc="The space the regression loss is computed in.")
     noise_scale: float = field(
         1.0, doc="Std of the noise eps; JiT: 1.0 at 256 px, 2.0 at 512 px.", validator=v.gt(0)
@@ -49,18 +54,6 @@ class ObjectiveConfig:
         doc="Also take the loss avg-pooled by these factors (images only; Simple Diffusion).",
         validator=_multiscale,
     )
-
-
-def build_component(kind: str, value: Any) -> Any:
-    """Build a component given as a name (default config) or a validated :class:`gen.ComponentSpec`."""
-    if isinstance(value, ComponentSpec):
-        return value.build()
-    if isinstance(value, str):
-        from gen.registry import get_registry
-
-        component = get_registry(kind).get(value)
-        return component.factory(component.make_config())
-    raise TypeError(f"expected a {kind} name or a ComponentSpec, got {type(value).__name__} {value!r}")
 
 
 def _device_of(generator: torch.Generator | None, fallback: torch.device) -> torch.device:
@@ -203,4 +196,4 @@ class Objective:
         )
 
 
-__all__ = ["Objective", "ObjectiveConfig", "broadcast_time", "build_component"]
+__all__ = ["Objective", "ObjectiveConfig", "broadcast_time"]

@@ -19,7 +19,7 @@ import pluggy
 
 from gen import hookspecs
 from gen.errors import DuplicateComponentError
-from gen.registry import KINDS, Registry, make_register
+from gen.registry import KINDS, Registry, check_kind, make_register
 
 ENTRY_POINT_GROUP = "gen"
 ENV_VAR = "GEN_PLUGINS"
@@ -159,3 +159,9 @@ def reset_host(host: PluginHost | None = None) -> PluginHost:
     global _host
     _host = host if host is not None else PluginHost()
     return _host
+
+
+def get_registry(kind: str) -> Registry:
+    """The registry of ``kind``, filled from every loaded plugin (loads plugins on first use)."""
+    check_kind(kind)
+    return get_host().registries[kind]

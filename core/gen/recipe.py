@@ -13,7 +13,6 @@ apply to the new one.
 
 from __future__ import annotations
 
-import difflib
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -21,11 +20,12 @@ from typing import Any
 
 import attrs
 
-from gen.config import ComponentSpec, check_value, component_field
-from gen.data import DataSpec
-from gen.errors import RecipeError, UnknownComponentError
+from gen.components import ComponentSpec, validate_component, validate_config
+from gen.config import component_field
+from gen.errors import GenError, RecipeError
 from gen.objective import ObjectiveConfig
-from gen.registry import get_registry
+from gen.plugins import get_registry
+from gen.protocols import DataSpec, ShapeFromConfig, SpecFromConfig
 from gen.sampling import SampleConfig
 from gen.training.config import TrainConfig
 
@@ -36,11 +36,12 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 __all__ = [
     "Recipe",
+    "build_backbone",
     "load_recipe",
     "parse_override",
     "recipe_to_toml",
-    "validate_component",
     "validate_recipe",
+    "with_data_fields",
 ]
 
 
@@ -56,7 +57,7 @@ class Recipe:
     sample: SampleConfig = attrs.field(factory=SampleConfig, metadata={"doc": "How to generate samples."})
     train: TrainConfig = attrs.field(factory=TrainConfig, metadata={"doc": "How to train."})
     #: The file the recipe was loaded from (None when built from a table).
-    source: str | None = attrs.field(default=None, eq=False)
+    source: str | None = attrs.field(default=None, eq=False, metadata={"recipe": False})
 
 
 # -- reading and merging ------------------------------------------------------------------------------
@@ -166,123 +167,6 @@ def apply_overrides(table: dict[str, Any], overrides: Iterable[str]) -> dict[str
 # -- validation -------------------------------------------------------------------------------------
 
 
-def _unknown_key(key: str, known: Iterable[str], *, file: str | None, section: str | None) -> RecipeError:
-    known = sorted(known)
-    close = difflib.get_close_matches(key, known, n=3)
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
-    return RecipeError(
-        f"unknown key{hint} Known keys: {', '.join(known) if known else 'none'}",
-        file=file,
-        section=section,
-        key=key,
-    )
-
-
-def _attr_message(error: Exception, name: str) -> str:
-    # attrs' in_() validator raises ValueError(message, attribute, options, value): keep the message.
-    msg = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
-    # attrs validators say "'depth' must be >= 1: 0"; the key is already in the prefix.
-    for prefix in (f"'{name}' ", f"{name} "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix) :]
-    return msg
-
-
-def validate_config(cls: type, table: Mapping[str, Any], *, section: str, file: str | None) -> Any:
-    """Validate a TOML table into the attrs class ``cls`` (recursing into sub-sections)."""
-    if not isinstance(table, Mapping):
-        raise RecipeError(
-            f"must be a table, got {type(table).__name__} {table!r}", file=file, section=section
-        )
-    attrs.resolve_types(cls)
-    fields = {f.name: f for f in attrs.fields(cls) if f.init and not (cls is Recipe and f.name == "source")}
-    kwargs: dict[str, Any] = {}
-    for key in table:
-        if key not in fields:
-            raise _unknown_key(key, fields, file=file, section=section)
-    for name, f in fields.items():
-        sub = f"{section}.{name}" if section else name
-        kind = f.metadata.get("component")
-        if kind is not None:
-            if name in table:
-                value = table[name]
-                if isinstance(value, Mapping) and "name" not in value and isinstance(f.default, str):
-                    value = {"name": f.default, **value}  # [objective.schedule] mean = ... keeps the default
-                kwargs[name] = validate_component(kind, value, section=sub, file=file)
-            elif f.default is None:
-                known = ", ".join(_known_names(kind))
-                raise RecipeError(
-                    f"missing section [{sub}]: add it with name = one of: {known}", file=file, section=None
-                )
-            elif isinstance(f.default, str):
-                kwargs[name] = validate_component(kind, f.default, section=sub, file=file)
-            continue
-        if isinstance(f.type, type) and attrs.has(f.type):
-            # Validated even when absent, so that its component defaults become ComponentSpecs.
-            kwargs[name] = validate_config(f.type, table.get(name, {}), section=sub, file=file)
-            continue
-        if name not in table:
-            continue
-        value = table[name]
-        try:
-            value = check_value(value, f.type)
-        except TypeError as e:
-            raise RecipeError(str(e), file=file, section=section, key=name) from None
-        if f.converter is not None:
-            value = f.converter(value)
-        if f.validator is not None:
-            try:
-                f.validator(None, f, value)
-            except (ValueError, TypeError) as e:
-                raise RecipeError(f"{_attr_message(e, name)}", file=file, section=section, key=name) from None
-        kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except (ValueError, TypeError) as e:
-        raise RecipeError(str(e), file=file, section=section) from None
-
-
-def _known_names(kind: str) -> list[str]:
-    return get_registry(kind).names()
-
-
-def validate_component(kind: str, value: Any, *, section: str, file: str | None) -> ComponentSpec:
-    """Validate ``"name"`` or ``{name = ..., **config}`` into a :class:`ComponentSpec` of ``kind``."""
-    if isinstance(value, str):
-        value = {"name": value}
-    if not isinstance(value, Mapping):
-        raise RecipeError(
-            f"must be a component name or a table with `name`, got {value!r}", file=file, section=section
-        )
-    name = value.get("name")
-    if name is None:
-        known = ", ".join(_known_names(kind))
-        raise RecipeError(
-            f"missing `name`: set it to one of: {known}", file=file, section=section, key="name"
-        )
-    if not isinstance(name, str):
-        raise RecipeError(
-            f"expected str, got {type(name).__name__} {name!r}", file=file, section=section, key="name"
-        )
-    try:
-        component = get_registry(kind).get(name)
-    except UnknownComponentError as e:
-        raise RecipeError(str(e), file=file, section=section, key="name") from None
-    fields = {k: v for k, v in value.items() if k != "name"}
-    if component.config is None:
-        if fields:
-            raise RecipeError(
-                f"{kind} {name!r} takes no options; remove {', '.join(sorted(fields))}",
-                file=file,
-                section=section,
-                key=sorted(fields)[0],
-            )
-        config = None
-    else:
-        config = validate_config(component.config, fields, section=section, file=file)
-    return ComponentSpec(kind=kind, name=name, config=config, explicit=frozenset(fields))
-
-
 def with_data_fields(recipe: Recipe, spec: DataSpec) -> Recipe:
     """The recipe with the backbone's data-derived fields (``input_size``, ``in_channels``,
     ``num_classes`` or ``input_dim``) taken from ``spec`` wherever the recipe did not set them."""
@@ -303,19 +187,59 @@ def with_data_fields(recipe: Recipe, spec: DataSpec) -> Recipe:
     return attrs.evolve(recipe, backbone=backbone)
 
 
+def build_backbone(recipe: Recipe, spec: DataSpec) -> Any:
+    """Build the recipe's backbone (an ``nn.Module``) for data of ``spec``, its data-derived fields filled
+    from ``spec`` where the recipe set none; a factory's ValueError is one :class:`gen.GenError` line."""
+    section = with_data_fields(recipe, spec).backbone
+    component = get_registry("backbone").get(section.name)
+    try:
+        return component.factory(section.config)
+    except ValueError as e:
+        raise GenError(f"[backbone] {section.name}: {e}") from None
+
+
+def data_fields_of(data: ComponentSpec) -> dict[str, Any]:
+    """The backbone fields the data section's config tells without reading data (see
+    :class:`gen.protocols.SpecFromConfig` and :class:`gen.protocols.ShapeFromConfig`)."""
+    config = data.config
+    spec = config.spec() if isinstance(config, SpecFromConfig) else None
+    if spec is not None:
+        return spec.backbone_fields()
+    if isinstance(config, ShapeFromConfig):
+        fields = DataSpec(shape=config.sample_shape()).backbone_fields()
+        fields.pop("num_classes")  # the classes are not known without the data
+        return fields
+    return {}
+
+
+def _with_data_keys(table: Mapping[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """The recipe table with the data's backbone fields written into ``[backbone]`` where it says nothing
+    (only fields the selected backbone's config has), so that the backbone is validated once, against
+    the data it will see."""
+    backbone = table.get("backbone")
+    if isinstance(backbone, str):
+        backbone = {"name": backbone}
+    if not fields or not isinstance(backbone, Mapping) or not isinstance(backbone.get("name"), str):
+        return dict(table)  # the validation that follows reports what is wrong
+    registry = get_registry("backbone")
+    if backbone["name"] not in registry or registry.get(backbone["name"]).config is None:
+        return dict(table)
+    names = {f.name for f in attrs.fields(registry.get(backbone["name"]).config)}
+    fill = {k: v for k, v in fields.items() if k in names and k not in backbone}
+    return {**table, "backbone": {**backbone, **fill}}
+
+
 def validate_recipe(table: Mapping[str, Any], *, file: str | None = None) -> Recipe:
     """Validate a merged recipe table into a :class:`Recipe`.
 
-    When the dataset's config can tell its :class:`DataSpec` without reading data (a ``spec()``
-    method that may return None when it cannot tell), the backbone's data-derived fields are filled here, so that ``gen recipe show`` prints
-    what will really be built; otherwise the training engine fills them once the data is open.
+    The ``[data]`` section is validated first: the backbone's data-derived fields that its config can
+    tell without reading data are filled before the backbone is validated, so that ``gen recipe show``
+    prints what will really be built; the training engine fills the rest once the data is open.
     """
-    recipe = attrs.evolve(validate_config(Recipe, table, section="", file=file), source=file)
-    spec_of = getattr(recipe.data.config, "spec", None)
-    spec = spec_of() if callable(spec_of) else None
-    if spec is not None:
-        recipe = with_data_fields(recipe, spec)
-    return recipe
+    if isinstance(table, Mapping) and "data" in table:
+        data = validate_component("dataset", table["data"], section="data", file=file)
+        table = _with_data_keys(table, data_fields_of(data))
+    return attrs.evolve(validate_config(Recipe, table, section="", file=file), source=file)
 
 
 def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:

@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from gen.errors import DuplicateComponentError, RecipeError, UnknownComponentError
+from gen.errors import DuplicateComponentError, UnknownComponentError
 
 T = TypeVar("T")
 
@@ -48,6 +48,14 @@ class Component(Generic[T]):
         if self.config is None:
             return None
         return self.config(**fields)
+
+
+def check_kind(kind: str) -> None:
+    """Raise :class:`gen.UnknownComponentError` (with the closest kind) unless ``kind`` is a registry."""
+    if kind not in KINDS:
+        close = difflib.get_close_matches(kind, list(KINDS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        raise UnknownComponentError(f"unknown component kind {kind!r}{hint} Kinds: {', '.join(KINDS)}")
 
 
 class Registry(Generic[T]):
@@ -124,37 +132,4 @@ def make_register(registry: Registry, plugin: str) -> Callable[..., None]:
     return register
 
 
-def get_registry(kind: str) -> Registry:
-    """The registry of ``kind``, filled from every loaded plugin (loads plugins on first use)."""
-    from gen.plugins import get_host
-
-    if kind not in KINDS:
-        close = difflib.get_close_matches(kind, list(KINDS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else "."
-        raise UnknownComponentError(f"unknown component kind {kind!r}{hint} Kinds: {', '.join(KINDS)}")
-    return get_host().registries[kind]
-
-
-def build(kind: str, name: str, **fields: Any) -> Any:
-    """Build the component a recipe section ``{name = name, **fields}`` would build.
-
-    Same validation and the same errors as a recipe: unknown keys, wrong types and out-of-range
-    values raise :class:`gen.RecipeError`.
-
-    Example:
-        >>> net = gen.build("backbone", "jit", preset="B/16", input_size=256, num_classes=1000)
-    """
-    from gen.recipe import validate_component
-
-    spec = validate_component(kind, {"name": name, **fields}, section=kind, file=None)
-    return spec.build()
-
-
-def resolve_config(kind: str, name: str, **fields: Any) -> Any:
-    """The validated config instance that :func:`build` would pass to the factory."""
-    from gen.recipe import validate_component
-
-    return validate_component(kind, {"name": name, **fields}, section=kind, file=None).config
-
-
-__all__ = ["KINDS", "Component", "Registry", "RecipeError", "build", "get_registry", "make_register"]
+__all__ = ["KINDS", "Component", "Registry", "check_kind", "make_register"]

@@ -17,14 +17,15 @@ from collections.abc import Iterable
 from typing import Any
 
 import attrs
-import numpy as np
 import torch
 from attrs import validators as v
 from torch import Tensor, nn
 
+from gen.components import build_component
 from gen.config import component_field, field
-from gen.objective import ObjectiveConfig, build_component
-from gen.prediction import Prediction, Solver, VelocityFn
+from gen.objective import ObjectiveConfig
+from gen.protocols import Prediction, Solver, VelocityFn
+from gen.seeds import key_seed
 
 
 def _interval(instance, attribute, value):  # noqa: ANN001, ARG001
@@ -179,10 +180,10 @@ def sample_from_config(
 
 
 def noise_seed(seed: int, index: int) -> int:
-    """The seed of sample ``index``'s noise: a 64-bit hash of (seed, index) (numpy's SeedSequence)."""
+    """The seed of sample ``index``'s noise: :func:`gen.seeds.key_seed` of (seed, index), 64 bits."""
     if seed < 0 or index < 0:
         raise ValueError(f"seed and index must be >= 0, got seed={seed}, index={index}")
-    return int(np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint64)[0])
+    return key_seed(seed, index, bits=64)
 
 
 def sample_noise(

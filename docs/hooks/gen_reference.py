@@ -69,16 +69,16 @@ def first_party_host():  # noqa: ANN201 - gen.plugins.PluginHost, imported lazil
 def first_party_app():  # noqa: ANN201 - typer.Typer
     """The ``gen`` Typer app with the commands of the first-party plugins.
 
-    ``gen.cli`` adds plugin commands when it is first imported, from the process-wide plugin host; in a
+    ``gen.commands`` adds plugin commands when it is first imported, from the process-wide plugin host; in a
     fresh process (the MkDocs build) that host is replaced first by one holding only first-party plugins.
     """
     import sys
 
     from gen.plugins import get_host, reset_host
 
-    if "gen.cli" not in sys.modules:
+    if "gen.commands" not in sys.modules:
         reset_host(first_party_host())
-    from gen.cli import app
+    from gen.commands import app
 
     _check_errors(get_host())
     return app

@@ -13,8 +13,9 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 import gen
-from gen.cli import app
-from gen.evaluation import (
+from gen.commands import app
+from gen.images import to_uint8
+from gen.metrics import (
     WEIGHTS_ENV,
     WEIGHTS_NAME,
     WEIGHTS_URL,
@@ -24,8 +25,7 @@ from gen.evaluation import (
     make_fid_metric,
     use_feature_extractor,
 )
-from gen.images import to_uint8
-from gen.inception import FIDInceptionV3, resize_bilinear_tf1
+from gen.metrics.inception import FIDInceptionV3, resize_bilinear_tf1
 from gen.recipe import load_recipe
 
 # The same source runs in this process and in the torchrun workers.
@@ -399,8 +399,8 @@ import sys
 
 import torch.distributed
 
-from gen.cli import app
-from gen.evaluation import use_feature_extractor
+from gen.commands import app
+from gen.metrics import use_feature_extractor
 
 # Commands separated by "::" run one after the other in the same processes and process group.
 torch.distributed.init_process_group("gloo")

@@ -1,4 +1,5 @@
-"""`gen sample`: outputs, determinism across batch sizes and processes, defaults, EMA choice."""
+"""`gen sample` and the model sampler under it: outputs, determinism across batch sizes and processes,
+defaults, EMA choice."""
 
 from __future__ import annotations
 
@@ -10,19 +11,14 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from gen.cli import app
-from gen.generate import (
-    CheckpointSampler,
-    class_labels,
-    default_settings,
-    image_name,
-    load_checkpoint,
-    shard,
-    write_adm_npz,
-)
+from gen.commands import app
 from gen.images import make_grid, to_uint8
+from gen.model_sampler import ModelSampler, class_labels, shard
+from gen.protocols import DataSpec
+from gen.runs import checkpoint as ckpt
+from gen.runs.run_dir import load_checkpoint
+from gen.sample_files import image_name, write_adm_npz
 from gen.sampling import sample, sample_noise
-from gen.training import checkpoint as ckpt
 
 runner = CliRunner()
 
@@ -34,10 +30,10 @@ def npz(path):
 
 def test_checkpoint_records_the_data_spec(run):
     meta = ckpt.read_meta(ckpt.latest_checkpoint(run))
-    assert meta["data_spec"] == {"shape": [3, 4, 4], "num_classes": 3}
+    assert meta.data_spec == DataSpec(shape=(3, 4, 4), num_classes=3)
     checkpoint = load_checkpoint(run)
     assert checkpoint.spec.shape == (3, 4, 4) and checkpoint.spec.num_classes == 3
-    assert checkpoint.step == 6 and checkpoint.default_ema() == "0.9"
+    assert checkpoint.step == 6 and checkpoint.default_ema() == 0.9
     assert load_checkpoint(checkpoint.path).path == checkpoint.path  # a checkpoint directory works too
 
 
@@ -82,8 +78,8 @@ def test_batch_size_does_not_change_the_images(cli, run, tmp_path):
 def test_images_are_the_driver_samples_of_the_first_ema_with_the_recipe_settings(cli, run, tmp_path):
     cli("sample", run, "--num", 4, "--seed", 3, "--out", tmp_path / "a.npz")
     checkpoint = load_checkpoint(run)
-    net = CheckpointSampler(checkpoint).model
-    net.load_state_dict(ckpt.load_weights(checkpoint.path / "ema_0.9.safetensors"))
+    net = ModelSampler.from_checkpoint(checkpoint).model
+    net.load_state_dict(ckpt.load_weights(checkpoint.path, 0.9))
     labels = torch.tensor([0, 0, 1, 2])
     noise = sample_noise(range(4), (3, 4, 4), seed=3)
     x = sample(net, noise, labels, prediction="x", sampler="euler", steps=4, cfg=2.0, num_classes=3)
@@ -110,13 +106,13 @@ def test_two_ranks_draw_disjoint_slices_that_make_the_whole(run, tmp_path):
             assert [i for p in parts for i in p] == list(range(n))
             assert max(map(len, parts)) - min(map(len, parts)) <= 1
     checkpoint = load_checkpoint(run)
-    sampler = CheckpointSampler(checkpoint)
-    settings = default_settings(checkpoint)
+    sampler = ModelSampler.from_checkpoint(checkpoint)
+    settings = sampler.settings()
     labels = class_labels(7, 3)
 
     def images(indices, batch):
         return np.concatenate(
-            [x for _, x in sampler.generate(indices, labels, settings, seed=0, batch_size=batch)]
+            [x for _, x in sampler.images(indices, labels, settings, seed=0, batch_size=batch)]
         )
 
     whole = images(range(7), 7)
@@ -165,7 +161,7 @@ def test_run_without_data_spec_in_meta_asks_the_dataset(run, tmp_path):
     assert load_checkpoint(copy).spec == load_checkpoint(run).spec
 
 
-def test_a_model_of_vectors_gets_one_line_from_sample_and_eval(tmp_path):
+def test_a_model_of_vectors_is_scored_by_its_data_metric_and_refused_by_sample_and_fid(tmp_path):
     from gen.recipe import load_recipe
     from gen.training.engine import train
 
@@ -179,16 +175,20 @@ def test_a_model_of_vectors_gets_one_line_from_sample_and_eval(tmp_path):
         "train.eval_samples=0",
     ]
     train(load_recipe(recipe, overrides), run)
-    for args in (
-        ["sample", run, "--num", 4, "--out", tmp_path / "s.npz"],
-        ["eval", run, "--num", 4, "--metric", "data"],
+    for args, message in (
+        (
+            ["sample", run, "--num", 4, "--out", tmp_path / "s.npz"],
+            "not images, and gen sample writes images",
+        ),
+        (["eval", run, "--num", 4], "not images, and FID scores images; score it with --metric data"),
     ):
         result = runner.invoke(app, [str(a) for a in args])
         assert result.exit_code == 2 and "Traceback" not in result.output
         line = " ".join(result.output.split())
-        assert (
-            "the model draws vectors of shape (8,), not images, and gen sample and gen eval work on images"
-            in line
-        )
+        assert "the model draws vectors of shape (8,)" in line and message in line, line
         assert "eval 1/1" not in line  # refused before any sampling starts
     assert not (tmp_path / "s.npz").exists()
+    result = runner.invoke(app, ["eval", str(run), "--num", "4", "--metric", "data"])
+    assert result.exit_code == 0, result.output
+    table = json.loads((run / "eval" / "step_00000002.json").read_text())
+    assert table["rows"][0]["num_images"] == 4 and table["rows"][0]["spiral_distance"] > 0

@@ -206,8 +206,9 @@ def test_schedule_as_name_or_component_spec():
 
 
 def test_unknown_prediction_names_the_known_ones():
-    with pytest.raises(gen.UnknownComponentError, match="did you mean 'eps'"):
-        Objective(ObjectiveConfig(prediction="epsilon"), 0)
+    # The config refuses it (so a recipe does, at load and in `gen recipe check`), before any Objective.
+    with pytest.raises(ValueError, match="did you mean 'eps'"):
+        ObjectiveConfig(prediction="epsilon")
     with pytest.raises(gen.UnknownComponentError, match="uniform"):
         Objective(ObjectiveConfig(schedule="unifrom"), 0)
 

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import gen
-from gen.cli import app
+from gen.commands import app
 from gen.plugins import PluginHost, get_host, reset_host
 
 runner = CliRunner()

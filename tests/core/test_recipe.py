@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import gen
-from gen.cli import app
+from gen.commands import app
 from gen.recipe import load_recipe, parse_override, recipe_to_toml
 
 runner = CliRunner()

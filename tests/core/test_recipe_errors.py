@@ -7,7 +7,7 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from gen.cli import app
+from gen.commands import app
 
 runner = CliRunner()
 

@@ -96,6 +96,12 @@ class TrainConfig:
             raise ValueError(f"grid_ema = {self.grid_ema} is not one of ema_decays = {list(self.ema_decays)}")
         if self.micro_batch is not None and self.micro_batch > self.global_batch:
             raise ValueError(f"micro_batch ({self.micro_batch}) exceeds global_batch ({self.global_batch})")
+        if self.micro_batch is not None and self.global_batch % self.micro_batch:
+            # Whatever the number of processes, the per-process batch is a divisor of global_batch.
+            raise ValueError(
+                f"micro_batch ({self.micro_batch}) does not divide global_batch ({self.global_batch}); "
+                "choose a divisor of it"
+            )
         for d in self.ema_decays:
             if not 0.0 <= d < 1.0:
                 raise ValueError(f"ema_decays must be in [0, 1), got {d}")

@@ -47,6 +47,3 @@ class EMA:
         """Set EMA ``index`` from a full state dict (each rank takes its shard)."""
         for name, shadow in zip(self.names, self.shadows[index], strict=True):
             shadow.copy_(shard_like(state[name], shadow))
-
-    def name(self, index: int) -> str:
-        return f"ema_{self.decays[index]}"

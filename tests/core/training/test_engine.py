@@ -12,11 +12,12 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 import gen
-from gen.cli import app
+from gen.commands import app
 from gen.recipe import load_recipe
-from gen.training import checkpoint as ckpt
+from gen.runs import checkpoint as ckpt
+from gen.training.batch_plan import BatchPlan
 from gen.training.ema import EMA
-from gen.training.engine import BatchPlan, Trainer, train
+from gen.training.engine import Trainer, train
 from gen.training.optim import lr_at, param_groups
 
 runner = CliRunner()
@@ -209,6 +210,7 @@ def test_eval_every_scores_during_training_and_keeps_every_score(train_env, tmp_
 
 def test_scoring_needs_a_dataset_metric(train_env, tmp_path, monkeypatch):
     monkeypatch.delattr(type(gen.build("dataset", "blobs")), "evaluate_samples")
+    gen.ScoresSamples._abc_caches_clear()  # isinstance() caches per class; this test changed the class
     result = runner.invoke(app, ["train", str(train_env), "--run-dir", str(tmp_path / "b")])
     assert result.exit_code == 2
     assert " ".join(result.output.split()) == (
@@ -273,7 +275,7 @@ def test_no_weight_decay_on_biases_and_norms():
 def test_backbone_takes_shape_from_data_unless_set(train_env):
     recipe = load_recipe(train_env, ["data.size=6", "data.num_classes=5"])
     trainer = Trainer(recipe, "unused")
-    from gen.training.engine import build_backbone
+    from gen.recipe import build_backbone
 
     net = build_backbone(recipe, trainer.recipe.data.build().spec)
     assert net.inp.in_features == 3 * 36 + 1 and net.embed.num_embeddings == 6

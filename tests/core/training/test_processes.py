@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from gen.recipe import load_recipe
-from gen.training import checkpoint as ckpt
+from gen.runs import checkpoint as ckpt
 from gen.training.engine import train
 
 
@@ -29,7 +29,7 @@ def test_two_process_gloo_equals_one_process(torchrun, train_env, tmp_path):
     b = load_file(str(ckpt.latest_checkpoint(two) / "model.safetensors"))
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=k)
-    assert ckpt.read_meta(ckpt.latest_checkpoint(two))["world_size"] == 2
+    assert ckpt.read_meta(ckpt.latest_checkpoint(two)).world_size == 2
     assert "2 process(es) x 1 accumulation x 4" in done.stderr
 
 
@@ -104,7 +104,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(train_env, tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-3000:]
     latest = ckpt.latest_checkpoint(run)
-    step = ckpt.read_meta(latest)["step"]
+    step = ckpt.read_meta(latest).step
     assert 2 <= step < 1000
     assert f"stopped by SIGTERM at step {step}; checkpoint saved." in " ".join(err.split())
     # It resumes from there.

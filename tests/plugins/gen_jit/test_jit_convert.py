@@ -138,7 +138,7 @@ def test_command_joins_an_existing_convert_group():
 
 
 def test_gen_cli_prints_one_line_errors(tmp_path):
-    from gen.cli import app
+    from gen.commands import app
 
     result = CliRunner().invoke(app, ["convert", "jit", str(tmp_path / "missing.pth"), str(tmp_path / "o")])
     assert result.exit_code == 2

@@ -11,7 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import gen
-from gen.cli import app
+from gen.commands import app
 from gen_toy.experiment import Cell, parse_list
 from gen_toy.figure import figure_size
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+from collections.abc import Iterator
 
 import attrs
 import torch
@@ -24,6 +26,11 @@ class DistInfo:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
+
+    @classmethod
+    def local(cls, device: torch.device | str = "cpu") -> DistInfo:
+        """One process on its own, even inside a process group (rank 0 sampling for the others)."""
+        return cls(rank=0, world_size=1, local_rank=0, device=torch.device(device))
 
 
 def setup() -> DistInfo:
@@ -54,6 +61,19 @@ def teardown(synchronize: bool = False) -> None:
             dist.barrier()
         dist.destroy_process_group()
     gc.collect()
+
+
+@contextlib.contextmanager
+def process_group() -> Iterator[DistInfo]:
+    """:func:`setup` for one command, and :func:`teardown` after it, unless the caller's process group
+    was up already (it stays up: a script running several commands in one group)."""
+    owned = not dist.is_initialized()
+    info = setup()
+    try:
+        yield info
+    finally:
+        if owned:
+            teardown()
 
 
 def all_gather_objects(obj: object, info: DistInfo) -> list[object]:

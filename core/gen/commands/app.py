@@ -1,0 +1,88 @@
+"""The root ``gen`` Typer app. Every user error (:class:`gen.GenError`) is printed as one ``error: ...``
+line on stderr with exit code 2; ``gen --debug ...`` (or ``GEN_DEBUG=1``) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import typer
+import typer.core
+from rich.console import Console
+
+from gen.errors import GenError
+from gen.plugins import get_host
+from gen.version import __version__
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+out_console = Console(highlight=False, soft_wrap=True)
+
+
+class GenGroup(typer.core.TyperGroup):
+    """The root command group: turns GenError into one line and exit code 2."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GenError as e:
+            if _debug(ctx):
+                raise
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+
+
+def _debug(ctx: typer.Context) -> bool:
+    return bool((ctx.obj or {}).get("debug")) or os.environ.get("GEN_DEBUG", "") not in ("", "0")
+
+
+app = typer.Typer(
+    cls=GenGroup,
+    help="Train and sample denoising generative models of images (JiT, DiT), extended by plugins.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        import torch
+
+        typer.echo(f"gen {__version__} (torch {torch.__version__}, python {sys.version.split()[0]})")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    ctx.obj = {"debug": debug}
+    for err in get_host().errors:
+        err_console.print(f"warning: plugin {err.plugin!r}: {err.error}", markup=False)
+
+
+def parse_list(text: str | None, convert: Any, option: str) -> list[Any] | None:
+    """``"2.5,2.9"`` -> [2.5, 2.9] (None stays None); a bad item is a one-line error naming the option."""
+    if text is None:
+        return None
+    try:
+        return [convert(t.strip()) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise GenError(f"{option} {text!r}: expected a comma-separated list, e.g. {option} 1,2,3") from None
+
+
+def parse_interval(text: str) -> tuple[float, float]:
+    """``"0.1,1.0"`` -> (0.1, 1.0)."""
+    values = parse_list(text, float, "--interval") or []
+    if len(values) != 2:
+        raise GenError(f"--interval {text!r}: give LOW,HIGH, e.g. --interval 0.1,1.0")
+    return values[0], values[1]
+
+
+__all__ = ["GenGroup", "app", "err_console", "out_console", "parse_interval", "parse_list"]

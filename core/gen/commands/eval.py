@@ -1,0 +1,247 @@
+"""``gen eval``: score a checkpoint (sweeps over sampling settings) or saved samples, and compute FID
+reference statistics. The metric is chosen once (``--metric fid|data``) as a metric object; the
+scoring itself is :mod:`gen.evaluation`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import typer
+import typer.core
+
+from gen import distributed
+from gen.commands.app import app, err_console, out_console, parse_interval, parse_list
+from gen.errors import GenError
+from gen.evaluation.results import render_table, save_table
+from gen.evaluation.sweep import combinations, evaluate_checkpoint
+from gen.metrics.dataset_metric import DatasetMetric
+from gen.metrics.features import feature_extractor
+from gen.metrics.fid import FIDMetric
+from gen.metrics.image_sources import count_images, image_batches
+from gen.metrics.reference import reference_stats_of
+from gen.model_sampler import ModelSampler
+from gen.plugins import get_registry
+from gen.progress import progress_bar
+from gen.protocols import ScoresSamples
+from gen.runs.run_dir import Checkpoint, load_checkpoint
+
+METRICS = ("fid", "data")
+
+
+class EvalGroup(typer.core.TyperGroup):
+    """``gen eval SOURCE ...`` runs ``gen eval score SOURCE ...``; ``gen eval ref-stats ...`` its own command."""
+
+    default_command = "score"
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+eval_app = typer.Typer(
+    cls=EvalGroup,
+    help=(
+        "FID and Inception Score. `gen eval RUN --ref STATS.npz` scores a checkpoint (comma lists sweep); "
+        "`gen eval SAMPLES.npz|FOLDER --ref ...` scores saved samples; `gen eval ref-stats SRC OUT.npz` "
+        "computes reference statistics."
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(eval_app, name="eval")
+
+
+def _is_checkpoint(path: Path) -> bool:
+    return (path / "meta.json").is_file() or (path / "checkpoints").is_dir()
+
+
+def _intervals(values: list[str] | None) -> list[tuple[float, float]] | None:
+    if not values:
+        return None
+    return [parse_interval(part) for text in values for part in text.split(";") if part.strip()]
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _data_metric_hint(checkpoint: Checkpoint) -> str:
+    """ "; or ... --metric data" when the checkpoint's dataset can score samples itself, else ""."""
+    try:
+        has_metric = isinstance(checkpoint.recipe.data.build(), ScoresSamples)
+    except Exception:  # noqa: BLE001 - only a hint: a dataset that cannot be built here gets none
+        return ""
+    return "; or score with the dataset's own metric: --metric data" if has_metric else ""
+
+
+def checkpoint_metric(
+    checkpoint: Checkpoint, metric: str, *, ref: str | None, weights: str | None, device: Any, batch_size: int
+) -> FIDMetric | DatasetMetric:
+    """The metric object of ``--metric`` for a checkpoint, with every check before any sampling."""
+    if metric == "data":
+        if ref:
+            raise GenError("--ref is the FID reference; --metric data scores with the dataset's own metric")
+        try:
+            return DatasetMetric(checkpoint.recipe.data.build(), checkpoint.recipe.data.name)
+        except GenError as e:
+            raise GenError(f"{checkpoint.path}: {e}") from None
+    if not checkpoint.spec.is_image:
+        raise GenError(
+            f"{checkpoint.path}: the model draws vectors of shape {checkpoint.spec.shape}, not images, and FID "
+            "scores images; score it with --metric data"
+        )
+    try:
+        return FIDMetric.load(weights=weights, reference=ref, device=device, batch_size=batch_size)
+    except GenError as e:
+        raise GenError(f"{e}{_data_metric_hint(checkpoint)}") from e
+
+
+@eval_app.command("score")
+def eval_command(
+    source: str = typer.Argument(
+        ..., help="A run directory, a checkpoint, a folder of images or an ADM .npz."
+    ),
+    ref: str | None = typer.Option(
+        None,
+        "--ref",
+        help="Reference statistics .npz (mu, sigma), or real images to compute them from (folder, .npz, recipe).",
+    ),
+    num: int = typer.Option(50_000, "--num", "-n", help="Images to generate per combination."),
+    cfg: str | None = typer.Option(
+        None, "--cfg", help="Guidance scale(s), comma-separated (default: the recipe's)."
+    ),
+    ema: str | None = typer.Option(
+        None, "--ema", help="EMA decay(s) or 'none', comma-separated (default: the first EMA)."
+    ),
+    steps: str | None = typer.Option(None, "--steps", help="Solver step count(s), comma-separated."),
+    sampler: str | None = typer.Option(None, "--sampler", help="Sampler name(s), comma-separated."),
+    interval: list[str] | None = typer.Option(
+        None,
+        "--interval",
+        help="Guidance interval LOW,HIGH; repeat the option (or separate with ';') to sweep.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Sample i depends only on (seed, i)."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Images per forward pass and process."),
+    screen: int | None = typer.Option(
+        None, "--screen", help="Score every combination on this many images first..."
+    ),
+    confirm: int = typer.Option(1, "--confirm", help="...then the best this many at --num."),
+    inception_weights: str | None = typer.Option(
+        None, "--inception-weights", help="The FID Inception weights file (default: $GEN_INCEPTION_WEIGHTS)."
+    ),
+    out: str | None = typer.Option(
+        None, "--out", "-o", help="Results JSON (default: RUN/eval/step_<step>.json, or beside the samples)."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Score again combinations already in RUN/eval/results.jsonl."
+    ),
+    metric: str = typer.Option(
+        "fid",
+        "--metric",
+        help="fid: FID (with --ref) and IS; data: the dataset's own metric (e.g. the shapes oracle).",
+    ),
+) -> None:
+    """Score a checkpoint (generating --num images per combination) or saved samples."""
+    if batch_size < 1 or seed < 0 or num < 2:
+        raise GenError(f"need --batch-size >= 1, --seed >= 0 and --num >= 2; got {batch_size}, {seed}, {num}")
+    if metric not in METRICS:
+        raise GenError(f"--metric {metric}: use fid (FID and IS) or data (the dataset's own metric)")
+    if out is not None and not str(out).endswith(".json"):
+        raise GenError(f"--out {out}: the results file must end in .json")
+    path = Path(source)
+    sweep = {"--cfg": cfg, "--ema": ema, "--steps": steps, "--sampler": sampler, "--interval": interval}
+    if not _is_checkpoint(path):
+        if not path.exists():
+            raise GenError(f"{path} does not exist; give a run directory, a checkpoint, a folder or an .npz")
+        given = [k for k, v in {**sweep, "--screen": screen}.items() if v] + (
+            ["--metric data"] if metric == "data" else []
+        )
+        if given:
+            raise GenError(f"{', '.join(given)} apply to a checkpoint; {path} holds samples")
+        score_samples(path, batch_size=batch_size, ref=ref, weights=inception_weights, out=out)
+        return
+    samplers = parse_list(sampler, str, "--sampler")
+    for name in samplers or []:
+        get_registry("sampler").get(name)
+    checkpoint = load_checkpoint(path)
+    with distributed.process_group() as dist:
+        the_metric = checkpoint_metric(
+            checkpoint, metric, ref=ref, weights=inception_weights, device=dist.device, batch_size=batch_size
+        )
+        if screen is not None and the_metric.goal is None:
+            raise GenError(
+                f"--screen needs to know which result is best: dataset {checkpoint.recipe.data.name!r} "
+                "declares no primary_metric"
+            )
+        if metric == "fid" and ref is None and dist.is_main:
+            err_console.print(
+                "no --ref given: FID is skipped, only the Inception Score is computed", markup=False
+            )
+        model = ModelSampler.from_checkpoint(checkpoint, dist.device)
+        settings_list = combinations(
+            model,
+            emas=parse_list(ema, str, "--ema"),
+            cfgs=parse_list(cfg, float, "--cfg"),
+            intervals=_intervals(interval),
+            steps=parse_list(steps, int, "--steps"),
+            samplers=samplers,
+        )
+        table = evaluate_checkpoint(
+            model, settings_list, the_metric, num=num, seed=seed, batch_size=batch_size, screen=screen,
+            confirm=confirm, out=out, force=force, dist=dist, console=err_console,
+        )  # fmt: skip
+        if dist.is_main:
+            rows = table["rows"]
+            best = rows.index(table["best"]) if table["best"] is not None else None
+            out_console.print(render_table(rows, best, table["title"], the_metric.columns(rows)))
+            err_console.print(f"results: {table['path']}", markup=False)
+
+
+def score_samples(
+    source: Path, *, batch_size: int, ref: str | None, weights: str | None, out: str | None
+) -> None:
+    """FID/IS of saved samples (a folder of images or an ADM ``.npz``); the JSON goes to ``out``
+    (default: ``<source>.eval.json`` beside the source)."""
+    metric = FIDMetric.load(weights=weights, reference=ref, device=_default_device(), batch_size=batch_size)
+    if metric.reference is None:
+        err_console.print(
+            "no --ref given: FID is skipped, only the Inception Score is computed", markup=False
+        )
+    accumulator = metric.accumulator()
+    with progress_bar(err_console, True, "score") as progress:
+        task = progress.add_task("score", total=count_images(source))
+        for batch in image_batches(source, batch_size):
+            accumulator.add(batch)
+            progress.update(task, advance=len(batch))
+    row = {"source": str(source), **accumulator.compute(distributed.DistInfo.local())}
+    path = Path(out) if out else source.parent / f"{source.name.removesuffix('.npz')}.eval.json"
+    extra = {**metric.key(), "reference": metric.reference.source if metric.reference else None}
+    out_console.print(render_table([row], 0, str(source), metric.columns([row])))
+    save_table([row], 0, str(source), path, extra, metric.columns([row]))
+    err_console.print(f"results: {path}", markup=False)
+
+
+@eval_app.command("ref-stats")
+def ref_stats_command(
+    src: str = typer.Argument(
+        ..., help="Real images: a folder, an ADM .npz (arr_0), or a recipe (its dataset)."
+    ),
+    out: str = typer.Argument(..., help="The statistics file to write (.npz with mu, sigma, num_samples)."),
+    batch_size: int = typer.Option(100, "--batch-size", "-b", help="Images per Inception pass."),
+    inception_weights: str | None = typer.Option(
+        None, "--inception-weights", help="The FID Inception weights file (default: $GEN_INCEPTION_WEIGHTS)."
+    ),
+) -> None:
+    """Compute FID reference statistics (mu, sigma of the Inception pool features) of real images."""
+    if not out.endswith(".npz"):
+        raise GenError(f"{out}: the statistics file must end in .npz")
+    device = _default_device()
+    extractor = feature_extractor(inception_weights, device)
+    stats = reference_stats_of(image_batches(src, batch_size), extractor, device=device, source=str(src))
+    path = stats.save(out)
+    err_console.print(
+        f"wrote {path}: mu {stats.mu.shape}, sigma {stats.sigma.shape} from {stats.num_samples} images",
+        markup=False,
+    )

@@ -1,0 +1,45 @@
+"""``gen recipe show`` and ``gen recipe check``."""
+
+from __future__ import annotations
+
+import typer
+
+from gen.commands.app import app
+from gen.errors import GenError
+from gen.recipe import load_recipe, recipe_to_toml
+from gen.training.plan import check_recipe
+from gen.version import __version__
+
+recipe_app = typer.Typer(help="Inspect and check recipes.", no_args_is_help=True)
+app.add_typer(recipe_app, name="recipe")
+
+
+@recipe_app.command("show")
+def recipe_show(
+    recipe: str = typer.Argument(..., help="The recipe file."),
+    overrides: list[str] = typer.Argument(None, help="SECTION.KEY=VALUE overrides (values are TOML)."),
+) -> None:
+    """Print the fully resolved recipe (extends, overrides and defaults applied) as TOML."""
+    resolved = load_recipe(recipe, overrides or [])
+    typer.echo(recipe_to_toml(resolved, header=f"resolved from {recipe} by gen {__version__}"), nl=False)
+
+
+@recipe_app.command("check")
+def recipe_check(
+    recipes: list[str] = typer.Argument(..., help="Recipe files to validate."),
+    world_size: int = typer.Option(
+        1, "--world-size", min=1, help="Processes the run will have (torchrun's nproc x nodes)."
+    ),
+) -> None:
+    """Validate recipes as `gen train` would before reading data; one line per file, exit 2 if any is wrong."""
+    failed = 0
+    for path in recipes:
+        try:
+            check_recipe(load_recipe(path), world_size=world_size)
+        except GenError as e:
+            failed += 1
+            typer.echo(f"error: {e}", err=True)
+        else:
+            typer.echo(f"ok: {path}")
+    if failed:
+        raise typer.Exit(2)

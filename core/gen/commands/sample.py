@@ -1,0 +1,90 @@
+"""``gen sample``: images of a checkpoint to a grid, an ADM ``.npz`` or a folder (see
+:mod:`gen.sample_files`). Under ``torchrun`` every process draws its own slice."""
+
+from __future__ import annotations
+
+import typer
+
+from gen import distributed
+from gen.commands.app import app, err_console, parse_interval, parse_list
+from gen.errors import GenError
+from gen.model_sampler import ModelSampler, class_labels
+from gen.plugins import get_registry
+from gen.runs.run_dir import load_checkpoint
+from gen.sample_files import output_kind, sample_to
+
+
+@app.command("sample")
+def sample_command(
+    run: str = typer.Argument(..., help="A run directory (its latest checkpoint) or a checkpoint directory."),
+    out: str = typer.Option(
+        ..., "--out", "-o", help="NAME.png (grid), NAME.npz (ADM arrays) or a folder (one PNG per image)."
+    ),
+    num: int = typer.Option(64, "--num", "-n", help="Number of images (ignored with --per-class)."),
+    labels: str | None = typer.Option(
+        None, "--labels", help="Class ids, comma-separated, repeated over the images."
+    ),
+    per_class: int | None = typer.Option(None, "--per-class", help="This many images of every class."),
+    cfg: float | None = typer.Option(None, "--cfg", help="Guidance scale (default: the recipe's)."),
+    interval: str | None = typer.Option(
+        None, "--interval", help="Guidance interval LOW,HIGH (default: the recipe's)."
+    ),
+    steps: int | None = typer.Option(None, "--steps", help="Solver steps (default: the recipe's)."),
+    sampler_name: str | None = typer.Option(
+        None, "--sampler", help="A registered sampler (default: the recipe's)."
+    ),
+    ema: str | None = typer.Option(
+        None, "--ema", help="EMA decay to use, or 'none' for the raw weights (default: the first EMA)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Sample i depends only on (seed, i)."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Images per forward pass and process."),
+) -> None:
+    """Generate images from a checkpoint. Under torchrun every process draws its own slice."""
+    if batch_size < 1 or seed < 0:
+        raise GenError(f"--batch-size must be >= 1 and --seed >= 0, got {batch_size} and {seed}")
+    output_kind(out)
+    if sampler_name is not None:
+        get_registry("sampler").get(sampler_name)  # an unknown name fails with the known ones
+    checkpoint = load_checkpoint(run)
+    _require_images(checkpoint)
+    ys = class_labels(
+        num, checkpoint.spec.num_classes, labels=parse_list(labels, int, "--labels"), per_class=per_class
+    )
+    with distributed.process_group() as dist:
+        sampler = ModelSampler.from_checkpoint(checkpoint, dist.device)
+        settings = sampler.settings(
+            ema or "default",
+            cfg=cfg,
+            cfg_interval=parse_interval(interval) if interval is not None else None,
+            steps=steps,
+            sampler=sampler_name,
+        )
+        if dist.is_main:
+            s = settings.describe()
+            err_console.print(
+                f"sampling {len(ys)} images from {checkpoint.path} (step {checkpoint.step}): ema {s['ema']}, "
+                f"cfg {s['cfg']}, interval {s['interval']}, {s['steps']} {s['sampler']} steps, seed {seed}",
+                markup=False,
+            )
+        path = sample_to(
+            out,
+            sampler,
+            settings,
+            ys,
+            seed=seed,
+            batch_size=batch_size,
+            dist=dist,
+            console=err_console,
+            nrow=per_class,
+        )
+        if dist.is_main:
+            err_console.print(f"wrote {path}", markup=False)
+
+
+def _require_images(checkpoint) -> None:  # noqa: ANN001
+    if not checkpoint.spec.is_image:
+        raise GenError(
+            f"{checkpoint.path}: the model draws vectors of shape {checkpoint.spec.shape}, not images, and "
+            "gen sample writes images; score it with gen eval RUN --metric data, and gen toy run plots the "
+            "toy experiment"
+        )

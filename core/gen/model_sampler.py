@@ -1,0 +1,251 @@
+"""Sampling a trained model: the one path from weights to images, used by the training engine's grids
+and scores, ``gen sample``, ``gen eval`` and plugins (``gen toy``).
+
+Sample ``i`` is a function of ``(seed, i)`` alone: its noise comes from :func:`gen.sample_noise` keyed by
+the index, and its label from the index (:func:`class_labels`), so the images do not depend on the
+batch size or on how many processes share the work. Under ``torchrun`` rank ``r`` of ``W`` draws the
+contiguous slice :func:`shard` of the ``N`` indices; together they draw each index exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gen.components import ComponentSpec, validate_config
+from gen.errors import GenError
+from gen.images import to_uint8
+from gen.precision import autocast
+from gen.protocols import DataSpec
+from gen.recipe import Recipe, build_backbone, to_table
+from gen.runs.run_dir import Checkpoint, load_checkpoint
+from gen.sampling import SampleConfig, sample, sample_noise
+
+# -- which samples ----------------------------------------------------------------------------------
+
+
+def shard(n: int, rank: int, world_size: int) -> range:
+    """The indices rank ``rank`` of ``world_size`` generates: ``[rank n / W, (rank + 1) n / W)``.
+
+    The slices are contiguous, disjoint, cover ``range(n)`` and differ in size by at most one.
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in [0, {world_size})")
+    return range(rank * n // world_size, (rank + 1) * n // world_size)
+
+
+def class_labels(
+    n: int | None, num_classes: int, *, labels: list[int] | None = None, per_class: int | None = None
+) -> np.ndarray:
+    """The label of every sample index, (N,) int64.
+
+    - ``labels``: the list repeated (sample i gets ``labels[i % len(labels)]``);
+    - ``per_class``: ``per_class`` images of each class, class-major (N = per_class * num_classes);
+    - neither: balanced and class-major, sample i gets ``i * K // N`` (for N = 50 000 and K = 1000
+      that is 50 images per class, as the JiT evaluation draws them).
+
+    An unconditional model (K = 0) labels every sample with the null label 0.
+    """
+    if labels is not None and per_class is not None:
+        raise GenError("give either --labels or --per-class, not both")
+    if num_classes == 0:
+        if labels is not None or per_class is not None:
+            raise GenError("the model is unconditional (no classes); drop --labels/--per-class")
+        return np.zeros(n or 0, dtype=np.int64)
+    if per_class is not None:
+        if per_class < 1:
+            raise GenError(f"--per-class must be >= 1, got {per_class}")
+        return np.repeat(np.arange(num_classes, dtype=np.int64), per_class)
+    if n is None or n < 1:
+        raise GenError(f"--num must be >= 1, got {n}")
+    if labels is not None:
+        bad = [y for y in labels if not 0 <= y < num_classes]
+        if not labels or bad:
+            raise GenError(f"--labels must be class ids in [0, {num_classes}), got {labels}")
+        return np.resize(np.asarray(labels, dtype=np.int64), n)
+    return (np.arange(n, dtype=np.int64) * num_classes) // n
+
+
+# -- how to sample ----------------------------------------------------------------------------------
+
+
+def ema_text(ema: float | None) -> str:
+    """How results and messages name an EMA: ``0.9999``, or ``none`` for the raw weights."""
+    return "none" if ema is None else repr(ema)
+
+
+@attrs.frozen(kw_only=True)
+class SamplingSettings:
+    """One way to sample a trained model (a row of a sweep): the weights and the ``[sample]`` section.
+
+    Attributes:
+        ema: The EMA decay whose weights sample, or None for the raw weights.
+        sample: Solver, steps and guidance, validated like the recipe's ``[sample]`` section.
+    """
+
+    ema: float | None
+    sample: SampleConfig
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able: ema, cfg, interval, steps, sampler (the keys of ``gen eval`` results)."""
+        s = self.sample
+        sampler = s.sampler.name if isinstance(s.sampler, ComponentSpec) else s.sampler
+        return {
+            "ema": ema_text(self.ema),
+            "cfg": s.cfg,
+            "interval": list(s.cfg_interval),
+            "steps": s.steps,
+            "sampler": sampler,
+        }
+
+
+def sample_config_with(base: SampleConfig, **given: Any) -> SampleConfig:
+    """``base`` with the ``given`` keys (those not None) replaced, validated as ``[sample]`` keys are in
+    a recipe: a bad value is the same one-line error (``[sample] steps: must be >= 1, got 0``)."""
+    given = {k: v for k, v in given.items() if v is not None}
+    if not given:
+        return base
+    table: dict[str, Any] = to_table(base)
+    if "sampler" in given and not isinstance(given["sampler"], Mapping):
+        table.pop("sampler")  # another solver: the old one's options do not apply
+    table.update({k: list(v) if isinstance(v, tuple) else v for k, v in given.items()})
+    return validate_config(SampleConfig, table, section="sample", file=None)
+
+
+# -- the sampler ------------------------------------------------------------------------------------
+
+
+class ModelSampler:
+    """A trained backbone with everything sampling it needs: the objective it was trained with (its
+    prediction, ``t_eps`` and noise scale), its data spec and the run's precision policy.
+
+    Build it from a checkpoint (:meth:`from_checkpoint`; weights per EMA loaded on demand) or from a
+    model in memory (the training engine's grids and scores).
+
+    Args:
+        model: The backbone, in eval mode, on ``device``.
+        recipe: The run's recipe (its ``[objective]``, ``[sample]`` and ``train.precision``).
+        spec: The data the backbone was built for.
+        device: Where to sample.
+        checkpoint: Where :meth:`use_weights` loads EMAs from (None for a model in memory).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        recipe: Recipe,
+        spec: DataSpec,
+        device: Any = None,
+        checkpoint: Checkpoint | None = None,
+    ):
+        self.model = model
+        self.recipe = recipe
+        self.spec = spec
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.checkpoint = checkpoint
+        self.ema: float | None | str = "unloaded" if checkpoint is not None else None
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint | str, device: Any = None) -> ModelSampler:
+        """The backbone of a checkpoint (or of a run's latest), built once; no weights loaded yet."""
+        if not isinstance(checkpoint, Checkpoint):
+            checkpoint = load_checkpoint(checkpoint)
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        model = build_backbone(checkpoint.recipe, checkpoint.spec).to(device).eval()
+        return cls(
+            model, recipe=checkpoint.recipe, spec=checkpoint.spec, device=device, checkpoint=checkpoint
+        )
+
+    def settings(self, ema: str | float | None = "default", **given: Any) -> SamplingSettings:
+        """The recipe's ``[sample]`` with ``given`` values replacing it, and the EMA named ``ema`` (text
+        such as ``0.9999`` or ``none``; ``default``: the checkpoint's first EMA)."""
+        if isinstance(ema, str):
+            if self.checkpoint is None:
+                raise GenError("a model in memory has one set of weights; name no EMA")
+            ema = self.checkpoint.default_ema() if ema == "default" else self.checkpoint.find_ema(ema)
+        return SamplingSettings(ema=ema, sample=sample_config_with(self.recipe.sample, **given))
+
+    def use_weights(self, ema: float | None) -> None:
+        """Load the weights of EMA ``ema`` (None: the raw ones) from the checkpoint, unless loaded."""
+        if self.checkpoint is None or ema == self.ema:
+            return
+        self.model.load_state_dict(self.checkpoint.load_weights(ema))
+        self.ema = ema
+
+    @torch.no_grad()
+    def generate(
+        self,
+        indices: range,
+        labels: np.ndarray | Tensor,
+        settings: SamplingSettings,
+        *,
+        seed: int,
+        batch_size: int,
+    ) -> Iterator[tuple[range, Tensor]]:
+        """Yield ``(indices of the batch, (b, *spec.shape) float32 samples on the CPU)``.
+
+        Args:
+            indices: Global sample indices (e.g. this rank's :func:`shard`).
+            labels: (N,) labels of all N samples, indexed by global index (ignored when unconditional).
+            settings: Weights, solver, steps and guidance.
+            seed: Sampling seed; sample i's noise depends only on (seed, i).
+            batch_size: Samples per forward pass (does not change which samples are drawn).
+        """
+        self.use_weights(settings.ema)
+        objective, s = self.recipe.objective, settings.sample
+        k = self.spec.num_classes
+        labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        for start in range(0, len(indices), batch_size):
+            part = indices[start : start + batch_size]
+            noise = sample_noise(
+                part, tuple(self.spec.shape), seed=seed, noise_scale=objective.noise_scale, device=self.device
+            )  # (b, *shape)
+            y = labels[part.start : part.stop].to(self.device) if k else None  # (b,)
+            with autocast(self.recipe.train.precision, self.device):
+                x = sample(
+                    self.model,
+                    noise,
+                    y,
+                    prediction=objective.prediction,
+                    sampler=s.sampler,
+                    steps=s.steps,
+                    cfg=s.cfg,
+                    cfg_interval=s.cfg_interval,
+                    t_eps=objective.t_eps,
+                    num_classes=k,
+                )  # (b, *shape) in the data's range
+            yield part, x.float().cpu()
+
+    def images(
+        self,
+        indices: range,
+        labels: np.ndarray | Tensor,
+        settings: SamplingSettings,
+        *,
+        seed: int,
+        batch_size: int,
+    ) -> Iterator[tuple[range, np.ndarray]]:
+        """:meth:`generate` as (b, H, W, C) uint8 images, as they are saved and scored."""
+        if not self.spec.is_image:
+            raise GenError(
+                f"the model draws vectors of shape {self.spec.shape}, not images; use generate() (gen toy run "
+                "plots the toy experiment)"
+            )
+        for part, x in self.generate(indices, labels, settings, seed=seed, batch_size=batch_size):
+            yield part, to_uint8(x)
+
+
+__all__ = [
+    "ModelSampler",
+    "SamplingSettings",
+    "class_labels",
+    "ema_text",
+    "sample_config_with",
+    "shard",
+]

@@ -1,0 +1,228 @@
+"""The checkpoint format, read and write: safetensors weights, a tensors-only state, a typed meta record.
+
+Layout of ``RUN/checkpoints/step_00001000/``:
+
+- ``model.safetensors`` and ``ema_<decay>.safetensors`` (:func:`weights_name`): whole state dicts of
+  the backbone, whatever the parallelism it was trained with;
+- ``state.pt``: optimizer state, step, data position and every rank's RNG state, loaded with
+  ``torch.load(weights_only=True)`` (no arbitrary unpickling);
+- ``meta.json``: :class:`CheckpointMeta` (step, world size, EMA decays, backbone, data spec, version).
+
+A checkpoint is written into a hidden temporary directory and renamed into place, so a kill during the
+write leaves at most a stray ``.step_*.tmp`` directory, which reading ignores. The latest checkpoint is
+the complete directory with the highest step: there is no pointer file to get out of sync.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+from safetensors.torch import load_file, save_file
+
+from gen.errors import GenError
+from gen.protocols import DataSpec
+
+PREFIX = "step_"
+META_FILE = "meta.json"
+STATE_FILE = "state.pt"
+MODEL_STEM = "model"
+
+
+def weights_name(ema: float | None) -> str:
+    """The weights file of EMA ``ema`` (a decay), or of the raw weights for None.
+
+    Example:
+        >>> weights_name(0.9999), weights_name(None)
+        ('ema_0.9999.safetensors', 'model.safetensors')
+    """
+    return f"{weights_stem(ema)}.safetensors"
+
+
+def weights_stem(ema: float | None) -> str:
+    """:func:`weights_name` without the suffix: ``ema_0.9999`` or ``model``."""
+    return MODEL_STEM if ema is None else f"ema_{float(ema)!r}"
+
+
+@attrs.frozen(kw_only=True)
+class CheckpointMeta:
+    """What ``meta.json`` says of a checkpoint.
+
+    Attributes:
+        step: Optimizer steps taken.
+        world_size: Processes that trained it (the RNG states in ``state.pt`` are per rank).
+        ema_decays: The EMAs stored beside the raw weights.
+        backbone: The registered backbone's name.
+        gen_version: The version that wrote it.
+        data_spec: The data the backbone was built for, so that sampling rebuilds the model without the
+            data (None in checkpoints written before it was stored).
+    """
+
+    step: int
+    world_size: int = 1
+    ema_decays: tuple[float, ...] = attrs.field(default=(), converter=lambda d: tuple(float(x) for x in d))
+    backbone: str = ""
+    gen_version: str | None = None
+    data_spec: DataSpec | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = attrs.asdict(self, recurse=False)
+        out["ema_decays"] = list(self.ema_decays)
+        out["data_spec"] = self.data_spec.to_json() if self.data_spec is not None else None
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CheckpointMeta:
+        spec = data.get("data_spec")
+        return cls(
+            step=int(data["step"]),
+            world_size=int(data.get("world_size", 1)),
+            ema_decays=data.get("ema_decays", ()),
+            backbone=str(data.get("backbone", "")),
+            gen_version=data.get("gen_version"),
+            data_spec=DataSpec.from_json(spec) if spec else None,
+        )
+
+    def find_ema(self, ema: str) -> float | None:
+        """An EMA named on a command line (``0.9999``, ``0.99990``; ``none``/``raw`` = raw weights) as a
+        stored decay (None for the raw weights); a :class:`gen.GenError` listing the stored ones else."""
+        if ema.strip().lower() in ("none", "raw"):
+            return None
+        try:
+            decay = float(ema)
+        except ValueError:
+            decay = math.nan
+        for d in self.ema_decays:
+            if d == decay:
+                return d
+        known = ", ".join([repr(d) for d in self.ema_decays] + ["none"])
+        raise GenError(f"--ema {ema}: this checkpoint has no such EMA; choose one of: {known}")
+
+
+# -- where --------------------------------------------------------------------------------------------
+
+
+def checkpoint_dir(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"{PREFIX}{step:08d}"
+
+
+def is_checkpoint(path: Path) -> bool:
+    """A complete checkpoint directory (its ``meta.json`` is written last, inside the temporary one)."""
+    return (Path(path) / META_FILE).is_file()
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and is_checkpoint(p)]
+    return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def prune_checkpoints(run_dir: Path, keep_last: int, milestone_every: int | None) -> None:
+    """Delete all but the newest ``keep_last`` checkpoints and the milestones."""
+    found = list_checkpoints(run_dir)
+    for path in found[: max(0, len(found) - keep_last)]:
+        step = int(path.name[len(PREFIX) :])
+        if milestone_every and step % milestone_every == 0:
+            continue
+        shutil.rmtree(path)
+
+
+# -- write --------------------------------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(
+    run_dir: Path,
+    meta: CheckpointMeta,
+    *,
+    weights: dict[float | None, dict[str, torch.Tensor]],
+    state: dict[str, Any],
+) -> Path:
+    """Write one checkpoint atomically; returns its directory.
+
+    Args:
+        meta: Its meta record (``meta.step`` names the directory).
+        weights: EMA decay (None: the raw weights) -> whole state dict, saved as safetensors.
+        state: Tensors, numbers, strings, lists and dicts only (saved with ``torch.save``).
+    """
+    final = checkpoint_dir(run_dir, meta.step)
+    tmp = final.parent / f".{final.name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for ema, tensors in weights.items():
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / weights_name(ema)))
+    torch.save(state, tmp / STATE_FILE)
+    (tmp / META_FILE).write_text(json.dumps(meta.to_json(), indent=2))
+    for f in tmp.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    if final.exists():  # the same step written again (a SIGTERM right after a periodic save)
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    _fsync_dir(final.parent)
+    return final
+
+
+# -- read ---------------------------------------------------------------------------------------------
+
+
+def read_meta(checkpoint: Path) -> CheckpointMeta:
+    path = Path(checkpoint) / META_FILE
+    try:
+        return CheckpointMeta.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise GenError(f"cannot read {path}: {type(e).__name__}: {e}; the checkpoint is damaged") from None
+
+
+def load_weights(checkpoint: Path, ema: float | None = None) -> dict[str, torch.Tensor]:
+    """The state dict of EMA ``ema`` (None: the raw weights) of a checkpoint."""
+    path = Path(checkpoint) / weights_name(ema)
+    if not path.is_file():
+        raise GenError(f"checkpoint file missing: {path}; the checkpoint is incomplete, use an earlier one")
+    return load_file(str(path))
+
+
+def load_state(checkpoint: Path) -> dict[str, Any]:
+    """The training state of a checkpoint, loaded without unpickling arbitrary objects."""
+    path = Path(checkpoint) / STATE_FILE
+    if not path.is_file():
+        raise GenError(f"checkpoint file missing: {path}; the checkpoint is incomplete, use an earlier one")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+__all__ = [
+    "CheckpointMeta",
+    "checkpoint_dir",
+    "is_checkpoint",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_state",
+    "load_weights",
+    "prune_checkpoints",
+    "read_meta",
+    "save_checkpoint",
+    "weights_name",
+    "weights_stem",
+]
