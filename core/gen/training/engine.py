@@ -12,68 +12,45 @@ as one process with the whole global batch.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
-import platform
 import resource
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import attrs
 import torch
 from rich.console import Console
 from torch import nn
 
 from gen import distributed
 from gen.errors import GenError
-from gen.evaluation.score import score_model
-from gen.images import make_grid, save_grid, to_uint8
-from gen.metrics.dataset_metric import DatasetMetric
-from gen.model_sampler import ModelSampler, SamplingSettings
 from gen.objective import Objective
 from gen.precision import autocast
 from gen.progress import progress_bar
 from gen.recipe import Recipe, build_backbone, recipe_to_toml, with_data_fields
 from gen.runs import checkpoint as ckpt
-from gen.runs.checkpoint import CheckpointMeta
 from gen.runs.run_dir import RunDir
 from gen.seeds import key_seed
 from gen.training import sharding
+from gen.training.checkpointing import TrainingState
 from gen.training.ema import EMA
 from gen.training.optim import lr_at, make_optimizer
 from gen.training.plan import TrainingPlan, check_dataset, dataset_size
+from gen.training.provenance import provenance
+from gen.training.samples import TrainingSamples
 from gen.training.stats import StepStats
 from gen.training.tensorboard import TensorBoardLog, require_tensorboard
-from gen.version import __version__
 
-# Keys of the run's random streams: key_seed(seed, STREAM, ...).
-INIT_RNG, GRID_NOISE, STEP_DRAWS, SAMPLE_NOISE = 1, 2, 3, 4
+# Keys of the run's random streams: key_seed(seed, STREAM, ...) (2 is the grids', in training/samples.py).
+INIT_RNG, STEP_DRAWS, SAMPLE_NOISE = 1, 3, 4
 
 
 def _peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 class Trainer:
@@ -112,7 +89,7 @@ class Trainer:
             if finished and self.dist.enabled:
                 # The sharded or DDP-wrapped model holds the process group through reference cycles:
                 # drop it first, so that the group dies in teardown and not at interpreter exit.
-                self.train_model = self.model = self.optimizer = self.ema = None
+                self.train_model = self.model = self.optimizer = self.ema = self.state = self.samples = None
             distributed.teardown(synchronize=finished and self.dist.enabled)
 
     def _loop(self) -> dict[str, Any]:
@@ -178,6 +155,8 @@ class Trainer:
             sharding.shard_model(self.model, self.device, self.dist.world_size)
         self.ema = EMA(self.model, cfg.ema_decays)
         self.optimizer = make_optimizer(self.model, cfg, self.plan.peak_lr)
+        self.state = TrainingState(self.model, self.ema, self.optimizer, self.dist)
+        self.samples = TrainingSamples(self.recipe, self.spec, self.dataset, self.files, self.dist)
         self.step = 0
         self.resume_or_refuse()
         torch.manual_seed(key_seed(cfg.seed, INIT_RNG, self.dist.rank, self.step))  # dropout differs per rank
@@ -198,7 +177,8 @@ class Trainer:
                 raise GenError(
                     f"--resume: no checkpoint in {self.run_dir / 'checkpoints'}; start without --resume"
                 )
-            self.load(existing)
+            self.step = self.state.load(existing)
+            self._resumed_from = existing
         elif existing is not None:
             raise GenError(
                 f"{self.run_dir} already holds checkpoints (latest {existing.name}); pass --resume to continue "
@@ -212,9 +192,13 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             header = f"resolved recipe of this run (from {self.recipe.source})"
             self.files.recipe_file.write_text(recipe_to_toml(self.recipe, header=header))
-            self.files.append_json(self.files.provenance_file, self._provenance())
+            resumed = self.step if self.resume else None
+            self.files.append_json(
+                self.files.provenance_file,
+                provenance(self.recipe, self.dist, self.plan, resumed_from=resumed),
+            )
             if self.cfg.tensorboard:
-                self.tensorboard = TensorBoardLog(self.files.tensorboard_dir)
+                self.tensorboard = self.samples.tensorboard = TensorBoardLog(self.files.tensorboard_dir)
         distributed.barrier(self.dist)
         if self.resume:
             self._log(f"resumed from {self._resumed_from} (step {self.step})")
@@ -225,25 +209,6 @@ class Trainer:
             f"lr {self.plan.peak_lr:.3g}, {sum(p.numel() for p in self.model.parameters()) / 1e6:.2f}M parameters, "
             f"device {self.device}; run directory {self.run_dir}"
         )
-
-    def _provenance(self) -> dict[str, Any]:
-        return {
-            "recipe_source": self.recipe.source,
-            "recipe_sha256": hashlib.sha256(recipe_to_toml(self.recipe).encode()).hexdigest(),
-            "git_commit": _git_commit(),
-            "gen_version": __version__,
-            "torch_version": torch.__version__,
-            "python_version": platform.python_version(),
-            "world_size": self.dist.world_size,
-            "device": str(self.device),
-            "batch_plan": attrs.asdict(self.plan.batch),
-            "total_steps": self.plan.total_steps,
-            "warmup_steps": self.plan.warmup,
-            "peak_lr": self.plan.peak_lr,
-            "argv": sys.argv,
-            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "resumed_from_step": self.step if self.resume else None,
-        }
 
     @contextlib.contextmanager
     def _signals(self):  # noqa: ANN202
@@ -376,120 +341,26 @@ class Trainer:
             if scores:
                 self._log(f"eval at step {step}: " + _format_scores(scores))
 
-    def sampler(self) -> ModelSampler | None:
-        """The model sampler of the grid EMA's weights (a plain, unsharded copy in eval mode) on rank 0.
-
-        A collective under FSDP (every rank calls it; the others get None).
-        """
-        decay = self._grid_ema()
-        main = self.dist.is_main
-        if decay is None:
-            state = sharding.gather_state(self.model.state_dict(), main)
-        else:
-            state = self.ema.state_dict(self.ema.decays.index(decay), self.model, main)
-        if not main:
-            return None
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            net = build_backbone(self.recipe, self.spec)  # its random init must not move the training RNG
-        net.load_state_dict(state)
-        return ModelSampler(
-            net.to(self.device).eval(), recipe=self.recipe, spec=self.spec, device=self.device
-        )
-
-    def _grid_ema(self) -> float | None:
-        if not self.ema.decays:
-            return None
-        return self.cfg.grid_ema if self.cfg.grid_ema is not None else self.ema.decays[0]
-
     def grid(self, name: str) -> Path | None:
-        """``samples/<name>.png``: ``grid_samples`` samples with fixed noise and labels (class ``i % K``),
-        comparable across the run and across resumes."""
-        n = self.cfg.grid_samples
-        if n == 0 or not self.spec.is_image:
-            return None
-        sampler = self.sampler()
-        if sampler is None:
-            return None
-        k = self.spec.num_classes
-        labels = torch.arange(n) % k if k else torch.zeros(n, dtype=torch.long)
-        settings = SamplingSettings(ema=self._grid_ema(), sample=self.recipe.sample)
-        draws = sampler.generate(
-            range(n), labels, settings, seed=key_seed(self.cfg.seed, GRID_NOISE), batch_size=256
-        )
-        images = torch.cat([x for _, x in draws])  # (n, C, H, W)
-        if self.tensorboard is not None:
-            self.tensorboard.grid(make_grid(to_uint8(images)), self.step)
-        return save_grid(images, self.files.samples_dir / f"{name}.png")
+        return self.samples.grid(name, self.step, self.model, self.ema)
 
     def evaluate(self) -> dict[str, float]:
-        """Score ``eval_samples`` samples with the dataset's metric: the function and the samples of
-        ``gen eval RUN --metric data --num N --seed <train.seed>`` (a line of ``eval.jsonl`` each)."""
-        n = self.cfg.eval_samples
-        if n == 0:
-            return {}
-        sampler = self.sampler()
-        if sampler is None:
-            return {}
-        settings = SamplingSettings(ema=self._grid_ema(), sample=self.recipe.sample)
-        metric = DatasetMetric(self.dataset, self.recipe.data.name)
-        scores = score_model(sampler, settings, metric, num=n, seed=self.cfg.seed, batch_size=256)
-        result = {k: float(v) for k, v in scores.items() if k != "num_images"}
-        if self.tensorboard is not None:
-            self.tensorboard.scores(result, self.step)
-        record = {"step": self.step, "num_samples": n, "seed": self.cfg.seed, **settings.describe(), **result}
-        self.files.append_json(self.files.eval_log, record)  # every score of the run
-        self.files.eval_latest.write_text(_json(record))  # the latest score
-        return result
+        return self.samples.evaluate(self.step, self.model, self.ema)
 
     # == checkpoints ==================================================================================
     def save(self) -> Path | None:
         """A checkpoint of the current step (a collective: every rank calls it; rank 0 writes)."""
-        rng = distributed.all_gather_objects(torch.get_rng_state(), self.dist)
-        # Whole tensors, gathered shard by shard under FSDP (every rank takes part); rank 0 keeps them.
-        main = self.dist.is_main
-        weights: dict[float | None, dict[str, torch.Tensor]] = {
-            None: sharding.gather_state(self.model.state_dict(), main)
-        }
-        for i, decay in enumerate(self.ema.decays):
-            weights[decay] = self.ema.state_dict(i, self.model, main)
-        optimizer = sharding.optimizer_state(self.model, self.optimizer, main)
-        if not main:
-            distributed.barrier(self.dist)
-            return None
-        state = {
-            "optimizer": optimizer,
-            "step": self.step,
-            "data_batches": self.step * self.plan.batch.accum,
-            "rng": list(rng),
-        }
-        meta = CheckpointMeta(
+        path = self.state.save(
+            self.run_dir,
             step=self.step,
-            world_size=self.dist.world_size,
-            ema_decays=self.ema.decays,
+            data_batches=self.step * self.plan.batch.accum,
             backbone=self.recipe.backbone.name,
-            gen_version=__version__,
-            data_spec=self.spec,
+            spec=self.spec,
         )
-        path = ckpt.save_checkpoint(self.run_dir, meta, weights=weights, state=state)
-        ckpt.prune_checkpoints(self.run_dir, self.cfg.keep_last, self.cfg.milestone_every)
+        if path is not None:
+            ckpt.prune_checkpoints(self.run_dir, self.cfg.keep_last, self.cfg.milestone_every)
         distributed.barrier(self.dist)
         return path
-
-    def load(self, path: Path) -> None:
-        """Resume from the checkpoint ``path``: weights, EMAs, optimizer, step and RNG."""
-        meta = ckpt.read_meta(path)
-        model_file = path / ckpt.weights_name(None)
-        sharding.load_model_state(self.model, ckpt.load_weights(path), str(model_file))
-        for i, decay in enumerate(self.ema.decays):
-            self.ema.load(i, ckpt.load_weights(path, decay))
-        state = ckpt.load_state(path)
-        sharding.load_optimizer_state(
-            self.model, self.optimizer, state["optimizer"], str(path / ckpt.STATE_FILE)
-        )
-        self.step = int(state["step"])
-        if meta.world_size == self.dist.world_size:
-            torch.set_rng_state(state["rng"][self.dist.rank])
-        self._resumed_from = path
 
     # == the end ======================================================================================
     def finish(self, last: dict[str, Any], last_saved: int, *, stop: bool) -> dict[str, Any]:
@@ -525,10 +396,6 @@ class Trainer:
 
 def _format_scores(scores: dict[str, float]) -> str:
     return ", ".join(f"{k} = {v:.4f}" for k, v in scores.items())
-
-
-def _json(record: dict[str, Any]) -> str:
-    return json.dumps(record, indent=2)
 
 
 def train(
