@@ -230,3 +230,16 @@ def test_no_core_module_is_long():
         if (n := len(p.read_text().splitlines())) > 400
     ]
     assert long == []
+
+
+def test_no_core_function_is_long():
+    """A function's body (after its signature and docstring) fits in 80 lines; a command's signature
+    holds its options and is not counted."""
+    long = []
+    for path in CORE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                body = node.body[1:] if ast.get_docstring(node) else node.body
+                if body and (n := node.end_lineno - body[0].lineno + 1) > 80:
+                    long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}: {n} lines")
+    assert long == []

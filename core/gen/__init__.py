@@ -10,7 +10,7 @@ from gen.components import ComponentSpec, build, registered, resolve_config
 from gen.config import component_field, field, fields_of, type_name
 from gen.errors import DuplicateComponentError, GenError, RecipeError, UnknownComponentError
 from gen.hookspecs import hookimpl
-from gen.images import from_uint8, make_grid, to_uint8
+from gen.images import from_uint8, make_grid, save_png, to_uint8
 from gen.model_sampler import ModelSampler, SamplingSettings
 from gen.objective import Objective, ObjectiveConfig
 from gen.plugins import get_registry
@@ -81,6 +81,7 @@ __all__ = [
     "resolve_config",
     "sample",
     "sample_noise",
+    "save_png",
     "time_grid",
     "to_uint8",
     "train",

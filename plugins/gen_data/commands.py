@@ -28,7 +28,7 @@ from rich.table import Table
 import gen
 from gen_data.imagefolder import scan_image_folder
 from gen_data.shards import decode_sample, expand_shards, is_local, iter_shard, local_path, read_classes
-from gen_data.transforms import center_crop_arr, load_image, make_grid, to_uint8_chw
+from gen_data.transforms import center_crop_arr, load_image, to_uint8_chw
 
 data_app = typer.Typer(
     help="Prepare and inspect datasets (WebDataset shards, image folders).", no_args_is_help=True
@@ -263,6 +263,6 @@ def info_command(
         if len(images) == 0:
             raise gen.GenError(f"no readable images in {path} for the grid")
         grid.parent.mkdir(parents=True, exist_ok=True)
-        make_grid(images).save(grid)
+        gen.save_png(grid, gen.make_grid(images.permute(0, 2, 3, 1).numpy()))  # (N, 3, H, W) -> HWC tiles
         note = f" ({bad} unreadable skipped)" if bad else ""
         console.print(f"wrote a grid of {len(images)} images to {grid}{note}", markup=False)

@@ -45,6 +45,18 @@ class ImageFolderConfig:
         4, doc="DataLoader worker processes decoding images (0 = in process).", validator=v.ge(0)
     )
 
+    def sample_shape(self) -> tuple[int, int, int]:
+        """(3, image_size, image_size): known without the folder."""
+        return (3, self.image_size, self.image_size)
+
+    def spec(self) -> gen.DataSpec | None:
+        """The spec, its classes counted from the class sub-folders (a directory listing, no image is
+        read); None when the folder is not on this machine."""
+        if not self.root or not os.path.isdir(self.root):
+            return None
+        classes = [e for e in os.scandir(self.root) if e.is_dir() and not e.name.startswith(".")]
+        return gen.DataSpec(shape=self.sample_shape(), num_classes=len(classes))
+
 
 def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, int]]]:
     """List a class-per-folder tree.

@@ -77,11 +77,23 @@ class WebDatasetConfig:
         4, doc="DataLoader worker processes reading shards (0 = in process).", validator=v.ge(0)
     )
 
+    def sample_shape(self) -> tuple[int, int, int]:
+        """(3, image_size, image_size): known without the shards."""
+        return (3, self.image_size, self.image_size)
+
     def spec(self) -> gen.DataSpec | None:
-        """The spec when the recipe states the classes; None when classes.json must be read."""
-        if self.num_classes is None:
-            return None
-        return gen.DataSpec(shape=(3, self.image_size, self.image_size), num_classes=self.num_classes)
+        """The spec, with the classes from the recipe or from ``classes.json`` beside local shards; None
+        when neither tells them here (remote shards, or shards not on this machine)."""
+        num_classes = self.num_classes
+        if num_classes is None:
+            try:
+                classes = read_classes(expand_shards(self.urls))
+            except gen.GenError:
+                return None  # the shards are not here: gen train says what is missing
+            if classes is None:
+                return None
+            num_classes = max(classes.values(), default=-1) + 1
+        return gen.DataSpec(shape=self.sample_shape(), num_classes=num_classes)
 
 
 # -- shard lists ----------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
-"""Image decoding and the ADM/DiT center crop that JiT trains with; uint8 <-> [-1, 1] conversions."""
+"""Image decoding and the ADM/DiT center crop that JiT trains with; uint8 -> [-1, 1] as JiT converts.
+
+The way back (floats to uint8) and sample grids are the core's: :func:`gen.to_uint8`, :func:`gen.make_grid`.
+"""
 
 from __future__ import annotations
 
 import io
-import math
 
 import numpy as np
 import torch
@@ -60,21 +62,3 @@ def to_uint8_chw(image: Image.Image, *, flip: bool = False) -> torch.Tensor:
 def uint8_to_float(x: torch.Tensor) -> torch.Tensor:
     """uint8 images (B, C, H, W) in 0..255 -> float32 in [-1, 1], as JiT does (x / 255 * 2 - 1)."""
     return x.to(torch.float32).div_(255.0).mul_(2.0).sub_(1.0)
-
-
-def float_to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """float images (B, C, H, W) in [-1, 1] -> uint8 (B, C, H, W), rounded and clamped."""
-    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
-def make_grid(images: torch.Tensor, *, columns: int | None = None, pad: int = 2) -> Image.Image:
-    """Tile uint8 images (N, 3, H, W) into one RGB PIL image (black padding between tiles)."""
-    n, c, h, w = images.shape
-    columns = columns or max(1, math.ceil(math.sqrt(n)))
-    rows = math.ceil(n / columns)
-    grid = torch.zeros(c, rows * (h + pad) + pad, columns * (w + pad) + pad, dtype=torch.uint8)
-    for i in range(n):
-        r, col = divmod(i, columns)
-        top, left = pad + r * (h + pad), pad + col * (w + pad)
-        grid[:, top : top + h, left : left + w] = images[i]
-    return Image.fromarray(grid.permute(1, 2, 0).numpy())  # (H', W', 3)

@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import math
 import resource
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,7 @@ from gen.training.optim import lr_at, make_optimizer
 from gen.training.plan import TrainingPlan, check_dataset, dataset_size
 from gen.training.provenance import provenance
 from gen.training.samples import TrainingSamples
+from gen.training.signals import StopSignals
 from gen.training.stats import StepStats
 from gen.training.tensorboard import TensorBoardLog, require_tensorboard
 
@@ -73,7 +72,7 @@ class Trainer:
         self.resume = resume
         self.console = console or Console(stderr=True)
         self.tensorboard: TensorBoardLog | None = None
-        self._stop_signal: str | None = None
+        self.signals = StopSignals()
 
     # == the loop =====================================================================================
     def run(self) -> dict[str, Any]:
@@ -99,7 +98,7 @@ class Trainer:
         window, last, last_saved, stop = StepStats(), {}, self.step, False
         window_start, window_steps = time.perf_counter(), 0
         self.train_model.train()
-        with self._signals(), progress_bar(self.console, self.dist.is_main, "train", info=True) as bar:
+        with self.signals, progress_bar(self.console, self.dist.is_main, "train", info=True) as bar:
             task = bar.add_task("train", total=self.plan.total_steps, completed=self.step, info="")
             while self.step < self.plan.total_steps:
                 # -- learning rate, forward and backward over the global batch -------------------
@@ -210,22 +209,6 @@ class Trainer:
             f"device {self.device}; run directory {self.run_dir}"
         )
 
-    @contextlib.contextmanager
-    def _signals(self):  # noqa: ANN202
-        """SIGTERM and SIGINT set a flag that stops the run at the end of the step (after a checkpoint)."""
-        old = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                old[sig] = signal.signal(sig, self._on_signal)
-        try:
-            yield
-        finally:
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
-
-    def _on_signal(self, signum, frame) -> None:  # noqa: ANN001, ARG002
-        self._stop_signal = signal.Signals(signum).name
-
     # == one step =====================================================================================
     def data_stream(self):  # noqa: ANN201
         """This rank's batch stream, positioned at the current step."""
@@ -279,7 +262,7 @@ class Trainer:
                     loss, s = obj.loss_at(self.train_model, x, y, t, eps)
                 (loss / plan.accum).backward()
             stats.add(s["loss"], s["t"])
-        stats.stop = self._stop_signal is not None
+        stats.stop = self.signals.received is not None
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip is not None else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
         return stats, sharding.gather(grad_norm).float()  # under FSDP the norm is itself a shard
@@ -335,17 +318,11 @@ class Trainer:
         if step >= self.plan.total_steps:
             return  # the end draws and scores once, in finish()
         if cfg.sample_every and step % cfg.sample_every == 0:
-            self.grid(f"step_{step:08d}")
+            self.samples.grid(f"step_{step:08d}", step, self.model, self.ema)
         if cfg.eval_every and step % cfg.eval_every == 0:
-            scores = self.evaluate()
+            scores = self.samples.evaluate(step, self.model, self.ema)
             if scores:
                 self._log(f"eval at step {step}: " + _format_scores(scores))
-
-    def grid(self, name: str) -> Path | None:
-        return self.samples.grid(name, self.step, self.model, self.ema)
-
-    def evaluate(self) -> dict[str, float]:
-        return self.samples.evaluate(self.step, self.model, self.ema)
 
     # == checkpoints ==================================================================================
     def save(self) -> Path | None:
@@ -371,16 +348,16 @@ class Trainer:
             summary["checkpoint"] = str(path) if path else None
         if stop:
             self._log(
-                f"stopped by {self._stop_signal or 'a signal on another rank'} at step {self.step}; checkpoint "
+                f"stopped by {self.signals.received or 'a signal on another rank'} at step {self.step}; checkpoint "
                 f"saved. Continue with: gen train {self.recipe.source} --run-dir {self.run_dir} --resume"
             )
             summary["stopped"] = True
             return summary
-        grid = self.grid("final")
+        grid = self.samples.grid("final", self.step, self.model, self.ema)
         if grid is not None:
             summary["grid"] = str(grid)
             self._log(f"samples: {grid}")
-        scores = self.evaluate()
+        scores = self.samples.evaluate(self.step, self.model, self.ema)
         if scores:
             summary["eval"] = scores
             self._log("eval: " + _format_scores(scores))
