@@ -20,7 +20,6 @@ import torch
 
 from gen.recipe import load_recipe
 from gen.training.engine import Trainer, _peak_memory_mb
-from gen.training.optim import lr_at
 
 
 def main() -> None:
@@ -45,10 +44,8 @@ def main() -> None:
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 start = time.perf_counter()
-            trainer.current_lr = lr_at(
-                trainer.step, peak=trainer.peak_lr, warmup=0, total=1, schedule="constant"
-            )
-            trainer._train_step(stream)
+            trainer.set_learning_rate()
+            trainer.forward_backward(stream)
             trainer.optimizer.step()
             trainer.ema.update(trainer.model)
             trainer.step += 1
@@ -56,12 +53,11 @@ def main() -> None:
             torch.cuda.synchronize()
         timed = time.perf_counter() - start
     params = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    images = args.steps * trainer.plan.global_batch
+    plan = trainer.plan.batch
+    images = args.steps * plan.global_batch
     print(f"recipe        {args.recipe} {' '.join(args.overrides)}")
     print(f"backbone      {recipe.backbone.name}, {params / 1e6:.2f}M trainable parameters, device {device}")
-    print(
-        f"global batch  {trainer.plan.global_batch} (micro {trainer.plan.micro_batch} x {trainer.plan.accum})"
-    )
+    print(f"global batch  {plan.global_batch} (micro {plan.micro_batch} x {plan.accum})")
     print(f"throughput    {images / timed:.1f} images/s ({timed / args.steps * 1000:.1f} ms/step)")
     print(f"peak memory   {_peak_memory_mb(device):.0f} MiB")
 

@@ -91,11 +91,12 @@ def _validate_field(f: attrs.Attribute, value: Any, *, section: str, file: str |
         value = check_value(value, f.type)
     except TypeError as e:
         raise RecipeError(str(e), file=file, section=section, key=f.name) from None
-    if f.converter is not None:
-        value = f.converter(value)
     if f.validator is not None:
+        # attrs validates the converted value; the class converts again at construction, so the
+        # converted value is only checked here, and the value given is what the class receives.
+        converted = f.converter(value) if f.converter is not None else value
         try:
-            f.validator(None, f, value)
+            f.validator(None, f, converted)
         except (ValueError, TypeError) as e:
             raise RecipeError(_attr_message(e, f.name), file=file, section=section, key=f.name) from None
     return value

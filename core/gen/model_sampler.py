@@ -24,7 +24,7 @@ from gen.precision import autocast
 from gen.protocols import DataSpec
 from gen.recipe import Recipe, build_backbone, to_table
 from gen.runs.run_dir import Checkpoint, load_checkpoint
-from gen.sampling import SampleConfig, sample, sample_noise
+from gen.sampling import SampleConfig, sample_from_config, sample_noise
 
 # -- which samples ----------------------------------------------------------------------------------
 
@@ -208,18 +208,7 @@ class ModelSampler:
             )  # (b, *shape)
             y = labels[part.start : part.stop].to(self.device) if k else None  # (b,)
             with autocast(self.recipe.train.precision, self.device):
-                x = sample(
-                    self.model,
-                    noise,
-                    y,
-                    prediction=objective.prediction,
-                    sampler=s.sampler,
-                    steps=s.steps,
-                    cfg=s.cfg,
-                    cfg_interval=s.cfg_interval,
-                    t_eps=objective.t_eps,
-                    num_classes=k,
-                )  # (b, *shape) in the data's range
+                x = sample_from_config(self.model, noise, y, s, objective, num_classes=k)  # (b, *shape)
             yield part, x.float().cpu()
 
     def images(

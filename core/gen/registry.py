@@ -66,7 +66,8 @@ class Registry(Generic[T]):
         self._components: dict[str, Component[T]] = {}
 
     def add(self, component: Component[T]) -> None:
-        if component.config is not None and not attrs.has(component.config):
+        config = component.config
+        if config is not None and not (isinstance(config, type) and attrs.has(config)):
             raise TypeError(
                 f"plugin {component.plugin!r}: {self.kind} {component.name!r}: config must be an attrs "
                 f"class, got {component.config!r}"

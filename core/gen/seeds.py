@@ -3,6 +3,12 @@
 One hash serves the training draws (times, dropped labels, noise: keyed by seed, step and position) and
 the sampling noise (keyed by seed and sample index): numpy's ``SeedSequence``, whose output does not
 depend on the platform.
+
+``SeedSequence`` reads keys as 32-bit words and pads with zeros, so ``key_seed(5)`` equals
+``key_seed(5, 0)`` and a key of 2**32 or more spills into the next word. Every stream of a run therefore
+has keys of one fixed length, told apart by a stream number in second place (see
+``gen.training.engine``), and the keys stay below 2**32 (sample indices up to 4.3e9). Changing the hash
+would change every run's random numbers, so it stays as published runs of gen drew them.
 """
 
 from __future__ import annotations

@@ -217,7 +217,7 @@ def score_samples(
             progress.update(task, advance=len(batch))
     row = {"source": str(source), **accumulator.compute(distributed.DistInfo.local())}
     path = Path(out) if out else source.parent / f"{source.name.removesuffix('.npz')}.eval.json"
-    extra = {**metric.key(), "reference": metric.reference.source if metric.reference else None}
+    extra = metric.info()
     out_console.print(render_table([row], 0, str(source), metric.columns([row])))
     save_table([row], 0, str(source), path, extra, metric.columns([row]))
     err_console.print(f"results: {path}", markup=False)

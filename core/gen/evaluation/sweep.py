@@ -124,8 +124,7 @@ def evaluate_checkpoint(
         "seed": seed,
         "num_images": num,
         "screen": screen,
-        "reference": getattr(getattr(metric, "reference", None), "source", None),
-        "features": base_key["features"],
+        **metric.info(),
         "metric": metric.name,
     }
     path = Path(out) if out else checkpoint.run.results_dir / f"step_{checkpoint.step:08d}.json"

@@ -46,6 +46,10 @@ class SampleMetric(Protocol):
         only for the same checkpoint, settings, count, seed and this key."""
         ...
 
+    def info(self) -> dict[str, Any]:
+        """JSON-able context of the saved results table (the reference file, the feature space)."""
+        ...
+
     def columns(self, rows: list[dict[str, Any]]) -> dict[str, str]:
         """Result key -> column title of the results table (``rows`` are the scored rows)."""
         ...

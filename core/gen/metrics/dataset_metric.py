@@ -49,6 +49,9 @@ class DatasetMetric:
     def key(self) -> dict[str, Any]:
         return {"reference": None, "features": f"data:{self.dataset_name}"}
 
+    def info(self) -> dict[str, Any]:
+        return self.key()
+
     def columns(self, rows: list[dict[str, Any]]) -> dict[str, str]:
         names = dict.fromkeys(k for r in rows for k in r)
         return {k: k for k in names if k not in NOT_SCORES and not k.startswith("screen_")}

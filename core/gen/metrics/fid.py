@@ -127,6 +127,12 @@ class FIDMetric:
             "features": extractor_id(self.extractor),
         }
 
+    def info(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference.source if self.reference is not None else None,
+            "features": extractor_id(self.extractor),
+        }
+
     def columns(self, rows: list[dict[str, Any]]) -> dict[str, str]:  # noqa: ARG002
         return FID_COLUMNS
 

@@ -117,11 +117,27 @@ def is_checkpoint(path: Path) -> bool:
     return (Path(path) / META_FILE).is_file()
 
 
+def _old_name(final: Path) -> Path:
+    return final.parent / f".{final.name}.old"
+
+
+def _restore_interrupted_rewrites(root: Path) -> None:
+    """A kill while a step was written a second time can leave its previous copy as ``.step_N.old`` and
+    no ``step_N``: rename it back (and drop it where the new copy made it)."""
+    for old in root.glob(f".{PREFIX}*.old"):
+        final = root / old.name[1 : -len(".old")]
+        if is_checkpoint(final):
+            shutil.rmtree(old, ignore_errors=True)
+        elif is_checkpoint(old) and not final.exists():
+            os.rename(old, final)
+
+
 def list_checkpoints(run_dir: Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first."""
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
         return []
+    _restore_interrupted_rewrites(root)
     found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and is_checkpoint(p)]
     return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
 
@@ -179,8 +195,14 @@ def save_checkpoint(
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
     if final.exists():  # the same step written again (a SIGTERM right after a periodic save)
-        shutil.rmtree(final)
-    os.rename(tmp, final)
+        old = _old_name(final)
+        if old.exists():
+            shutil.rmtree(old)
+        os.rename(final, old)  # step_N is missing from here...
+        os.rename(tmp, final)  # ...to here: list_checkpoints() puts the old one back after a kill between
+        shutil.rmtree(old)
+    else:
+        os.rename(tmp, final)
     _fsync_dir(final.parent)
     return final
 
@@ -191,7 +213,10 @@ def save_checkpoint(
 def read_meta(checkpoint: Path) -> CheckpointMeta:
     path = Path(checkpoint) / META_FILE
     try:
-        return CheckpointMeta.from_json(json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        return CheckpointMeta.from_json(data)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise GenError(f"cannot read {path}: {type(e).__name__}: {e}; the checkpoint is damaged") from None
 

@@ -65,8 +65,10 @@ class TrainingPlan:
 def check_dataset(recipe: Recipe, dataset: Any) -> None:
     """What the ``[train]`` section asks of the dataset (an instance, or its class before it is built)."""
     cfg = recipe.train
-    scores = isinstance(dataset, ScoresSamples) or (
-        isinstance(dataset, type) and callable(getattr(dataset, "evaluate_samples", None))
+    scores = (
+        issubclass(dataset, ScoresSamples)
+        if isinstance(dataset, type)
+        else isinstance(dataset, ScoresSamples)
     )
     if cfg.eval_samples and not scores:
         raise GenError(

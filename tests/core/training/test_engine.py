@@ -307,3 +307,32 @@ def test_shard_model_makes_every_block_of_a_module_list_its_own_unit(tmp_path):
         assert_same(gather_state(net.state_dict()), before)  # gathering gives the whole tensors back
     finally:
         dist.destroy_process_group()
+
+
+def test_the_training_score_is_gen_eval_metric_data_of_the_same_checkpoint(train_env, tmp_path):
+    run = tmp_path / "run"
+    train(load_recipe(train_env, ["train.seed=3"]), run)
+    trained = json.loads((run / "eval.json").read_text())
+    assert (trained["step"], trained["num_samples"], trained["seed"], trained["ema"]) == (6, 6, 3, "0.9")
+    result = runner.invoke(app, ["eval", str(run), "--metric", "data", "--num", "6", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    row = json.loads((run / "eval" / "step_00000006.json").read_text())["rows"][0]
+    assert row["ema"] == "0.9" and row["num_images"] == 6
+    assert row["mean"] == trained["mean"]  # the same function on the same samples: equal, not close
+    # Another seed draws other samples, so the number moves: the equality above is not an accident.
+    runner.invoke(
+        app,
+        [
+            "eval",
+            str(run),
+            "--metric",
+            "data",
+            "--num",
+            "6",
+            "--seed",
+            "4",
+            "--out",
+            str(tmp_path / "o.json"),
+        ],
+    )
+    assert json.loads((tmp_path / "o.json").read_text())["rows"][0]["mean"] != trained["mean"]
