@@ -25,6 +25,7 @@ from gen.protocols import DataSpec
 from gen.recipe import Recipe, build_backbone, to_table
 from gen.runs.run_dir import Checkpoint, load_checkpoint
 from gen.sampling import SampleConfig, sample_from_config, sample_noise
+from gen.seeds import GLOBAL_RNG_LOCK
 
 # -- which samples ----------------------------------------------------------------------------------
 
@@ -157,7 +158,8 @@ class ModelSampler:
         if not isinstance(checkpoint, Checkpoint):
             checkpoint = load_checkpoint(checkpoint)
         device = torch.device(device) if device is not None else torch.device("cpu")
-        model = build_backbone(checkpoint.recipe, checkpoint.spec).to(device).eval()
+        with GLOBAL_RNG_LOCK:  # its random initial weights, replaced by the checkpoint's
+            model = build_backbone(checkpoint.recipe, checkpoint.spec).to(device).eval()
         return cls(
             model, recipe=checkpoint.recipe, spec=checkpoint.spec, device=device, checkpoint=checkpoint
         )

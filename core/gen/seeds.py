@@ -13,7 +13,14 @@ would change every run's random numbers, so it stays as published runs of gen dr
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
+
+#: Held wherever the core seeds torch's process-wide RNG and draws from it (a run's initial weights, the
+#: throwaway initial weights of a model about to load a checkpoint): runs in threads of one process
+#: (``gen toy run --jobs N``, notebooks) then start from the same weights as they would alone.
+GLOBAL_RNG_LOCK = threading.RLock()
 
 
 def key_seed(*keys: int, bits: int = 63) -> int:
@@ -31,4 +38,4 @@ def key_seed(*keys: int, bits: int = 63) -> int:
     return state >> (64 - bits)
 
 
-__all__ = ["key_seed"]
+__all__ = ["GLOBAL_RNG_LOCK", "key_seed"]

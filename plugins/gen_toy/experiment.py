@@ -1,20 +1,22 @@
 """The toy grid: train one model per (prediction, D) cell, sample it, score it, draw the figure.
 
 Each cell is an ordinary run of the base recipe with three overrides (``objective.prediction``,
-``data.dim`` and optionally ``train.steps``), trained by ``gen train`` in a subprocess (the public
-``gen`` API has no training entry point; a subprocess also lets cells train in parallel). The cell's
-samples are then drawn in this process from the run's final checkpoint, with the recipe's
-``[sample]`` section, and scored by the dataset's ``evaluate_samples`` (distance to the spiral).
+``data.dim`` and optionally ``train.steps``), trained in this process by :func:`gen.train` into
+``OUT/runs/<prediction>_D<dim>`` (its output in the run's ``train.log``); with ``--jobs N`` N cells
+train at the same time in threads, torch's CPU threads split between them (and whatever draws from
+torch's global RNG, such as a cell's initial weights, one at a time). The cell's samples are then
+drawn by :class:`gen.ModelSampler` from the run's latest checkpoint, with the weights, the ``[sample]``
+section and the seed the training engine draws its grids with, and scored by the dataset's
+``evaluate_samples`` (distance to the spiral).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from typing import Any
 import attrs
 import numpy as np
 import torch
-from safetensors.torch import load_file
+from rich.console import Console
 
 import gen
 from gen_toy.figure import EXTENT, draw_grid
@@ -57,8 +59,8 @@ class CellResult:
     points: torch.Tensor  # (N, 2) projections on the data plane
     scores: dict[str, float]
     train_seconds: float
-    train_cpu_seconds: float | None
-    final_loss: float | None
+    train_cpu_seconds: float | None  # measured only with one cell training at a time (jobs = 1)
+    final_loss: float | None  # the training loss last logged
 
 
 def parse_list(text: str, *, what: str, convert: Callable[[str], Any] = str) -> list[Any]:
@@ -76,99 +78,92 @@ def parse_list(text: str, *, what: str, convert: Callable[[str], Any] = str) -> 
     return values
 
 
-def latest_checkpoint(run_dir: Path) -> Path:
-    """The newest complete checkpoint directory of a run (``checkpoints/step_*`` with its meta.json)."""
-    root = run_dir / "checkpoints"
-    found = [p for p in root.glob("step_*") if p.is_dir() and (p / "meta.json").is_file()]
-    if not found:
-        raise gen.GenError(f"no checkpoint in {root}; the training of this cell did not finish")
-    return max(found, key=lambda p: int(p.name.split("_", 1)[1]))
-
-
-def load_sampling_model(recipe: Any, spec: gen.DataSpec, run_dir: Path) -> torch.nn.Module:
-    """The run's backbone with the weights the engine samples with (its grid EMA, else the raw ones)."""
-    section = recipe.backbone
-    fill = {"input_dim": spec.shape[0], "num_classes": spec.num_classes}
-    net = section.build(**{k: v for k, v in fill.items() if k not in section.explicit})
+def grid_ema(recipe: gen.Recipe) -> str:
+    """The weights the training engine draws its grids with, named as :meth:`gen.ModelSampler.settings`
+    takes them: ``train.grid_ema`` if set, else the first of ``train.ema_decays``, else ``none`` (raw)."""
     train = recipe.train
-    decay = (
-        train.grid_ema if train.grid_ema is not None else (train.ema_decays[0] if train.ema_decays else None)
-    )
-    checkpoint = latest_checkpoint(run_dir)
-    name = f"ema_{float(decay)}.safetensors" if decay is not None else "model.safetensors"
-    net.load_state_dict(load_file(str(checkpoint / name)))
-    return net.eval()
+    if train.grid_ema is not None:
+        return repr(train.grid_ema)
+    return "default" if train.ema_decays else "none"
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of an exception's message, with its type unless it is a :class:`gen.GenError`."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else "(no message)"
+    return text if isinstance(error, gen.GenError) else f"{type(error).__name__}: {text}"
 
 
 def train_cell(
-    recipe_path: Path, cell: Cell, steps: int | None, run_dir: Path, threads: int | None
-) -> tuple[float, float | None]:
-    """Run ``gen train`` for one cell, its output going to ``run_dir/train.log``.
+    recipe: gen.Recipe,
+    cell: Cell,
+    run_dir: Path,
+    *,
+    measure_cpu: bool,
+) -> tuple[float, float | None, float | None]:
+    """Train one cell in this process with :func:`gen.train`, its output going to ``run_dir/train.log``.
+
+    Args:
+        recipe: The cell's recipe (the base recipe with :meth:`Cell.overrides`).
+        measure_cpu: Measure the CPU seconds of the training (the process's CPU time, so only right when
+            nothing else runs in the process meanwhile: no other cell training at the same time).
 
     Returns:
-        (wall seconds, CPU seconds of the training process or None where the OS cannot tell). The CPU
-        time does not depend on what else the machine runs, the wall time does.
+        (wall seconds, CPU seconds or None when not measured, the last logged training loss or None).
+
+    Raises:
+        gen.GenError: One line naming the cell when its training fails (the traceback goes to the log)
+            or is stopped by a signal.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "gen", "train", str(recipe_path), *cell.overrides(steps)]
-    cmd += ["--run-dir", str(run_dir)]
-    env = dict(os.environ)
-    if threads is not None:
-        env["OMP_NUM_THREADS"] = str(threads)
-    env.setdefault("COLUMNS", "100")
-    start = time.perf_counter()
-    cpu = None
-    with open(run_dir / "train.log", "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    log_path = run_dir / "train.log"
+    start, cpu_start = time.perf_counter(), time.process_time()
+    with open(log_path, "w") as log:
+        console = Console(file=log, width=100, highlight=False)
         try:
-            if hasattr(os, "wait4"):  # the child's own resource usage, even with cells in parallel
-                _, status, usage = os.wait4(proc.pid, 0)
-                proc.returncode = os.waitstatus_to_exitcode(status)
-                cpu = usage.ru_utime + usage.ru_stime
-            else:  # pragma: no cover - not POSIX
-                proc.wait()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        lines = (run_dir / "train.log").read_text(errors="replace").strip().splitlines()
-        last = lines[-1] if lines else f"exit code {proc.returncode}"
-        raise gen.GenError(f"training {cell.key} failed: {last} (full log: {run_dir / 'train.log'})")
-    return seconds, cpu
+            summary = gen.train(recipe, run_dir, console=console)
+        except Exception as e:
+            console.print_exception()
+            raise gen.GenError(f"training {cell.key} failed: {one_line(e)} (full log: {log_path})") from e
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    if summary.get("stopped"):
+        raise gen.GenError(
+            f"training {cell.key} was stopped by a signal at step {summary['step']}; the grid is incomplete "
+            f"(log: {log_path})"
+        )
+    loss = summary.get("metrics", {}).get("loss")
+    return seconds, cpu if measure_cpu else None, None if loss is None else float(loss)
 
 
-def final_loss(run_dir: Path) -> float | None:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return None
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return float(lines[-1]["loss"]) if lines else None
+def sample_cell(run_dir: Path, num_samples: int) -> dict:
+    """Samples (N, D), their 2-D projections and the dataset's scores for a trained cell.
 
-
-def sample_cell(recipe_path: Path, cell: Cell, steps: int | None, run_dir: Path, num_samples: int) -> dict:
-    """Samples (N, D), their 2-D projections and the dataset's scores for a trained cell."""
-    recipe = gen.load_recipe(recipe_path, cell.overrides(steps))
+    The samples are drawn as the training engine draws its grids: from the run's latest checkpoint with
+    its grid EMA (:func:`grid_ema`), the recipe's ``[sample]`` section and ``train.seed``; sample ``i``
+    depends only on (seed, i).
+    """
+    sampler = gen.ModelSampler.from_checkpoint(str(run_dir))
+    recipe = sampler.recipe
+    settings = sampler.settings(grid_ema(recipe))
+    labels = torch.zeros(num_samples, dtype=torch.long)  # unconditional
+    batches = sampler.generate(
+        range(num_samples), labels, settings, seed=recipe.train.seed, batch_size=num_samples
+    )
+    samples = torch.cat([x for _, x in batches])  # (N, D)
     dataset = recipe.data.build()
-    net = load_sampling_model(recipe, dataset.spec, run_dir)
-    noise = gen.sample_noise(
-        range(num_samples), (cell.dim,), seed=recipe.train.seed, noise_scale=recipe.objective.noise_scale
-    )  # (N, D)
-    with torch.no_grad():
-        samples = gen.sample(
-            net,
-            noise,
-            None,
-            prediction=recipe.objective.prediction,
-            sampler=recipe.sample.sampler,
-            steps=recipe.sample.steps,
-            t_eps=recipe.objective.t_eps,
-            num_classes=dataset.spec.num_classes,
-        )  # (N, D)
-    labels = torch.zeros(num_samples, dtype=torch.long)
     scores = {k: float(v) for k, v in dataset.evaluate_samples(samples, labels).items()}
     return {"samples": samples, "points": dataset.project(samples), "scores": scores}
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """``torch.set_num_threads(count)`` for the duration."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def outside_fraction(points: np.ndarray) -> float:
@@ -207,7 +202,9 @@ def run_grid(
         steps: Training steps per cell; None keeps the recipe's.
         out: Output directory; cell runs go to ``out/runs/<prediction>_D<dim>``.
         num_samples: Samples drawn per cell.
-        jobs: Cells trained at the same time (each with ``cpu_count // jobs`` threads).
+        jobs: Cells trained at the same time, in threads (torch then uses ``cpu_count // jobs`` CPU
+            threads, restored at the end). With 1, the cells train one after the other on this thread,
+            and their CPU seconds are measured (None with more: the process's CPU time is shared).
         on_done: Called with each cell's result as soon as it is sampled.
 
     Returns:
@@ -221,43 +218,52 @@ def run_grid(
             raise gen.GenError(f"--predictions: {registry.unknown_message(name)}")
     cells = [Cell(p, d) for p in predictions for d in dims]
     # Every mistake before any training: bad prediction names, dims < 2, a broken recipe...
-    recipes = [gen.load_recipe(recipe_path, cell.overrides(steps)) for cell in cells]
+    recipes = {cell: gen.load_recipe(recipe_path, cell.overrides(steps)) for cell in cells}
     busy = [c.key for c in cells if (out / "runs" / c.key / "checkpoints").exists()]
     if busy:
         raise gen.GenError(
             f"{out / 'runs'} already holds runs of {', '.join(busy)}; choose another --out or delete them"
         )
     out.mkdir(parents=True, exist_ok=True)
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     start = time.perf_counter()
 
-    def train(cell: Cell) -> tuple[float, float | None]:
-        return train_cell(recipe_path, cell, steps, out / "runs" / cell.key, threads)
+    def train(cell: Cell, recipe: gen.Recipe) -> tuple[float, float | None, float | None]:
+        run_dir = out / "runs" / cell.key
+        return train_cell(recipe, cell, run_dir, measure_cpu=jobs == 1)
+
+    def finish(cell: Cell, trained: tuple[float, float | None, float | None]) -> None:
+        seconds, cpu_seconds, loss = trained
+        drawn = sample_cell(out / "runs" / cell.key, num_samples)
+        result = CellResult(
+            cell=cell,
+            samples=drawn["samples"],
+            points=drawn["points"],
+            scores=drawn["scores"],
+            train_seconds=seconds,
+            train_cpu_seconds=cpu_seconds,
+            final_loss=loss,
+        )
+        results[cell] = result
+        if on_done is not None:
+            on_done(result)
 
     results: dict[Cell, CellResult] = {}
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {cell: pool.submit(train, cell) for cell in cells}
-        for cell in cells:  # sample in grid order as the trainings finish
+    if jobs == 1:  # on this thread, where the engine's SIGINT/SIGTERM handlers stop a run cleanly
+        for cell in cells:
+            finish(cell, train(cell, recipes[cell]))
+    else:  # threads: torch's kernels release the GIL; the CPU threads are split between the cells
+        with (
+            torch_threads(max(1, (os.cpu_count() or 1) // jobs)),
+            ThreadPoolExecutor(max_workers=jobs) as pool,
+        ):
+            futures = {cell: pool.submit(train, cell, recipes[cell]) for cell in cells}
             try:
-                seconds, cpu_seconds = futures[cell].result()
+                for cell in cells:  # sample in grid order as the trainings finish
+                    finish(cell, futures[cell].result())
             except BaseException:
                 for future in futures.values():  # do not start the cells still waiting
                     future.cancel()
                 raise
-            run_dir = out / "runs" / cell.key
-            drawn = sample_cell(recipe_path, cell, steps, run_dir, num_samples)
-            result = CellResult(
-                cell=cell,
-                samples=drawn["samples"],
-                points=drawn["points"],
-                scores=drawn["scores"],
-                train_seconds=seconds,
-                train_cpu_seconds=cpu_seconds,
-                final_loss=final_loss(run_dir),
-            )
-            results[cell] = result
-            if on_done is not None:
-                on_done(result)
 
     arrays = {}
     for cell, r in results.items():
@@ -289,7 +295,7 @@ def run_grid(
     total = time.perf_counter() - start
     report = {
         "recipe": str(recipe_path),
-        "steps": recipes[0].train.steps,
+        "steps": recipes[cells[0]].train.steps,
         "num_samples": num_samples,
         "jobs": jobs,
         "total_seconds": round(total, 1),

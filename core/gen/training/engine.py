@@ -30,7 +30,7 @@ from gen.progress import progress_bar
 from gen.recipe import Recipe, build_backbone, recipe_to_toml, with_data_fields
 from gen.runs import checkpoint as ckpt
 from gen.runs.run_dir import RunDir
-from gen.seeds import key_seed
+from gen.seeds import GLOBAL_RNG_LOCK, key_seed
 from gen.training import sharding
 from gen.training.checkpointing import TrainingState
 from gen.training.ema import EMA
@@ -147,18 +147,21 @@ class Trainer:
         if cfg.tensorboard:
             require_tensorboard()
 
-        torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-        self.model = build_backbone(self.recipe, self.spec).to(self.device)
-        self.fsdp = cfg.parallel == "fsdp" and self.dist.enabled
-        if self.fsdp:  # before the EMA and the optimizer, which then hold shards too
-            sharding.shard_model(self.model, self.device, self.dist.world_size)
-        self.ema = EMA(self.model, cfg.ema_decays)
-        self.optimizer = make_optimizer(self.model, cfg, self.plan.peak_lr)
-        self.state = TrainingState(self.model, self.ema, self.optimizer, self.dist)
-        self.samples = TrainingSamples(self.recipe, self.spec, self.dataset, self.files, self.dist)
-        self.step = 0
-        self.resume_or_refuse()
-        torch.manual_seed(key_seed(cfg.seed, INIT_RNG, self.dist.rank, self.step))  # dropout differs per rank
+        with GLOBAL_RNG_LOCK:  # seeded and drawn from as one piece, whatever other threads do
+            torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+            self.model = build_backbone(self.recipe, self.spec).to(self.device)
+            self.fsdp = cfg.parallel == "fsdp" and self.dist.enabled
+            if self.fsdp:  # before the EMA and the optimizer, which then hold shards too
+                sharding.shard_model(self.model, self.device, self.dist.world_size)
+            self.ema = EMA(self.model, cfg.ema_decays)
+            self.optimizer = make_optimizer(self.model, cfg, self.plan.peak_lr)
+            self.state = TrainingState(self.model, self.ema, self.optimizer, self.dist)
+            self.samples = TrainingSamples(self.recipe, self.spec, self.dataset, self.files, self.dist)
+            self.step = 0
+            self.resume_or_refuse()
+            torch.manual_seed(
+                key_seed(cfg.seed, INIT_RNG, self.dist.rank, self.step)
+            )  # dropout differs per rank
 
         self.train_model: nn.Module = self.model
         if cfg.compile:

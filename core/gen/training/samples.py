@@ -23,7 +23,7 @@ from gen.model_sampler import ModelSampler, SamplingSettings
 from gen.protocols import DataSpec
 from gen.recipe import Recipe, build_backbone
 from gen.runs.run_dir import RunDir
-from gen.seeds import key_seed
+from gen.seeds import GLOBAL_RNG_LOCK, key_seed
 from gen.training import sharding
 from gen.training.ema import EMA
 from gen.training.tensorboard import TensorBoardLog
@@ -70,7 +70,7 @@ class TrainingSamples:
         if not main:
             return None
         device = self.dist.device
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             net = build_backbone(self.recipe, self.spec)  # its random init must not move the training RNG
         net.load_state_dict(state)
         return ModelSampler(net.to(device).eval(), recipe=self.recipe, spec=self.spec, device=device)
