@@ -120,6 +120,8 @@ def sample_config_with(base: SampleConfig, **given: Any) -> SampleConfig:
 
 # -- the sampler ------------------------------------------------------------------------------------
 
+_NOTHING_LOADED = object()
+
 
 class ModelSampler:
     """A trained backbone with everything sampling it needs: the objective it was trained with (its
@@ -150,7 +152,8 @@ class ModelSampler:
         self.spec = spec
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.checkpoint = checkpoint
-        self.ema: float | None | str = "unloaded" if checkpoint is not None else None
+        # The EMA whose weights the model holds (None: the raw ones); nothing loaded yet from a checkpoint.
+        self.ema: float | None | object = _NOTHING_LOADED if checkpoint is not None else None
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint | str, device: Any = None) -> ModelSampler:
