@@ -165,7 +165,7 @@ def test_a_model_of_vectors_is_scored_by_its_data_metric_and_refused_by_sample_a
     from gen.recipe import load_recipe
     from gen.training.engine import train
 
-    recipe = Path(__file__).resolve().parents[2] / "recipes" / "toy" / "manifold.toml"
+    recipe = Path(__file__).resolve().parents[3] / "recipes" / "toy" / "manifold.toml"
     run = tmp_path / "toy"
     overrides = [
         "data.dim=8",
