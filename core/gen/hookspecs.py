@@ -49,6 +49,12 @@ def register_samplers(register):
 
 
 @hookspec
+def register_time_grids(register):
+    """Register sampling time grids: ``factory(config)`` is a callable ``steps -> t`` giving the
+    (steps + 1,) float64 grid from 0 (noise) to 1 (data), strictly increasing."""
+
+
+@hookspec
 def register_datasets(register):
     """Register datasets: ``factory(config)`` returns a :class:`gen.Dataset`."""
 

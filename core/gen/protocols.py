@@ -154,6 +154,10 @@ VelocityFn = Callable[[Tensor, "Tensor | float"], Tensor]
 #: grid from 0 (noise, ``z0``) to 1 (data, the returned ``z1``).
 Solver = Callable[[VelocityFn, Tensor, Tensor], Tensor]
 
+#: A registered time grid: ``grid(steps) -> t``, the (steps + 1,) float64 times from 0 (noise) to 1
+#: (data), strictly increasing. Solvers integrate over it; guidance intervals are in t, not in steps.
+TimeGrid = Callable[[int], Tensor]
+
 
 @runtime_checkable
 class Prediction(Protocol):
@@ -215,6 +219,7 @@ __all__ = [
     "Solver",
     "Space",
     "SpecFromConfig",
+    "TimeGrid",
     "VelocityFn",
     "convert",
 ]

@@ -19,6 +19,7 @@ KINDS: dict[str, str] = {
     "prediction": "register_predictions",
     "schedule": "register_schedules",
     "sampler": "register_samplers",
+    "time_grid": "register_time_grids",
     "dataset": "register_datasets",
 }
 

@@ -2,8 +2,9 @@
 
 The driver turns the network into a velocity field ``velocity_fn(z, t)`` — the prediction converted to
 ``v`` (``(x̂ - z) / max(1 - t, t_eps)`` for x-prediction), guided by classifier-free guidance on an
-interval — and hands it to a solver with the grid ``t_i = i / steps``. Solvers never see the
-prediction type or the guidance.
+interval — and hands it to a solver with the times of a registered time grid (``linear``: ``t_i = i /
+steps``; ``shifted``, ``edm``, ``list``...). Solvers never see the prediction type or the guidance, and
+guidance is decided by the time t, never by the step index, so it holds on any grid.
 
 Guidance, as the published JiT code does it: ``v = v_u + s * (v_c - v_u)`` with ``s = cfg`` when
 ``t < high and (low == 0 or t > low)`` and ``s = 1`` otherwise (``low, high = cfg_interval``). The
@@ -21,10 +22,10 @@ import torch
 from attrs import validators as v
 from torch import Tensor, nn
 
-from gen.components import build_component
+from gen.components import ComponentSpec, build_component
 from gen.config import component_field, field
 from gen.objective import ObjectiveConfig
-from gen.protocols import Prediction, Solver, VelocityFn
+from gen.protocols import Prediction, Solver, TimeGrid, VelocityFn
 from gen.seeds import key_seed
 
 
@@ -39,13 +40,45 @@ class SampleConfig:
     """The ``[sample]`` section of a recipe: how images are generated."""
 
     sampler = component_field("sampler", "heun", doc="The ODE solver (a registered sampler).")
-    steps: int = field(50, doc="Number of solver steps on a linear time grid from 0 to 1.", validator=v.ge(1))
+    steps: int = field(50, doc="Number of solver steps from t = 0 to 1.", validator=v.ge(1))
+    grid = component_field(
+        "time_grid",
+        "linear",
+        doc="Where the steps fall in t (a registered time grid: linear, shifted, edm, list).",
+    )
     cfg: float = field(1.0, doc="Classifier-free guidance scale (1.0 = no guidance).", validator=v.ge(0))
     cfg_interval: tuple[float, float] = field(
         (0.0, 1.0),
         doc="Guidance applies for low < t < high (low = 0 means from the start).",
         validator=_interval,
     )
+
+    def __attrs_post_init__(self):
+        if isinstance(self.grid, ComponentSpec):  # a bad grid, or one that cannot have `steps` steps
+            try:
+                grid_times(self.grid, self.steps)
+            except ValueError as e:
+                raise ValueError(f"grid {self.grid.name!r} with steps = {self.steps}: {e}") from None
+
+
+def check_grid(t: Tensor, steps: int) -> Tensor:
+    """``t`` when it is a valid grid of ``steps`` steps: (steps + 1,), from 0 to 1, strictly increasing."""
+    if t.ndim != 1 or t.shape[0] != steps + 1:
+        raise ValueError(f"the grid has {t.shape[0] - 1 if t.ndim == 1 else t.shape} steps, not {steps}")
+    if float(t[0]) != 0.0 or float(t[-1]) != 1.0:
+        raise ValueError(f"a grid runs from 0 to 1, this one from {float(t[0])} to {float(t[-1])}")
+    if not bool((t[1:] > t[:-1]).all()):
+        raise ValueError("the grid's times must increase strictly")
+    return t
+
+
+def grid_times(grid: TimeGrid | str | ComponentSpec, steps: int) -> Tensor:
+    """The (steps + 1,) float64 times of ``grid`` (a callable, a registered name or a ComponentSpec),
+    checked (:func:`check_grid`)."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    fn = grid if callable(grid) else build_component("time_grid", grid)
+    return check_grid(torch.as_tensor(fn(steps), dtype=torch.float64), steps)
 
 
 def time_grid(steps: int, *, device: Any = None, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -122,6 +155,7 @@ def sample(
     cfg_interval: tuple[float, float] = (0.0, 1.0),
     t_eps: float = 0.05,
     num_classes: int,
+    grid: TimeGrid | str | Any = "linear",
 ) -> Tensor:
     """Generate samples: integrate the guided velocity field from ``noise`` at t = 0 to t = 1.
 
@@ -135,6 +169,7 @@ def sample(
         cfg, cfg_interval: Classifier-free guidance scale and interval.
         t_eps: Clamp of ``1 - t`` (and ``t``) in the conversion to a velocity.
         num_classes: Classes of the model; 0 = unconditional.
+        grid: Where the steps fall: a time grid ``steps -> t``, a registered name or a ComponentSpec.
 
     Returns:
         (B, ...) the samples at t = 1, in the data's range (images in [-1, 1], not clipped).
@@ -151,7 +186,8 @@ def sample(
         t_eps=t_eps,
         num_classes=num_classes,
     )
-    return solver(velocity_fn, noise, time_grid(steps, device=noise.device, dtype=noise.dtype))
+    times = grid_times(grid, steps).to(device=noise.device, dtype=noise.dtype)  # (steps + 1,)
+    return solver(velocity_fn, noise, times)
 
 
 def sample_from_config(
@@ -176,6 +212,7 @@ def sample_from_config(
         cfg_interval=config.cfg_interval,
         t_eps=objective.t_eps,
         num_classes=num_classes,
+        grid=config.grid,
     )
 
 
@@ -220,6 +257,8 @@ def sample_noise(
 
 __all__ = [
     "SampleConfig",
+    "check_grid",
+    "grid_times",
     "guidance_scale",
     "guided_velocity",
     "noise_seed",

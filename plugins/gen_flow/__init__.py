@@ -1,17 +1,18 @@
 """gen_flow: the flow-matching parts of ``gen`` as a plugin.
 
 Registers the prediction parameterizations (``x``, ``eps``, ``v``), the training-time schedules
-(``logit_normal``, ``uniform``) and the ODE solvers (``euler``, ``heun``, ``ab2``).
+(``logit_normal``, ``uniform``), the ODE solvers (``euler``, ``heun``, ``ab2``, ``dpmpp_2m``,
+``dpmpp_3m``) and the sampling time grids (``linear``, ``shifted``, ``edm``, ``list``).
 """
 
 from __future__ import annotations
 
 import gen
-from gen_flow import solvers
+from gen_flow import grids, solvers
 from gen_flow.predictions import EpsPrediction, VPrediction, XPrediction
-from gen_flow.schedules import LogitNormal, LogitNormalConfig, Uniform
+from gen_flow.schedules import LogitNormal, LogitNormalConfig, Uniform, UniformConfig
 
-__all__ = ["register_predictions", "register_schedules", "register_samplers"]
+__all__ = ["register_predictions", "register_schedules", "register_samplers", "register_time_grids"]
 
 
 @gen.hookimpl
@@ -29,7 +30,7 @@ def register_schedules(register):  # noqa: ANN001, ANN201
         config=LogitNormalConfig,
         description="t = sigmoid(mean + std * n), n ~ N(0, 1) (JiT: mean -0.8, std 0.8).",
     )
-    register("uniform", lambda config: Uniform(), description="t ~ U(0, 1).")
+    register("uniform", Uniform, config=UniformConfig, description="t ~ U(0, 1) (optionally shifted).")
 
 
 @gen.hookimpl
@@ -45,3 +46,31 @@ def register_samplers(register):  # noqa: ANN001, ANN201
         lambda config: solvers.ab2,
         description="Adams-Bashforth 2 (Heun start): second order, one evaluation a step.",
     )
+    register(
+        "dpmpp_2m",
+        lambda config: solvers.dpmpp_2m,
+        description="DPM-Solver++(2M) in the data prediction: second order, one evaluation a step.",
+    )
+    register(
+        "dpmpp_3m",
+        lambda config: solvers.dpmpp_3m,
+        description="DPM-Solver++(3M) in the data prediction: third order, one evaluation a step.",
+    )
+
+
+@gen.hookimpl
+def register_time_grids(register):  # noqa: ANN001, ANN201
+    register("linear", lambda config: grids.linear, description="t_i = i / N (published JiT).")
+    register(
+        "shifted",
+        grids.ShiftedGrid,
+        config=grids.ShiftedGridConfig,
+        description="The SD3 / Simple Diffusion SNR shift of the linear grid: more steps at high noise.",
+    )
+    register(
+        "edm",
+        grids.EDMGrid,
+        config=grids.EDMGridConfig,
+        description="EDM's rho-spacing of the noise-to-signal ratio (1 - t) / t.",
+    )
+    register("list", grids.ListGrid, config=grids.ListGridConfig, description="The times given as a list.")

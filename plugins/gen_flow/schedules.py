@@ -8,8 +8,14 @@ from attrs import validators as v
 from torch import Tensor
 
 import gen
+from gen_flow.grids import shift_time
 
-__all__ = ["LogitNormalConfig", "LogitNormal", "Uniform"]
+__all__ = ["LogitNormal", "LogitNormalConfig", "Uniform", "UniformConfig"]
+
+SHIFT_DOC = (
+    "Divide the SNR of every drawn t by shift^2: t -> t / (t + shift (1 - t)) (SD3, Simple Diffusion); "
+    "1 = off. See docs/sampling.md for how it relates to objective.noise_scale."
+)
 
 
 def _draw(draw: str, n: int, generator: torch.Generator | None, device: torch.device | str | None) -> Tensor:
@@ -29,36 +35,53 @@ class LogitNormalConfig:
 
     mean: float = gen.field(-0.8, doc="Mean of the normal before the sigmoid (JiT: -0.8).")
     std: float = gen.field(0.8, doc="Std of the normal before the sigmoid (JiT: 0.8).", validator=v.gt(0))
+    shift: float = gen.field(1.0, doc=SHIFT_DOC, validator=v.gt(0))
 
 
 class LogitNormal:
     """t = sigmoid(mean + std * n), n ~ N(0, 1) (Esser et al., 2024; JiT uses mean -0.8, std 0.8).
 
-    A negative mean puts more training on the noisy end (small t).
+    A negative mean puts more training on the noisy end (small t). A ``shift`` s moves every t by
+    :func:`gen_flow.grids.shift_time`, which subtracts log s from logit t: logit-normal (mean, std) with
+    shift s is logit-normal (mean - log s, std).
     """
 
     def __init__(self, config: LogitNormalConfig):
         self.mean = config.mean
         self.std = config.std
+        self.shift = config.shift
 
     def sample(
         self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
     ) -> Tensor:
         """(n,) times in (0, 1)."""
-        return torch.sigmoid(_draw("randn", n, generator, device) * self.std + self.mean)  # (n,)
+        t = torch.sigmoid(_draw("randn", n, generator, device) * self.std + self.mean)  # (n,)
+        return t if self.shift == 1.0 else shift_time(t, self.shift)
 
     def __repr__(self) -> str:
-        return f"LogitNormal(mean={self.mean}, std={self.std})"
+        return f"LogitNormal(mean={self.mean}, std={self.std}, shift={self.shift})"
+
+
+@attrs.frozen(kw_only=True)
+class UniformConfig:
+    """Options of the ``uniform`` schedule."""
+
+    shift: float = gen.field(1.0, doc=SHIFT_DOC, validator=v.gt(0))
 
 
 class Uniform:
-    """t ~ U(0, 1) (the rectified-flow default)."""
+    """t ~ U(0, 1) (the rectified-flow default), then shifted by ``shift`` when it is not 1: the density
+    of t' is ``s / (t' + s (1 - t'))^2`` on (0, 1)."""
+
+    def __init__(self, config: UniformConfig | None = None):
+        self.shift = config.shift if config is not None else 1.0
 
     def sample(
         self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
     ) -> Tensor:
         """(n,) times in [0, 1)."""
-        return _draw("rand", n, generator, device)  # (n,)
+        t = _draw("rand", n, generator, device)  # (n,)
+        return t if self.shift == 1.0 else shift_time(t, self.shift)
 
     def __repr__(self) -> str:
-        return "Uniform()"
+        return f"Uniform(shift={self.shift})"

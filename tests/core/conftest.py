@@ -85,6 +85,10 @@ class ToyPlugin:
     def register_predictions(self, register):
         register("x", lambda cfg: cfg, description="Toy prediction.")
 
+    @gen.hookimpl
+    def register_time_grids(self, register):
+        register("linear", lambda cfg: lambda steps: gen.time_grid(steps), description="Toy grid.")
+
 
 @pytest.fixture
 def toy_host():

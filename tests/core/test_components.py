@@ -1,7 +1,7 @@
 """Component selection and validation (gen.components) and config field types (gen.config).
 
 The plugin host of these tests holds exactly gen_flow (predictions x/eps/v, schedules logit_normal and
-uniform, samplers euler/heun/ab2) and the test plugin below, whatever else is installed.
+uniform, samplers euler/heun/ab2/dpmpp_2m/dpmpp_3m) and the test plugin below, whatever else is installed.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from gen.config import FieldInfo, check_value, fields_of, type_name
 from gen.errors import RecipeError, UnknownComponentError
 from gen.plugins import PluginHost, get_host, reset_host
 from gen_flow import solvers
-from gen_flow.schedules import LogitNormal, LogitNormalConfig, Uniform
+from gen_flow.schedules import LogitNormal, LogitNormalConfig, Uniform, UniformConfig
 
 # -- config classes and a plugin of the tests --------------------------------------------------------
 
@@ -293,30 +293,30 @@ def test_component_table_without_name_keeps_the_default():
         CompositeConfig, {"sampler": {"name": "ab2"}, "schedule": {"mean": 0}}, section="data", file=None
     )
     assert cfg.schedule.name == "logit_normal"
-    assert cfg.schedule.config == LogitNormalConfig(mean=0.0, std=0.8)
+    assert cfg.schedule.config == LogitNormalConfig(mean=0.0, std=0.8, shift=1.0)
     assert type(cfg.schedule.config.mean) is float
     assert cfg.schedule.explicit == frozenset({"mean"})
     assert cfg.sampler.name == "ab2"
     cfg = validate_config(
         CompositeConfig, {"sampler": "euler", "schedule": "uniform"}, section="d", file=None
     )
-    assert cfg.schedule == ComponentSpec(kind="schedule", name="uniform", config=None)
+    assert cfg.schedule == ComponentSpec(kind="schedule", name="uniform", config=UniformConfig())
 
 
 def test_missing_required_component_section():
     e = recipe_error(validate_config, CompositeConfig, {"size": 3}, section="data", file="r.toml")
-    assert str(e) == "r.toml: missing section [data.sampler]: add it with name = one of: ab2, euler, heun"
+    assert str(e) == "r.toml: missing section [data.sampler]: add it with name = one of: ab2, dpmpp_2m, dpmpp_3m, euler, heun"
     assert (e.file, e.section, e.key) == ("r.toml", None, None)
     # At the top level the section is the field's name.
     e = recipe_error(validate_config, CompositeConfig, {}, section="", file=None)
-    assert str(e) == "missing section [sampler]: add it with name = one of: ab2, euler, heun"
+    assert str(e) == "missing section [sampler]: add it with name = one of: ab2, dpmpp_2m, dpmpp_3m, euler, heun"
 
 
 def test_errors_inside_component_and_nested_sections():
     cases = [
         (
             {"sampler": "euler", "schedule": {"maen": 0}},
-            "r.toml: [data.schedule] maen: unknown key; did you mean 'mean'? Known keys: mean, std",
+            "r.toml: [data.schedule] maen: unknown key; did you mean 'mean'? Known keys: mean, shift, std",
         ),
         (
             {"sampler": "euler", "schedule": {"std": 0}},
@@ -324,19 +324,19 @@ def test_errors_inside_component_and_nested_sections():
         ),
         (
             {"sampler": {"steps": 3}},
-            "r.toml: [data.sampler] name: missing `name`: set it to one of: ab2, euler, heun",
+            "r.toml: [data.sampler] name: missing `name`: set it to one of: ab2, dpmpp_2m, dpmpp_3m, euler, heun",
         ),
         (
             {"sampler": "eulr"},
-            "r.toml: [data.sampler] name: unknown sampler 'eulr'; did you mean 'euler'? Known samplers: ab2, euler, heun",
+            "r.toml: [data.sampler] name: unknown sampler 'eulr'; did you mean 'euler'? Known samplers: ab2, dpmpp_2m, dpmpp_3m, euler, heun",
         ),
         (
             {"sampler": 3},
             "r.toml: [data.sampler]: must be a component name or a table with `name`, got 3",
         ),
         (
-            {"sampler": "euler", "schedule": {"name": "uniform", "mean": 0}},
-            "r.toml: [data.schedule] mean: schedule 'uniform' takes no options; remove mean",
+            {"sampler": {"name": "euler", "mean": 0}},
+            "r.toml: [data.sampler] mean: sampler 'euler' takes no options; remove mean",
         ),
         (
             {"sampler": "euler", "inner": {"alpha": -1}},
@@ -379,7 +379,7 @@ def test_validate_component_name_or_table():
         (
             "sampler",
             {"name": None},
-            "r.toml: [backbone] name: missing `name`: set it to one of: ab2, euler, heun",
+            "r.toml: [backbone] name: missing `name`: set it to one of: ab2, dpmpp_2m, dpmpp_3m, euler, heun",
         ),
         ("backbone", {"name": 3}, "r.toml: [backbone] name: expected str, got int 3"),
         ("backbone", 3.5, "r.toml: [backbone]: must be a component name or a table with `name`, got 3.5"),
@@ -394,9 +394,9 @@ def test_validate_component_name_or_table():
             "r.toml: [backbone] a: backbone 'bare' takes no options; remove a, b",
         ),
         (
-            "schedule",
-            {"name": "uniform", "low": 0.1},
-            "r.toml: [backbone] low: schedule 'uniform' takes no options; remove low",
+            "sampler",
+            {"name": "euler", "low": 0.1},
+            "r.toml: [backbone] low: sampler 'euler' takes no options; remove low",
         ),
     ],
 )
@@ -421,16 +421,16 @@ def test_build_goes_through_the_same_validation():
 
     assert str(recipe_error(build, "schedule", "logit_normal", std=0)) == "[schedule] std: must be > 0: 0.0"
     assert str(recipe_error(build, "schedule", "logit_normal", sdt=1)) == (
-        "[schedule] sdt: unknown key; did you mean 'std'? Known keys: mean, std"
+        "[schedule] sdt: unknown key; did you mean 'std'? Known keys: mean, shift, std"
     )
     assert str(recipe_error(build, "schedule", "logit_normal", mean="0")) == (
         "[schedule] mean: expected float, got str '0'"
     )
-    assert str(recipe_error(build, "schedule", "uniform", mean=1)) == (
-        "[schedule] mean: schedule 'uniform' takes no options; remove mean"
+    assert str(recipe_error(build, "sampler", "euler", mean=1)) == (
+        "[sampler] mean: sampler 'euler' takes no options; remove mean"
     )
     assert str(recipe_error(build, "sampler", "eulr")) == (
-        "[sampler] name: unknown sampler 'eulr'; did you mean 'euler'? Known samplers: ab2, euler, heun"
+        "[sampler] name: unknown sampler 'eulr'; did you mean 'euler'? Known samplers: ab2, dpmpp_2m, dpmpp_3m, euler, heun"
     )
     assert str(recipe_error(build, "backbone", "widget", depth=0)) == "[backbone] depth: must be >= 1: 0"
 
@@ -439,7 +439,8 @@ def test_resolve_config():
     cfg = resolve_config("schedule", "logit_normal", mean=1)
     assert cfg == LogitNormalConfig(mean=1.0, std=0.8)
     assert type(cfg.mean) is float
-    assert resolve_config("schedule", "uniform") is None
+    assert resolve_config("schedule", "uniform") == UniformConfig(shift=1.0)
+    assert resolve_config("sampler", "euler") is None
     assert gen.resolve_config("backbone", "widget", interval=[1, 2]).interval == (1.0, 2.0)
     with pytest.raises(RecipeError, match=r"^\[backbone\] mode: must be in"):
         resolve_config("backbone", "widget", mode="x")

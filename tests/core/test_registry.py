@@ -174,12 +174,12 @@ def test_check_kind():
         check_kind("samplers")
     assert str(info.value) == (
         "unknown component kind 'samplers'; did you mean 'sampler'? "
-        "Kinds: backbone, prediction, schedule, sampler, dataset"
+        "Kinds: backbone, prediction, schedule, sampler, time_grid, dataset"
     )
     with pytest.raises(UnknownComponentError) as info:
         check_kind("zzz")
     assert str(info.value) == (
-        "unknown component kind 'zzz'. Kinds: backbone, prediction, schedule, sampler, dataset"
+        "unknown component kind 'zzz'. Kinds: backbone, prediction, schedule, sampler, time_grid, dataset"
     )
 
 
@@ -189,6 +189,7 @@ def test_kinds_name_their_hooks():
         "prediction": "register_predictions",
         "schedule": "register_schedules",
         "sampler": "register_samplers",
+        "time_grid": "register_time_grids",
         "dataset": "register_datasets",
     }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -46,3 +48,36 @@ def test_same_generator_same_times(name):
 def test_logit_normal_rejects_nonpositive_std():
     with pytest.raises(gen.GenError):
         gen.build("schedule", "logit_normal", std=0.0)
+
+
+def test_shifted_logit_normal_is_logit_normal_with_the_mean_moved_by_log_shift():
+    for shift in (0.5, 2.0, 4.0):
+        g = lambda: torch.Generator().manual_seed(11)  # noqa: E731
+        t = gen.build("schedule", "logit_normal", mean=-0.8, std=0.8, shift=shift).sample(8, generator=g())
+        moved = gen.build("schedule", "logit_normal", mean=-0.8 - math.log(shift), std=0.8).sample(
+            8, generator=g()
+        )
+        torch.testing.assert_close(t, moved, rtol=0, atol=2e-7)  # float32 rounding of two formulas
+        n = torch.randn(8, generator=g(), dtype=torch.float64)
+        closed = torch.sigmoid(-0.8 + 0.8 * n - math.log(shift))
+        torch.testing.assert_close(t.double(), closed, rtol=0, atol=2e-7)
+    # shift = 1 is off: the very same numbers as before the option existed.
+    plain = gen.build("schedule", "logit_normal", shift=1.0).sample(
+        8, generator=torch.Generator().manual_seed(1)
+    )
+    again = torch.sigmoid(torch.randn(8, generator=torch.Generator().manual_seed(1)) * 0.8 - 0.8)
+    assert torch.equal(plain, again)
+
+
+def test_shifted_uniform_has_the_density_of_its_formula():
+    shift = 3.0
+    t = gen.build("schedule", "uniform", shift=shift).sample(
+        400_000, generator=torch.Generator().manual_seed(0)
+    )
+    # t' = u / (u + s (1 - u)) has CDF F(x) = s x / (1 - x + s x) (invert the map at u = F(x)).
+    for x in (0.1, 0.25, 0.5, 0.9):
+        assert (t < x).double().mean().item() == pytest.approx(shift * x / (1 - x + shift * x), abs=3e-3)
+    assert torch.equal(
+        gen.build("schedule", "uniform").sample(5, generator=torch.Generator().manual_seed(2)),
+        torch.rand(5, generator=torch.Generator().manual_seed(2)),
+    )

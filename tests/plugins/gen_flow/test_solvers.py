@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import gen
-from gen_flow.solvers import ab2, euler, heun
+from gen_flow.solvers import ab2, dpmpp_2m, dpmpp_3m, euler, heun
 
 F64 = torch.float64
 
@@ -160,3 +160,79 @@ def test_ab2_reaches_heun50_with_half_the_evaluations():
     assert ab2_err < heun_err  # measured: 3.7e-3 vs 4.6e-3
     # Euler with as many evaluations as ab2 is far worse.
     assert (euler(v, z0, grid(51)) - fine).abs().max().item() > 5 * ab2_err
+
+
+# -- DPM-Solver++ --------------------------------------------------------------------------------------
+
+
+def lambda_grid(n: int, a: float = 0.05, b: float = 0.95) -> torch.Tensor:
+    """n steps uniform in lambda = logit t between t = a and t = b (where every step is a full one)."""
+    la, lb = math.log(a / (1 - a)), math.log(b / (1 - b))
+    return torch.sigmoid(torch.linspace(la, lb, n + 1, dtype=F64))
+
+
+def test_dpmpp_registered_and_one_evaluation_a_step_never_at_one():
+    assert gen.build("sampler", "dpmpp_2m") is dpmpp_2m and gen.build("sampler", "dpmpp_3m") is dpmpp_3m
+    for solver in (dpmpp_2m, dpmpp_3m):
+        v = Counted(lambda z, t: -z)
+        solver(v, torch.ones(1, 2, dtype=F64), grid(6))
+        assert v.calls == 6 and max(v.times) == pytest.approx(5 / 6)
+
+
+def test_dpmpp_first_order_step_is_euler_and_the_last_step_returns_the_data_prediction():
+    z0 = torch.tensor([[0.3, -1.0]], dtype=F64)
+    x = torch.tensor([[2.0, 0.5]], dtype=F64)
+
+    def v(z, t):  # the exact velocity toward a fixed x: x̂ = x everywhere
+        return (x - z) / (1 - float(t))
+
+    for solver in (dpmpp_2m, dpmpp_3m):
+        # With x̂ constant the exact solution z_t = (1 - t) eps + t x is reproduced on any grid.
+        ts = torch.tensor([0.0, 0.1, 0.45, 0.7, 0.93, 1.0], dtype=F64)
+        torch.testing.assert_close(solver(v, z0, ts), x, rtol=0, atol=1e-14)
+    one = dpmpp_2m(lambda z, t: z, z0, torch.tensor([0.0, 0.5], dtype=F64))
+    torch.testing.assert_close(one, euler(lambda z, t: z, z0, torch.tensor([0.0, 0.5], dtype=F64)))
+
+
+def test_dpmpp_2m_by_hand():
+    # v = z: x̂ = z + (1 - s) z. Step 1 (from t = 0) is first order; step 2 extrapolates x̂ in lambda.
+    z0 = torch.tensor([[1.0]], dtype=F64)
+    ts = torch.tensor([0.0, 0.25, 0.5], dtype=F64)
+    x0 = z0 * 2  # x̂ at s = 0
+    z1 = 0.75 * z0 + 0.25 * x0
+    x1 = z1 * (1 + 0.75)
+    lam = [math.log(0.25 / 0.75), 0.0]
+    # lambda(0) = -inf: the second step has no usable history either -> first order as well
+    z2 = (0.5 / 0.75) * z1 + (0.25 / 0.75) * x1
+    torch.testing.assert_close(dpmpp_2m(lambda z, t: z, z0, ts), z2, rtol=0, atol=1e-15)
+    # A third step uses the two previous data predictions: D = x̂ + (x̂ - x̂_prev) / (2 r).
+    ts = torch.tensor([0.0, 0.25, 0.5, 0.8], dtype=F64)
+    x2 = z2 * 1.5
+    h_prev, h = lam[1] - lam[0], math.log(0.8 / 0.2) - lam[1]
+    d = x2 + 0.5 * (x2 - x1) / (h_prev / h)
+    z3 = (0.2 / 0.5) * z2 + (0.3 / 0.5) * d
+    torch.testing.assert_close(dpmpp_2m(lambda z, t: z, z0, ts), z3, rtol=0, atol=1e-15)
+
+
+def test_dpmpp_convergence_orders():
+    mu = torch.tensor([0.5, -0.3, 0.8], dtype=F64)
+    sigma = torch.tensor([0.3, 0.5, 1.0], dtype=F64)
+    z0 = torch.tensor([[1.0, -1.2, 0.3], [-0.5, 0.7, -1.5]], dtype=F64)
+    v = gaussian_field(mu, sigma)
+
+    def marginal(t):  # the exact flow of Gaussian data: z_t = t mu + sqrt(t^2 sigma^2 + (1 - t)^2) z_0
+        return t * mu + torch.sqrt(t * t * sigma**2 + (1 - t) ** 2) * z0
+
+    start, exact = marginal(0.05), marginal(0.95)
+    errors = {}
+    for name, solver in (("2m", dpmpp_2m), ("3m", dpmpp_3m), ("euler", euler)):
+        errors[name] = [
+            (solver(v, start, lambda_grid(n)) - exact).abs().max().item() for n in (8, 16, 32, 64)
+        ]
+    orders = {k: [math.log2(a / b) for a, b in zip(e[:-1], e[1:], strict=True)] for k, e in errors.items()}
+    assert orders["euler"][-1] == pytest.approx(1.0, abs=0.1)
+    assert orders["2m"][-1] == pytest.approx(2.0, abs=0.15)
+    # 3M starts with a first- and a second-order step (the history fills up), which bounds its order
+    # by 2 as well; its error is still the smallest from 16 steps on.
+    assert orders["3m"][-1] > 1.9
+    assert all(e3 < e2 for e3, e2 in zip(errors["3m"][1:], errors["2m"][1:], strict=True))
