@@ -15,6 +15,8 @@ from gen.model_sampler import ModelSampler, SamplingSettings
 from gen.objective import Objective, ObjectiveConfig
 from gen.plugins import get_registry
 from gen.protocols import (
+    ClampsAtDataEnd,
+    DataClampedVelocity,
     Dataset,
     DataSpec,
     KnowsSize,
@@ -38,8 +40,10 @@ from gen.version import __version__
 
 __all__ = [
     "Checkpoint",
+    "ClampsAtDataEnd",
     "Component",
     "ComponentSpec",
+    "DataClampedVelocity",
     "DataSpec",
     "Dataset",
     "DuplicateComponentError",

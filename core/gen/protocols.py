@@ -195,6 +195,28 @@ def convert(
 
 
 @runtime_checkable
+class ClampsAtDataEnd(Protocol):
+    """A prediction whose velocity is formed from a data prediction with the clamp of published JiT,
+    ``v = (x̂ - z) / max(1 - t, t_eps)`` (x-prediction): ``clamps_at_data_end = True``."""
+
+    clamps_at_data_end: bool
+
+
+@runtime_checkable
+class DataClampedVelocity(Protocol):
+    """A velocity field that says where its data-end clamp begins: ``t_eps`` (0 for none).
+
+    For ``t > 1 - t_eps`` it is ``(x̂ - z) / t_eps``, a relaxation toward x̂ rather than the flow's
+    velocity. Solvers that work in the data prediction read it to recover ``x̂ = z + max(1 - t, t_eps) v``
+    exactly and to integrate that last stretch exactly; the others need not know.
+    """
+
+    t_eps: float
+
+    def __call__(self, z: Tensor, t: Tensor | float) -> Tensor: ...
+
+
+@runtime_checkable
 class Schedule(Protocol):
     """How training draws t (a registered ``schedule``)."""
 
@@ -208,6 +230,8 @@ class Schedule(Protocol):
 __all__ = [
     "SPACES",
     "ShapeFromConfig",
+    "ClampsAtDataEnd",
+    "DataClampedVelocity",
     "DataSpec",
     "Dataset",
     "KnowsSize",

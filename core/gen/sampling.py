@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from gen.components import ComponentSpec, build_component
 from gen.config import component_field, field
 from gen.objective import ObjectiveConfig
-from gen.protocols import Prediction, Solver, TimeGrid, VelocityFn
+from gen.protocols import ClampsAtDataEnd, Prediction, Solver, TimeGrid, VelocityFn
 from gen.seeds import key_seed
 
 
@@ -121,11 +121,14 @@ def guided_velocity(
         num_classes: Classes of the model; 0 = unconditional (no guidance possible).
 
     Returns:
-        ``velocity_fn(z, t) -> v``: z (B, ...), t a float or a 0-dim tensor, v (B, ...).
+        ``velocity_fn(z, t) -> v``: z (B, ...), t a float or a 0-dim tensor, v (B, ...). Its attribute
+        ``t_eps`` is where the data-end clamp begins (:class:`gen.DataClampedVelocity`; 0 when the
+        prediction has none).
     """
     if isinstance(prediction, str):
         prediction = build_component("prediction", prediction)
     null = torch.full_like(labels, num_classes)  # (B,)
+    clamped = isinstance(prediction, ClampsAtDataEnd) and prediction.clamps_at_data_end
 
     def velocity_fn(z: Tensor, t: Tensor | float) -> Tensor:
         t = torch.as_tensor(t, dtype=z.dtype).to(z.device)  # 0-dim
@@ -139,6 +142,7 @@ def guided_velocity(
         v_cond, v_uncond = prediction.to_v(out, z_in, t, t_eps=t_eps).chunk(2)  # (B, ...) each
         return v_uncond + s * (v_cond - v_uncond)
 
+    velocity_fn.t_eps = t_eps if clamped else 0.0  # type: ignore[attr-defined]
     return velocity_fn
 
 

@@ -19,6 +19,8 @@ class XPrediction:
     """The network predicts the clean sample x (JiT)."""
 
     name = "x"
+    #: Its velocity is (x̂ - z) / max(1 - t, t_eps) (:class:`gen.ClampsAtDataEnd`).
+    clamps_at_data_end = True
 
     def to_x(self, out: Tensor, z: Tensor, t: Tensor | float, *, t_eps: float) -> Tensor:
         return out

@@ -98,34 +98,53 @@ def _logit(t: float) -> float:
     return math.log(t / (1 - t))
 
 
+def _relax(z: Tensor, x_hat: Tensor, dt: float, t_eps: float) -> Tensor:
+    """The exact solution of dz/dt = (x̂ - z) / t_eps over ``dt`` with x̂ held: the data-end clamp."""
+    return x_hat + (z - x_hat) * math.exp(-dt / t_eps)
+
+
+def _dpmpp_step(
+    z: Tensor, data: list[Tensor], lambdas: list[float], s: float, t: float, order: int
+) -> Tensor:
+    """One DPM-Solver++ multistep update from s to t < 1 (or to t = 1 at order 1) from the newest
+    data predictions ``data`` at the times of ``lambdas``."""
+    x_hat = data[-1]
+    ratio, gain = (1 - t) / (1 - s), (t - s) / (1 - s)  # sigma_t / sigma_s, alpha_t (1 - e^-h)
+    if order == 1:
+        return ratio * z + gain * x_hat
+    h = _logit(t) - lambdas[-1]
+    r0 = (lambdas[-1] - lambdas[-2]) / h
+    d1_0 = (data[-1] - data[-2]) / r0
+    if order == 2:
+        return ratio * z + gain * (x_hat + 0.5 * d1_0)
+    r1 = (lambdas[-2] - lambdas[-3]) / h
+    d1_1 = (data[-2] - data[-3]) / r1
+    d1 = d1_0 + r0 / (r0 + r1) * (d1_0 - d1_1)
+    d2 = (d1_0 - d1_1) / (r0 + r1)
+    em1 = math.expm1(-h)  # e^-h - 1
+    return ratio * z - t * em1 * x_hat + t * (em1 / h + 1) * d1 - t * ((em1 + h) / h**2 - 0.5) * d2
+
+
 def _dpmpp(velocity_fn: gen.VelocityFn, z0: Tensor, timesteps: Tensor, max_order: int) -> Tensor:
     """DPM-Solver++ multistep of order ``max_order`` (1 to 3) on the linear path; see :func:`dpmpp_2m`."""
-    z = z0
-    times = [float(t) for t in timesteps]
+    t_eps = velocity_fn.t_eps if isinstance(velocity_fn, gen.DataClampedVelocity) else 0.0
+    clamp = 1.0 - t_eps  # beyond it the field relaxes toward x̂ (an x-prediction's clamp)
+    z, times = z0, [float(t) for t in timesteps]
     data: list[Tensor] = []  # x̂ at the previous points, newest last
     lambdas: list[float] = []
     for i in range(len(times) - 1):
         s, t = times[i], times[i + 1]
-        x_hat = z + (1 - s) * velocity_fn(z, timesteps[i])  # (B, ...) the data prediction at s
+        x_hat = z + max(1 - s, t_eps) * velocity_fn(z, timesteps[i])  # (B, ...) the data prediction at s
+        if s >= clamp:
+            z = _relax(z, x_hat, t - s, t_eps)
+            continue
         data, lambdas = [*data[-2:], x_hat], [*lambdas[-2:], _logit(s)]
+        end = min(t, clamp)
         usable = sum(1 for lam in lambdas if math.isfinite(lam))  # lambda(0) = -inf: no history there
-        order = 1 if t >= 1.0 else max(1, min(max_order, usable))  # h is infinite on the step to t = 1
-        ratio, gain = (1 - t) / (1 - s), (t - s) / (1 - s)  # sigma_t / sigma_s, alpha_t (1 - e^-h)
-        if order == 1:
-            z = ratio * z + gain * x_hat
-            continue
-        h = _logit(t) - lambdas[-1]
-        r0 = (lambdas[-1] - lambdas[-2]) / h
-        d1_0 = (data[-1] - data[-2]) / r0
-        if order == 2:
-            z = ratio * z + gain * (x_hat + 0.5 * d1_0)
-            continue
-        r1 = (lambdas[-2] - lambdas[-3]) / h
-        d1_1 = (data[-2] - data[-3]) / r1
-        d1 = d1_0 + r0 / (r0 + r1) * (d1_0 - d1_1)
-        d2 = (d1_0 - d1_1) / (r0 + r1)
-        em1 = math.expm1(-h)  # e^-h - 1
-        z = ratio * z - t * em1 * x_hat + t * (em1 / h + 1) * d1 - t * ((em1 + h) / h**2 - 0.5) * d2
+        order = 1 if end >= 1.0 else max(1, min(max_order, usable))  # h is infinite on a step to t = 1
+        z = _dpmpp_step(z, data, lambdas, s, end, order)
+        if t > end:  # the rest of the step lies beyond the clamp
+            z = _relax(z, x_hat, t - end, t_eps)
     return z
 
 

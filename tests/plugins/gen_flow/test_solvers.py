@@ -236,3 +236,41 @@ def test_dpmpp_convergence_orders():
     # by 2 as well; its error is still the smallest from 16 steps on.
     assert orders["3m"][-1] > 1.9
     assert all(e3 < e2 for e3, e2 in zip(errors["3m"][1:], errors["2m"][1:], strict=True))
+
+
+class ClampedToward:
+    """The field an x-prediction's sampler forms for a fixed x̂ = x: (x - z) / max(1 - t, t_eps)."""
+
+    def __init__(self, x, t_eps):
+        self.x, self.t_eps, self.times = x, t_eps, []
+
+    def __call__(self, z, t):
+        self.times.append(float(t))
+        return (self.x - z) / max(1 - float(t), self.t_eps)
+
+
+def test_dpmpp_integrates_the_data_end_clamp_exactly():
+    # From z at t = 0 with x̂ = x constant: exact solution (1 - t) eps + t x up to 1 - t_eps, then the
+    # relaxation dz/dt = (x - z) / t_eps: z_1 = x + (z_c - x) e^-1 with z_c the state at 1 - t_eps.
+    eps = torch.tensor([[0.3, -1.0]], dtype=F64)
+    x = torch.tensor([[2.0, 0.5]], dtype=F64)
+    t_eps = 0.05
+    z_c = t_eps * eps + (1 - t_eps) * x
+    exact = x + (z_c - x) * math.exp(-1)
+    assert isinstance(ClampedToward(x, t_eps), gen.DataClampedVelocity)
+    for ts in (grid(4), grid(50), torch.tensor([0.0, 0.3, 0.96, 0.98, 1.0], dtype=F64)):
+        for solver in (dpmpp_2m, dpmpp_3m):
+            torch.testing.assert_close(solver(ClampedToward(x, t_eps), eps, ts), exact, rtol=0, atol=1e-14)
+    # Heun-1000 (the benchmark's reference) converges to the same point.
+    torch.testing.assert_close(heun(ClampedToward(x, t_eps), eps, grid(1000)), exact, rtol=0, atol=1e-5)
+    # A field that does not say where its clamp begins is taken as the plain flow: one jump to x̂.
+    plain = lambda z, t: ClampedToward(x, t_eps)(z, t)  # noqa: E731
+    torch.testing.assert_close(dpmpp_2m(plain, eps, grid(4)), x, rtol=0, atol=1e-14)
+
+
+def test_the_driver_says_where_an_x_predictions_clamp_begins():
+    net = lambda z, t, y: z  # noqa: E731
+    labels = torch.zeros(2, dtype=torch.long)
+    assert gen.guided_velocity(net, labels, prediction="x", t_eps=0.05, num_classes=0).t_eps == 0.05
+    assert gen.guided_velocity(net, labels, prediction="v", t_eps=0.05, num_classes=0).t_eps == 0.0
+    assert gen.guided_velocity(net, labels, prediction="eps", t_eps=0.05, num_classes=0).t_eps == 0.0

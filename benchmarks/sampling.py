@@ -1,0 +1,317 @@
+"""Sampling cost against accuracy: every solver x time grid x number of steps, against a reference
+solution from the same noise (Heun, 1000 steps on the linear grid).
+
+Two kinds of velocity field:
+
+- ``RUN`` (a run directory or checkpoint): the trained model, with its recipe's guidance (CFG on the
+  interval), its first EMA, balanced labels and the keyed noise of ``gen sample``; the dataset's own
+  metric (the ``shapes`` oracle) is reported too when it has one;
+- ``--mixture``: an analytic field, data a mixture of narrow Gaussians in D dimensions (sharp modes),
+  whose denoiser E[x | z_t] is closed-form; the velocity is formed as the driver forms an
+  x-prediction's, ``(x̂ - z) / max(1 - t, t_eps)``.
+
+For each setting the table gives the network evaluations per image (NFE; a guided evaluation runs the
+conditional and unconditional pass as one batch and counts once), the wall time, the RMS error to the
+reference (over all samples and dimensions), the error relative to Heun with 50 linear steps (the
+published sampler: 99 evaluations), and the metric. A PNG plots error against NFE.
+
+Examples:
+    python benchmarks/sampling.py runs/demo --num 64 --plot docs/images/sampling_demo.png
+    python benchmarks/sampling.py --mixture --plot docs/images/sampling_mixture.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, ImageDraw
+
+import gen
+from gen.distributed import DistInfo
+from gen.metrics.dataset_metric import DatasetMetric
+from gen.model_sampler import class_labels
+from gen.sampling import grid_times, guided_velocity
+
+DEFAULT_GRIDS = "linear,shifted:2,shifted:3,shifted:4,edm"
+DEFAULT_SOLVERS = "euler,heun,ab2,dpmpp_2m,dpmpp_3m"
+DEFAULT_STEPS = "4,5,6,8,10,12,16,20,25,50"
+
+
+def grid_spec(text: str) -> gen.ComponentSpec:
+    """``linear``, ``shifted:3`` (shift 3), ``edm`` or ``edm:5`` (rho 5) as a time-grid spec."""
+    name, _, arg = text.partition(":")
+    fields = {"shifted": "shift", "edm": "rho"}
+    kwargs = {fields[name]: float(arg)} if arg else {}
+    config = gen.resolve_config("time_grid", name, **kwargs)
+    return gen.ComponentSpec(kind="time_grid", name=name, config=config)
+
+
+class Counter(torch.nn.Module):
+    """Counts the forward passes of the wrapped network."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net, self.calls = net, 0
+
+    def forward(self, z, t, y):  # noqa: ANN001, ANN201
+        self.calls += 1
+        return self.net(z, t, y)
+
+
+# -- the fields -----------------------------------------------------------------------------------
+
+
+class MixtureField:
+    """Data: K Gaussians of std ``width`` at random unit-norm means in D dims, equal weights; noise N(0, I).
+
+    On the linear path z = t x + (1 - t) eps, component k gives z ~ N(t m_k, s_t^2 I) with
+    s_t^2 = t^2 w^2 + (1 - t)^2 and E[x | z, k] = m_k + t w^2 / s_t^2 (z - t m_k); E[x | z] weighs the
+    components by their posterior probabilities.
+    """
+
+    def __init__(self, dim: int, modes: int, width: float, t_eps: float = 0.05, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        means = torch.randn(modes, dim, generator=g, dtype=torch.float64)
+        self.means = means / means.norm(dim=1, keepdim=True)  # (K, D)
+        self.width, self.t_eps, self.calls = width, t_eps, 0
+
+    def denoise(self, z: torch.Tensor, t: float) -> torch.Tensor:
+        var = t * t * self.width**2 + (1 - t) ** 2
+        d2 = ((z[:, None, :] - t * self.means[None]) ** 2).sum(-1)  # (B, K)
+        w = torch.softmax(-d2 / (2 * var), dim=1)  # (B, K)
+        per = self.means[None] + (t * self.width**2 / var) * (
+            z[:, None, :] - t * self.means[None]
+        )  # (B, K, D)
+        return (w[..., None] * per).sum(1)  # (B, D)
+
+    def __call__(self, z: torch.Tensor, t) -> torch.Tensor:  # noqa: ANN001
+        """The velocity an x-prediction's sampler forms: (x̂ - z) / max(1 - t, t_eps); ``self.t_eps``
+        tells solvers where the clamp begins (gen.DataClampedVelocity), as the driver's field does."""
+        self.calls += 1
+        t = float(t)
+        return (self.denoise(z, t) - z) / max(1 - t, self.t_eps)
+
+
+def run_field(args: argparse.Namespace) -> dict[str, Any]:
+    """What to integrate for a trained run: (velocity_fn, noise, counter, scorer)."""
+    sampler = gen.ModelSampler.from_checkpoint(args.run)
+    settings = sampler.settings()
+    recipe, spec = sampler.recipe, sampler.spec
+    labels = torch.as_tensor(class_labels(args.num, spec.num_classes))
+    noise = gen.sample_noise(
+        range(args.num), spec.shape, seed=args.seed, noise_scale=recipe.objective.noise_scale
+    )
+    counter = Counter(sampler.model)
+    s = settings.sample
+    velocity = guided_velocity(
+        counter,
+        labels,
+        prediction=recipe.objective.prediction,
+        cfg=s.cfg,
+        cfg_interval=s.cfg_interval,
+        t_eps=recipe.objective.t_eps,
+        num_classes=spec.num_classes,
+    )
+    dataset = recipe.data.build()
+    metric = DatasetMetric(dataset, recipe.data.name) if isinstance(dataset, gen.ScoresSamples) else None
+
+    def score(x: torch.Tensor) -> float | None:
+        if metric is None or not spec.is_image:
+            return None
+        acc = metric.accumulator()
+        acc.add(gen.to_uint8(x), labels.numpy())
+        result = acc.compute(DistInfo.local())
+        return result[metric.goal[0]] if metric.goal else None
+
+    name = f"{args.run} (step {sampler.checkpoint.step}, cfg {s.cfg} on {list(s.cfg_interval)}, {args.num} samples)"
+    return {"velocity": velocity, "noise": noise, "counter": counter, "score": score, "title": name}
+
+
+def mixture_field(args: argparse.Namespace) -> dict[str, Any]:
+    field = MixtureField(args.dim, args.modes, args.width, seed=args.seed)
+    noise = torch.randn(
+        args.num, args.dim, generator=torch.Generator().manual_seed(args.seed + 1), dtype=torch.float64
+    )
+    title = f"mixture of {args.modes} Gaussians (std {args.width}) in {args.dim} dims, {args.num} samples"
+    return {
+        "velocity": field,
+        "noise": noise,
+        "counter": field,
+        "score": lambda x: None,
+        "title": title,
+    }
+
+
+# -- the sweep ------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def integrate(
+    field: dict[str, Any], solver: str, grid: gen.ComponentSpec, steps: int
+) -> tuple[torch.Tensor, int, float]:
+    """The samples, the NFE per image and the seconds of one setting."""
+    fn = gen.build("sampler", solver)
+    noise = field["noise"]
+    times = grid_times(grid, steps).to(noise.dtype)
+    field["counter"].calls = 0
+    start = time.perf_counter()
+    x = fn(field["velocity"], noise, times)
+    return x, field["counter"].calls, time.perf_counter() - start
+
+
+def rms(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(((a.double() - b.double()) ** 2).mean().sqrt())
+
+
+def sweep(field: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+    reference, ref_nfe, ref_seconds = integrate(field, "heun", grid_spec("linear"), args.reference_steps)
+    print(
+        f"reference: heun, {args.reference_steps} linear steps, {ref_nfe} NFE, {ref_seconds:.1f} s",
+        file=sys.stderr,
+    )
+    baseline, _, _ = integrate(field, "heun", grid_spec("linear"), 50)
+    base_error = rms(baseline, reference)
+    rows = []
+    for grid_text in args.grids.split(","):
+        grid = grid_spec(grid_text)
+        for solver in args.solvers.split(","):
+            for steps in (int(s) for s in args.steps.split(",")):
+                x, nfe, seconds = integrate(field, solver, grid, steps)
+                error = rms(x, reference)
+                row = {"solver": solver, "grid": grid_text, "steps": steps, "nfe": nfe, "seconds": round(seconds, 3),
+                       "error": error, "error_vs_heun50": error / base_error, "metric": field["score"](x)}  # fmt: skip
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr)
+    rows.append({"solver": "heun", "grid": "linear", "steps": 50, "nfe": 99, "error": base_error,
+                 "error_vs_heun50": 1.0, "metric": field["score"](baseline), "seconds": None, "baseline": True})  # fmt: skip
+    return rows
+
+
+def cheapest(rows: list[dict[str, Any]], ratio: float = 1.0) -> dict[str, Any] | None:
+    """The setting with the fewest NFE whose error is at most ``ratio`` x Heun-50's."""
+    ok = [r for r in rows if r["error_vs_heun50"] <= ratio and not r.get("baseline")]
+    return min(ok, key=lambda r: (r["nfe"], r["error"])) if ok else None
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| solver | grid | steps | NFE | error (RMS) | / Heun-50 | metric | seconds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: (r["grid"], r["solver"], r["nfe"])):
+        metric = "-" if r["metric"] is None else f"{r['metric']:.3f}"
+        seconds = "-" if r["seconds"] is None else f"{r['seconds']:.2f}"
+        lines.append(
+            f"| {r['solver']} | {r['grid']} | {r['steps']} | {r['nfe']} | {r['error']:.2e} | "
+            f"{r['error_vs_heun50']:.2f} | {metric} | {seconds} |"
+        )
+    return "\n".join(lines)
+
+
+# -- the plot -------------------------------------------------------------------------------------
+
+COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]  # fmt: skip
+
+
+def plot(rows: list[dict[str, Any]], path: Path, title: str, series: list[tuple[str, str]]) -> None:
+    """Error (log) against NFE (log), one line per (solver, grid) in ``series``; Heun-50 dashed."""
+    w, h, left, right, top, bottom = 900, 600, 70, 230, 40, 50
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+    pts = [r for r in rows if (r["solver"], r["grid"]) in series and r["error"] > 0]
+    base = next(r for r in rows if r.get("baseline"))
+    x_lo, x_hi = math.log10(min(r["nfe"] for r in pts)), math.log10(max(max(r["nfe"] for r in pts), 99))
+    e_all = [r["error"] for r in pts] + [base["error"]]
+    y_lo, y_hi = math.log10(min(e_all)), math.log10(max(e_all))
+
+    def xy(nfe: float, err: float) -> tuple[float, float]:
+        x = left + (math.log10(nfe) - x_lo) / (x_hi - x_lo) * (w - left - right)
+        y = top + (y_hi - math.log10(err)) / (y_hi - y_lo) * (h - top - bottom)
+        return x, y
+
+    d.rectangle([left, top, w - right, h - bottom], outline="black")
+    for nfe in (4, 5, 8, 10, 16, 20, 32, 50, 99):
+        if x_lo <= math.log10(nfe) <= x_hi:
+            x, _ = xy(nfe, 10**y_hi)
+            d.line([x, h - bottom, x, h - bottom + 5], fill="black")
+            d.text((x - 6, h - bottom + 8), str(nfe), fill="black")
+    for k in range(math.floor(y_lo), math.ceil(y_hi) + 1):
+        if y_lo <= k <= y_hi:
+            _, y = xy(10**x_lo, 10**k)
+            d.line([left - 5, y, left, y], fill="black")
+            d.text((left - 45, y - 6), f"1e{k}", fill="black")
+    d.text((left, 12), title[:110], fill="black")
+    d.text(((w - right) // 2 - 60, h - 20), "network evaluations per image (NFE)", fill="black")
+    d.text((5, top - 20), "RMS error to reference", fill="black")
+    _, yb = xy(10**x_lo, base["error"])
+    for x in range(left, w - right, 12):
+        d.line([x, yb, x + 6, yb], fill=(0, 0, 0))
+    d.text((w - right + 10, yb - 6), "Heun-50 (99 NFE)", fill="black")
+    for i, (solver, grid) in enumerate(series):
+        colour = COLOURS[i % len(COLOURS)]
+        line = sorted((r["nfe"], r["error"]) for r in pts if (r["solver"], r["grid"]) == (solver, grid))
+        coords = [xy(n, e) for n, e in line]
+        if len(coords) > 1:
+            d.line(coords, fill=colour, width=2)
+        for x, y in coords:
+            d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+        d.text((w - right + 10, top + 16 * i), f"{solver} / {grid}", fill=colour)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run", nargs="?", help="a run directory or checkpoint (omit with --mixture)")
+    parser.add_argument("--mixture", action="store_true", help="the analytic mixture field instead of a run")
+    parser.add_argument("--dim", type=int, default=16)
+    parser.add_argument("--modes", type=int, default=8)
+    parser.add_argument("--width", type=float, default=0.02, help="std of each mixture component")
+    parser.add_argument("--num", type=int, default=64, help="samples")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--solvers", default=DEFAULT_SOLVERS)
+    parser.add_argument(
+        "--grids", default=DEFAULT_GRIDS, help="linear, shifted:S, edm or edm:RHO, comma-separated"
+    )
+    parser.add_argument("--steps", default=DEFAULT_STEPS)
+    parser.add_argument("--reference-steps", type=int, default=1000)
+    parser.add_argument("--plot", type=Path, help="PNG of error against NFE")
+    parser.add_argument("--json", type=Path, help="all rows as JSON")
+    parser.add_argument(
+        "--series", default="", help="solver/grid pairs to plot, e.g. heun/linear,dpmpp_3m/shifted:3"
+    )
+    args = parser.parse_args()
+    if args.mixture == (args.run is not None):
+        parser.error("give a RUN or --mixture (one of them)")
+    torch.set_grad_enabled(False)
+    field = mixture_field(args) if args.mixture else run_field(args)
+    rows = sweep(field, args)
+    print(f"## {field['title']}\n")
+    print(table(rows))
+    for ratio in (1.0, 1.5):
+        best = cheapest(rows, ratio)
+        if best is not None:
+            print(f"\ncheapest within {ratio}x Heun-50's error: {best['solver']} on {best['grid']}, {best['steps']} steps "
+                  f"= {best['nfe']} NFE (error {best['error_vs_heun50']:.2f}x; metric {best['metric']})")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps({"title": field["title"], "rows": rows}, indent=1))
+    if args.plot:
+        series = [tuple(p.split("/")) for p in args.series.split(",") if p] or [
+            ("heun", "linear"), ("ab2", "linear"), ("dpmpp_2m", "linear"), ("dpmpp_3m", "linear"),
+            ("ab2", "shifted:3"), ("dpmpp_2m", "shifted:3"), ("dpmpp_3m", "shifted:3"), ("dpmpp_3m", "edm"),
+        ]  # fmt: skip
+        plot(rows, args.plot, field["title"], series)
+
+
+if __name__ == "__main__":
+    main()
