@@ -87,3 +87,24 @@ def test_demo_trains_through_the_cli(tmp_path):
     scores = json.loads((run / "eval.json").read_text())
     assert scores["num_samples"] == 4 and 0.0 <= scores["oracle_accuracy"] <= 1.0
     assert f"samples: {run / 'samples' / 'final.png'}" in " ".join(result.stderr.split())
+
+
+def test_the_resolution_ladder_keeps_tokens_and_the_transformer():
+    recipes = {
+        name: load_recipe(REPO / "recipes" / name)
+        for name in ("jit_b16.toml", "jit_b32.toml", "jit_b64_1024.toml")
+    }
+    sides, noise = [], []
+    blocks = set()
+    for recipe in recipes.values():
+        cfg = recipe.backbone.config
+        size, patch = recipe.data.config.image_size, cfg.sizes()["patch_size"]
+        sides.append(size)
+        assert (size // patch) ** 2 == 256  # the same token count at every rung
+        with torch.device("meta"):
+            net = build_backbone(recipe, DataSpec(shape=(3, size, size), num_classes=1000))
+        blocks.add(sum(p.numel() for p in net.blocks.parameters()))
+        noise.append(recipe.objective.noise_scale)
+    assert sides == [256, 512, 1024]
+    assert len(blocks) == 1  # the same transformer, so the same cost per token
+    assert noise == [s / 256 for s in sides]  # noise_scale = d / 256: the SNR argument of the recipes

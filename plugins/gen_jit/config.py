@@ -20,7 +20,7 @@ _SIZES = {  # depth, width, heads, bottleneck, in-context tokens, in-context sta
 PRESETS: dict[str, dict[str, int]] = {
     f"{size}/{patch}": {**dict(zip(_SIZE_COLUMNS, row, strict=True)), "patch_size": patch}
     for size, row in _SIZES.items()
-    for patch in (16, 32)
+    for patch in (16, 32, 64)  # 256 tokens at 256, 512 and 1024 px: the paper's resolution ladder
 }
 
 #: Sizes used when no preset is given: a small JiT (S-like width, 16-pixel patches) for quick runs.
