@@ -41,3 +41,23 @@ class UnknownComponentError(GenError):
 
 class DuplicateComponentError(GenError):
     """Two plugins registered the same name in one registry."""
+
+
+class DamagedFileError(GenError):
+    """A file that cannot be read as what it should be: missing, truncated, of another format, or holding
+    Python objects that were refused (never run).
+
+    Printed as ``PATH PROBLEM[; FIX]``, e.g. ``run/checkpoints/step_00000006/model.safetensors is
+    truncated (...); the checkpoint is damaged, use an earlier one``.
+
+    Args:
+        path: The file.
+        problem: What is wrong with it, as the rest of a sentence that starts with the path.
+        fix: What to do about it (optional).
+    """
+
+    def __init__(self, path: object, problem: str, fix: str = ""):
+        self.path = path
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{path} {problem}" + (f"; {fix}" if fix else ""))

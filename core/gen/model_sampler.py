@@ -23,6 +23,7 @@ from gen.images import to_uint8
 from gen.precision import autocast
 from gen.protocols import DataSpec
 from gen.recipe import Recipe, build_backbone, to_table
+from gen.runs.checkpoint import weights_name
 from gen.runs.run_dir import Checkpoint, load_checkpoint
 from gen.sampling import SampleConfig, sample_from_config, sample_noise
 from gen.seeds import GLOBAL_RNG_LOCK
@@ -180,7 +181,15 @@ class ModelSampler:
         """Load the weights of EMA ``ema`` (None: the raw ones) from the checkpoint, unless loaded."""
         if self.checkpoint is None or ema == self.ema:
             return
-        self.model.load_state_dict(self.checkpoint.load_weights(ema))
+        try:
+            self.model.load_state_dict(self.checkpoint.load_weights(ema))
+        except RuntimeError as e:
+            # A readable file of another model: torch's lines after the first say what differs.
+            file = self.checkpoint.path / weights_name(ema)
+            what = " ".join(line.strip() for line in str(e).splitlines()[1:] if line.strip())[:300]
+            raise GenError(
+                f"{file} does not hold the run's backbone ({what}); the checkpoint is damaged"
+            ) from None
         self.ema = ema
 
     @torch.no_grad()

@@ -64,12 +64,15 @@ class Recipe:
 
 
 def read_toml(path: Path, *, included_from: str | None = None) -> dict[str, Any]:
-    """Read a TOML file; a missing file or bad TOML is a one-line RecipeError."""
+    """Read a TOML file; a missing file, a directory or bad TOML is a one-line RecipeError. A UTF-8
+    byte-order mark (which some editors write) is skipped."""
     if not path.is_file():
         where = f" (extended by {included_from})" if included_from else ""
+        if path.is_dir():
+            raise RecipeError(f"is a directory, not a recipe file{where}; give a .toml file", file=str(path))
         raise RecipeError(f"recipe file not found{where}; check the path", file=str(path))
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as e:
         raise RecipeError(f"invalid TOML: {e}", file=str(path)) from None
     except UnicodeDecodeError:

@@ -19,7 +19,9 @@ the same sample:
 
 Each sample: the first of ``jpg``, ``jpeg``, ``png``, ``webp`` is decoded to RGB, center-cropped as
 ADM/DiT/JiT do, optionally flipped; ``cls`` holds the class id as ASCII digits. A sample that cannot be
-decoded, lacks a part or has an out-of-range label is skipped, counted and reported with a warning.
+decoded, lacks a part or has an out-of-range label is skipped, counted and reported with a warning. A
+local shard that is not a tar file at all is refused when the dataset is built, with the list of them,
+so that training does not die at the step that first reads it.
 """
 
 from __future__ import annotations
@@ -155,6 +157,36 @@ def read_classes(shards: list[str]) -> dict[str, int] | None:
     if not isinstance(classes, dict) or not all(isinstance(i, int) for i in classes.values()):
         raise gen.GenError(f"webdataset: {path} must map class names to integer indices")
     return classes
+
+
+def shard_problem(url: str) -> str | None:
+    """Why a local shard is not a tar file, from its first header (None when it is one, or is remote).
+
+    Damage further in (a truncated tar) is not looked for here: the stream reads up to it and goes on.
+    """
+    if not is_local(url):
+        return None
+    path = local_path(url)
+    mode = "r:gz" if path.endswith((".tar.gz", ".tgz")) else "r:" if path.endswith(".tar") else "r:*"
+    try:
+        with tarfile.open(path, mode):  # reads (and checks) the first member's header
+            return None
+    except (tarfile.TarError, OSError, EOFError) as e:
+        return f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+
+def check_shards(shards: list[str]) -> None:
+    """Refuse, before training starts, shards that are not tar files, listing them (one line)."""
+    bad = [(url, why) for url in shards if (why := shard_problem(url)) is not None]
+    if not bad:
+        return
+    names = ", ".join(local_path(url) for url, _ in bad[:5]) + (
+        f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    )
+    raise gen.GenError(
+        f"webdataset: {len(bad)} of {len(shards)} shard(s) are not tar files: {names} ({bad[0][1]}); "
+        "remove them from urls or pack them again (`gen data pack`)"
+    )
 
 
 def count_samples(url: str) -> int:
@@ -413,6 +445,7 @@ class WebDataset:
     def __init__(self, config: WebDatasetConfig):
         self.config = config
         self.shards = expand_shards(config.urls)
+        check_shards(self.shards)
         #: class name -> index from classes.json beside the shards (None when there is none).
         self.classes = read_classes(self.shards)
         num_classes = config.num_classes

@@ -9,6 +9,7 @@ directly) and a ``recipe.toml`` whose ``[backbone]`` section is inferred from th
 from __future__ import annotations
 
 import argparse
+import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,16 @@ def load_checkpoint(path: Path) -> dict[str, dict[str, torch.Tensor]]:
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             raw = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # weights_only refused it: never advise loading it unrestricted
+        with open(path, "rb") as f:
+            if not f.read(4).startswith((b"PK\x03\x04", b"\x80")):  # neither torch's zip nor a pickle
+                raise gen.GenError(
+                    f"{path} is not a readable torch checkpoint ({type(e).__name__})"
+                ) from None
+        raise gen.GenError(
+            f"{path} is not a plain tensor file (it holds pickled Python objects other than tensors); "
+            "it was not loaded"
+        ) from None
     except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise gen.GenError(f"{path} is not a readable torch checkpoint ({first_line})") from None

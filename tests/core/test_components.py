@@ -305,11 +305,16 @@ def test_component_table_without_name_keeps_the_default():
 
 def test_missing_required_component_section():
     e = recipe_error(validate_config, CompositeConfig, {"size": 3}, section="data", file="r.toml")
-    assert str(e) == "r.toml: missing section [data.sampler]: add it with name = one of: ab2, dpmpp_2m, dpmpp_3m, euler, heun"
+    assert (
+        str(e)
+        == "r.toml: missing section [data.sampler]: add it with name = one of: ab2, dpmpp_2m, dpmpp_3m, euler, heun"
+    )
     assert (e.file, e.section, e.key) == ("r.toml", None, None)
     # At the top level the section is the field's name.
     e = recipe_error(validate_config, CompositeConfig, {}, section="", file=None)
-    assert str(e) == "missing section [sampler]: add it with name = one of: ab2, dpmpp_2m, dpmpp_3m, euler, heun"
+    assert (
+        str(e) == "missing section [sampler]: add it with name = one of: ab2, dpmpp_2m, dpmpp_3m, euler, heun"
+    )
 
 
 def test_errors_inside_component_and_nested_sections():

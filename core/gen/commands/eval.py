@@ -188,6 +188,7 @@ def eval_command(
             steps=parse_list(steps, int, "--steps"),
             samplers=samplers,
         )
+        checkpoint.check_weights(dict.fromkeys(s.ema for s in settings_list))
         table = evaluate_checkpoint(
             model, settings_list, the_metric, num=num, seed=seed, batch_size=batch_size, screen=screen,
             confirm=confirm, out=out, force=force, dist=dist, console=err_console,
@@ -204,6 +205,7 @@ def score_samples(
 ) -> None:
     """FID/IS of saved samples (a folder of images or an ADM ``.npz``); the JSON goes to ``out``
     (default: ``<source>.eval.json`` beside the source)."""
+    total = count_images(source)  # the source is read first: a damaged or pickled one fails at once
     metric = FIDMetric.load(weights=weights, reference=ref, device=_default_device(), batch_size=batch_size)
     if metric.reference is None:
         err_console.print(
@@ -211,7 +213,7 @@ def score_samples(
         )
     accumulator = metric.accumulator()
     with progress_bar(err_console, True, "score") as progress:
-        task = progress.add_task("score", total=count_images(source))
+        task = progress.add_task("score", total=total)
         for batch in image_batches(source, batch_size):
             accumulator.add(batch)
             progress.update(task, advance=len(batch))

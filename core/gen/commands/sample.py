@@ -59,6 +59,8 @@ def sample_command(
             steps=steps,
             sampler=sampler_name,
         )
+        # Loaded before any output: a damaged weights file is the only line printed.
+        sampler.use_weights(settings.ema)
         if dist.is_main:
             s = settings.describe()
             err_console.print(

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from gen.errors import GenError
+from gen.errors import DamagedFileError, GenError
 from gen.metrics.inception import FIDInceptionV3
+from gen.tensor_files import read_safetensors, read_torch
 
 WEIGHTS_NAME = "weights-inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{WEIGHTS_NAME}"
@@ -57,17 +58,14 @@ def load_inception(path: str | Path | None = None, device: Any = None) -> FIDInc
     """The FID Inception-v3 with weights from a ``.pth`` (loaded with ``weights_only=True``) or
     ``.safetensors`` file with torch-fidelity's parameter names."""
     file = weights_path(path)
-    if file.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(file))
-    else:
-        try:
-            state = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - a corrupt or foreign file, said in one line
-            raise GenError(
-                f"cannot read Inception weights {file}: {e}; download {WEIGHTS_URL} again"
-            ) from None
+    try:
+        state = read_safetensors(file) if file.suffix == ".safetensors" else read_torch(file)
+    except DamagedFileError as e:  # a corrupt or foreign file, or Python objects refused: one line
+        raise DamagedFileError(
+            file, e.problem, f"these are not usable Inception weights: download {WEIGHTS_URL}"
+        ) from None
+    if not isinstance(state, dict):
+        raise GenError(f"{file} holds a {type(state).__name__}, not a state dict; download {WEIGHTS_URL}")
     net = FIDInceptionV3()
     try:
         net.load_state_dict(state)

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gen.errors import GenError
+from gen.errors import DamagedFileError, GenError
 from gen.images import to_uint8
 from gen.protocols import ListsImages
 from gen.recipe import load_recipe
+from gen.tensor_files import NOT_PLAIN
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -28,16 +29,37 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+def open_npz(source: Path) -> zipfile.ZipFile:
+    """An ``.npz`` as the zip of ``.npy`` arrays it is; a pickle or a damaged file is a one-line
+    :class:`~gen.errors.DamagedFileError` (nothing in it is loaded)."""
+    if not Path(source).is_file():
+        raise DamagedFileError(source, "does not exist" if not Path(source).exists() else "is not a file")
+    try:
+        return zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError) as e:
+        with open(source, "rb") as f:
+            pickled = f.read(1) == b"\x80"
+        problem = NOT_PLAIN.format(what="") if pickled else f"is not an .npz file, a zip of .npy arrays ({e})"
+        raise DamagedFileError(source, problem) from None
+
+
 def _open_npz_array(zf: zipfile.ZipFile, source: Path, key: str = "arr_0"):  # noqa: ANN202
     """An open member ``key`` of an ``.npz``, positioned after the header, with (shape, dtype)."""
     if f"{key}.npy" not in zf.namelist():
         raise GenError(f"{source} has no {key} (the ADM layout: N x H x W x C uint8 images)")
     f = zf.open(f"{key}.npy")
-    version = np.lib.format.read_magic(f)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-    else:
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    try:
+        version = np.lib.format.read_magic(f)
+        read_header = (
+            np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran, dtype = read_header(f)
+    except (ValueError, OSError, zipfile.BadZipFile) as e:
+        f.close()
+        raise DamagedFileError(source, f"is damaged: {key} is not a readable .npy array ({e})") from None
+    if dtype.hasobject:
+        f.close()
+        raise DamagedFileError(source, NOT_PLAIN.format(what=f" in {key}"))
     if dtype != np.uint8 or len(shape) != 4 or fortran:
         f.close()
         raise GenError(f"{source}: {key} must be N x H x W x C uint8, got {shape} {dtype}")
@@ -49,7 +71,7 @@ def count_images(source: str | Path) -> int:
     source = Path(source)
     if source.is_dir():
         return len(image_files(source))
-    with zipfile.ZipFile(source) as zf:
+    with open_npz(source) as zf:
         f, shape = _open_npz_array(zf, source)
         f.close()
     return int(shape[0])
@@ -57,7 +79,7 @@ def count_images(source: str | Path) -> int:
 
 def _npz_batches(source: Path, batch_size: int) -> Iterator[np.ndarray]:
     """``arr_0`` of an ``.npz`` in batches, streamed: 50 000 images of 256 x 256 never sit in memory."""
-    with zipfile.ZipFile(source) as zf:
+    with open_npz(source) as zf:
         f, shape = _open_npz_array(zf, source)
         with f:
             per_image = int(np.prod(shape[1:]))

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from gen.errors import GenError
+from gen.errors import DamagedFileError, GenError
 from gen.metrics.features import to_nchw
-from gen.metrics.image_sources import image_batches
+from gen.metrics.image_sources import image_batches, open_npz
+from gen.tensor_files import NOT_PLAIN
 
 
 class _Precomputed(nn.Module):
@@ -78,6 +79,7 @@ class ReferenceStats:
 def load_reference_stats(path: str | Path) -> ReferenceStats:
     """Read an ``.npz`` with ``mu`` (D,) and ``sigma`` (D, D) (JiT's, ADM's and ours)."""
     path = Path(path)
+    open_npz(path).close()  # a pickle or another format: one line, nothing loaded
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -88,8 +90,14 @@ def load_reference_stats(path: str | Path) -> ReferenceStats:
                 f"{path} holds {', '.join(data.files)}, not reference statistics (mu, sigma); make them "
                 "with `gen eval ref-stats SRC OUT.npz`"
             )
-        mu, sigma = data["mu"].astype(np.float64), data["sigma"].astype(np.float64)
-        n = int(data["num_samples"]) if "num_samples" in data else None
+        arrays = {}
+        for key in ("mu", "sigma", "num_samples"):
+            try:
+                arrays[key] = data[key] if key in data else None
+            except ValueError:  # an array of Python objects, refused by allow_pickle=False
+                raise DamagedFileError(path, NOT_PLAIN.format(what=f" in {key}")) from None
+        mu, sigma = arrays["mu"].astype(np.float64), arrays["sigma"].astype(np.float64)
+        n = int(arrays["num_samples"]) if arrays["num_samples"] is not None else None
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
         raise GenError(f"{path}: mu {mu.shape} and sigma {sigma.shape} must be (D,) and (D, D)")
     return ReferenceStats(mu=mu, sigma=sigma, num_samples=n or None, source=str(path))
@@ -99,8 +107,8 @@ def is_stats_file(path: str | Path) -> bool:
     path = Path(path)
     if path.suffix != ".npz" or not path.is_file():
         return False
-    with np.load(path, allow_pickle=False) as data:
-        return "mu" in data.files and "sigma" in data.files
+    with open_npz(path) as zf:
+        return {"mu.npy", "sigma.npy"} <= set(zf.namelist())
 
 
 def reference_stats_of(

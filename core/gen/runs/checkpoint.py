@@ -10,24 +10,30 @@ Layout of ``RUN/checkpoints/step_00001000/``:
 
 A checkpoint is written into a hidden temporary directory and renamed into place, so a kill during the
 write leaves at most a stray ``.step_*.tmp`` directory, which reading ignores. The latest checkpoint is
-the complete directory with the highest step: there is no pointer file to get out of sync.
+the complete directory with the highest step: there is no pointer file to get out of sync. A write that
+fails (a full disk) removes its temporary directory and is one line saying how much space it needs;
+the free space is checked before writing, too. A file that cannot be read back is a
+:class:`~gen.errors.DamagedFileError` naming it and what is wrong (:mod:`gen.tensor_files`).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import attrs
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from gen.errors import GenError
+from gen.errors import DamagedFileError, GenError
 from gen.protocols import DataSpec
+from gen.tensor_files import check_safetensors, read_safetensors, read_torch
 
 PREFIX = "step_"
 META_FILE = "meta.json"
@@ -168,6 +174,77 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _tensor_bytes(obj: Any) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
+
+def bytes_needed(weights: dict[float | None, dict[str, torch.Tensor]], state: dict[str, Any]) -> int:
+    """About what a checkpoint takes on disk: its tensors, and 64 KiB per file for headers and blocks."""
+    return _tensor_bytes(list(weights.values())) + _tensor_bytes(state) + (len(weights) + 2) * 2**16
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def _no_space(final: Path, needed: int) -> GenError:
+    free = shutil.disk_usage(final.parent).free
+    previous = latest_checkpoint(final.parent.parent)
+    then = (
+        f"free space, then continue with --resume (the previous checkpoint, {previous}, is intact)"
+        if previous
+        else "free space and start again (no checkpoint was written)"
+    )
+    return GenError(
+        f"no space left on the device for checkpoint {final}: it needs about {_mib(needed)}, "
+        f"{_mib(free)} free in {final.parent}; {then}"
+    )
+
+
+def check_free_space(final: Path, needed: int) -> None:
+    """Refuse to start writing the checkpoint ``final`` when its disk has less than ``needed`` bytes free."""
+    if shutil.disk_usage(final.parent).free < needed:
+        raise _no_space(final, needed)
+
+
+def _write_failed(tmp: Path, final: Path, needed: int, error: Exception) -> GenError:
+    """The one-line error of a failed write, after removing the temporary directory (which would keep
+    a full disk full). torch.save says a full disk as ``basic_ios::clear: iostream error``, without
+    errno: the free space left tells."""
+    written = sum(f.stat().st_size for f in tmp.iterdir() if f.is_file()) if tmp.is_dir() else 0
+    full = getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+    full = full or shutil.disk_usage(final.parent).free < needed - written
+    shutil.rmtree(tmp, ignore_errors=True)
+    if full:
+        return _no_space(final, needed)
+    first = (str(error).strip().splitlines() or [""])[0]
+    return GenError(f"cannot write checkpoint {final}: {type(error).__name__}: {first}")
+
+
+def _write_files(
+    tmp: Path,
+    meta: CheckpointMeta,
+    weights: dict[float | None, dict[str, torch.Tensor]],
+    state: dict[str, Any],
+) -> None:
+    tmp.mkdir(parents=True)
+    for ema, tensors in weights.items():
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / weights_name(ema))
+        )
+    torch.save(state, tmp / STATE_FILE)
+    (tmp / META_FILE).write_text(json.dumps(meta.to_json(), indent=2))
+    for f in tmp.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
 def save_checkpoint(
     run_dir: Path,
     meta: CheckpointMeta,
@@ -181,21 +258,22 @@ def save_checkpoint(
         meta: Its meta record (``meta.step`` names the directory).
         weights: EMA decay (None: the raw weights) -> whole state dict, saved as safetensors.
         state: Tensors, numbers, strings, lists and dicts only (saved with ``torch.save``).
+
+    Raises:
+        gen.GenError: the disk has not enough free space (checked first) or the write failed; the
+            temporary directory is removed and earlier checkpoints are untouched.
     """
     final = checkpoint_dir(run_dir, meta.step)
     tmp = final.parent / f".{final.name}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    for ema, tensors in weights.items():
-        save_file(
-            {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / weights_name(ema))
-        )
-    torch.save(state, tmp / STATE_FILE)
-    (tmp / META_FILE).write_text(json.dumps(meta.to_json(), indent=2))
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
+    final.parent.mkdir(parents=True, exist_ok=True)
+    needed = bytes_needed(weights, state)
+    check_free_space(final, needed)
+    try:
+        _write_files(tmp, meta, weights, state)
+    except Exception as e:  # noqa: BLE001 - not a kill (KeyboardInterrupt): that leaves .tmp, which is ignored
+        raise _write_failed(tmp, final, needed, e) from None
     if final.exists():  # the same step written again (a SIGTERM right after a periodic save)
         old = _old_name(final)
         if old.exists():
@@ -220,27 +298,55 @@ def read_meta(checkpoint: Path) -> CheckpointMeta:
             raise ValueError(f"expected a JSON object, got {type(data).__name__}")
         return CheckpointMeta.from_json(data)
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise GenError(f"cannot read {path}: {type(e).__name__}: {e}; the checkpoint is damaged") from None
+        error = DamagedFileError(path, f"cannot be read ({type(e).__name__}: {e})")
+        raise _damaged(Path(checkpoint), error) from None
+
+
+def _damaged(checkpoint: Path, error: DamagedFileError) -> DamagedFileError:
+    """``error`` with what to do: use an earlier checkpoint (named when the run has one)."""
+    step = checkpoint.name.removeprefix(PREFIX)
+    found = list_checkpoints(checkpoint.parent.parent) if step.isdigit() else []
+    earlier = [p for p in found if int(p.name[len(PREFIX) :]) < int(step)]
+    state = "incomplete" if error.problem == "is missing" else "damaged"
+    fix = f"the checkpoint is {state}, use an earlier one" + (f": {earlier[-1]}" if earlier else "")
+    return DamagedFileError(error.path, error.problem, fix)
 
 
 def load_weights(checkpoint: Path, ema: float | None = None) -> dict[str, torch.Tensor]:
-    """The state dict of EMA ``ema`` (None: the raw weights) of a checkpoint."""
-    path = Path(checkpoint) / weights_name(ema)
-    if not path.is_file():
-        raise GenError(f"checkpoint file missing: {path}; the checkpoint is incomplete, use an earlier one")
-    return load_file(str(path))
+    """The state dict of EMA ``ema`` (None: the raw weights) of a checkpoint; a missing or damaged file
+    is a :class:`~gen.errors.DamagedFileError` naming it, what is wrong and an earlier checkpoint."""
+    checkpoint = Path(checkpoint)
+    try:
+        return read_safetensors(checkpoint / weights_name(ema))
+    except DamagedFileError as e:
+        raise _damaged(checkpoint, e) from None
 
 
 def load_state(checkpoint: Path) -> dict[str, Any]:
-    """The training state of a checkpoint, loaded without unpickling arbitrary objects."""
-    path = Path(checkpoint) / STATE_FILE
-    if not path.is_file():
-        raise GenError(f"checkpoint file missing: {path}; the checkpoint is incomplete, use an earlier one")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """The training state of a checkpoint, loaded without unpickling arbitrary objects (a file that holds
+    any is refused, never run: a :class:`~gen.errors.DamagedFileError`, as a missing or damaged one)."""
+    checkpoint = Path(checkpoint)
+    try:
+        return read_torch(checkpoint / STATE_FILE)
+    except DamagedFileError as e:
+        raise _damaged(checkpoint, e) from None
+
+
+def check_weights(checkpoint: Path, emas: Iterable[float | None]) -> None:
+    """Read the headers of the weights files of ``emas`` (None: the raw weights), not their data: a
+    missing, truncated or foreign file is a :class:`~gen.errors.DamagedFileError`."""
+    checkpoint = Path(checkpoint)
+    for ema in emas:
+        try:
+            check_safetensors(checkpoint / weights_name(ema))
+        except DamagedFileError as e:
+            raise _damaged(checkpoint, e) from None
 
 
 __all__ = [
     "CheckpointMeta",
+    "bytes_needed",
+    "check_weights",
     "checkpoint_dir",
     "is_checkpoint",
     "latest_checkpoint",

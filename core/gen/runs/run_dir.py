@@ -13,6 +13,7 @@ Layout of ``RUN/``:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,11 @@ class Checkpoint:
 
     def load_weights(self, ema: float | None):  # noqa: ANN201 - a state dict
         return ckpt.load_weights(self.path, ema)
+
+    def check_weights(self, emas: Iterable[float | None]) -> None:
+        """Before any work: the weights files of ``emas`` (None: the raw ones) are there and whole (their
+        headers are read); else a one-line :class:`~gen.errors.DamagedFileError` naming the file."""
+        ckpt.check_weights(self.path, emas)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

@@ -3,17 +3,25 @@
 One object owns both directions, so that what is written is exactly what is read. Under FSDP saving
 gathers whole tensors shard by shard (a collective: every rank calls it) and rank 0 writes; loading
 hands each rank its shard. The file format itself is :mod:`gen.runs.checkpoint`.
+
+A resume checks a checkpoint's files before it loads any (every weights file's header, and the state,
+which it reads anyway): when the latest is damaged — a file missing, truncated, of another format, or a
+state that holds Python objects, refused — it resumes from the newest intact one, with a warning naming
+both. A write that fails on rank 0 (a full disk) is raised on every rank.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from gen import distributed
 from gen.distributed import DistInfo
+from gen.errors import DamagedFileError, GenError
 from gen.protocols import DataSpec
 from gen.runs import checkpoint as ckpt
 from gen.runs.checkpoint import CheckpointMeta
@@ -51,28 +59,78 @@ class TrainingState:
         for i, decay in enumerate(self.ema.decays):
             weights[decay] = self.ema.state_dict(i, self.model, main)
         optimizer = sharding.optimizer_state(self.model, self.optimizer, main)
-        if not main:
-            return None
-        state = {"optimizer": optimizer, "step": step, "data_batches": data_batches, "rng": list(rng)}
-        meta = CheckpointMeta(
-            step=step,
-            world_size=self.dist.world_size,
-            ema_decays=self.ema.decays,
-            backbone=backbone,
-            gen_version=__version__,
-            data_spec=spec,
-        )
-        return ckpt.save_checkpoint(run_dir, meta, weights=weights, state=state)
+        path, error = None, None
+        if main:
+            state = {"optimizer": optimizer, "step": step, "data_batches": data_batches, "rng": list(rng)}
+            meta = CheckpointMeta(
+                step=step,
+                world_size=self.dist.world_size,
+                ema_decays=self.ema.decays,
+                backbone=backbone,
+                gen_version=__version__,
+                data_spec=spec,
+            )
+            try:
+                path = ckpt.save_checkpoint(run_dir, meta, weights=weights, state=state)
+            except GenError as e:
+                error = str(e)
+        error = distributed.all_gather_objects(error, self.dist)[0]
+        if error is not None:
+            raise GenError(error)
+        return path
 
-    def load(self, path: Path) -> int:
+    def resume(self, run_dir: Path, warn: Callable[[str], None]) -> tuple[int, Path]:
+        """Restore the newest intact checkpoint of ``run_dir``; returns (step, its path).
+
+        A damaged checkpoint is skipped with a ``warn`` line naming it, what is wrong and the one used.
+        """
+        found = ckpt.list_checkpoints(run_dir)
+        if not found:
+            raise GenError(
+                f"--resume: no checkpoint in {Path(run_dir) / 'checkpoints'}; start without --resume"
+            )
+        damaged: list[str] = []
+        for path in reversed(found):
+            try:
+                state = self.check(path)
+            except DamagedFileError as e:
+                damaged.append(f"{path.name} is damaged: {e.path} {e.problem}")
+                continue
+            if damaged:
+                warn(f"warning: {'; '.join(damaged)}; resuming from the newest intact checkpoint, {path}")
+            return self.load(path, state), path
+        raise GenError(
+            f"--resume: no intact checkpoint in {Path(run_dir) / 'checkpoints'}: {'; '.join(damaged)}"
+        )
+
+    def check(self, path: Path) -> dict[str, Any]:
+        """That the checkpoint ``path`` can restore this state: its meta, the EMAs of the recipe, every
+        weights file's header; returns its training state. Damage is a :class:`gen.errors.DamagedFileError`."""
+        meta = ckpt.read_meta(path)
+        missing = [d for d in self.ema.decays if d not in meta.ema_decays]
+        if missing:
+            raise GenError(
+                f"--resume: the recipe's train.ema_decays {list(self.ema.decays)} differ from the checkpoint's "
+                f"{list(meta.ema_decays)} ({path} has no EMA {', '.join(map(repr, missing))}); set "
+                f"train.ema_decays = {list(meta.ema_decays)} to resume, or start a new run in another --run-dir"
+            )
+        ckpt.check_weights(path, (None, *self.ema.decays))
+        state = ckpt.load_state(path)
+        lacks = [k for k in ("optimizer", "step", "rng") if not isinstance(state, dict) or k not in state]
+        if lacks:
+            raise DamagedFileError(path / ckpt.STATE_FILE, f"holds no training state (no {', '.join(lacks)})")
+        return state
+
+    def load(self, path: Path, state: dict[str, Any] | None = None) -> int:
         """Restore weights, EMAs and optimizer from the checkpoint ``path`` (each rank its shard), and
-        this rank's RNG when the run had as many processes; returns the step."""
+        this rank's RNG when the run had as many processes; returns the step. ``state``: its training
+        state when already read (:meth:`check`)."""
         meta = ckpt.read_meta(path)
         model_file = path / ckpt.weights_name(None)
         sharding.load_model_state(self.model, ckpt.load_weights(path), str(model_file))
         for i, decay in enumerate(self.ema.decays):
             self.ema.load(i, ckpt.load_weights(path, decay))
-        state = ckpt.load_state(path)
+        state = state if state is not None else ckpt.load_state(path)
         state_file = str(path / ckpt.STATE_FILE)
         sharding.load_optimizer_state(self.model, self.optimizer, state["optimizer"], state_file)
         if meta.world_size == self.dist.world_size:

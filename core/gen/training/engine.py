@@ -29,6 +29,7 @@ from gen.precision import autocast
 from gen.progress import progress_bar
 from gen.recipe import Recipe, build_backbone, recipe_to_toml, with_data_fields
 from gen.runs import checkpoint as ckpt
+from gen.runs.lock import RunLock, lock_run
 from gen.runs.run_dir import RunDir
 from gen.seeds import GLOBAL_RNG_LOCK, key_seed
 from gen.training import sharding
@@ -73,6 +74,7 @@ class Trainer:
         self.console = console or Console(stderr=True)
         self.tensorboard: TensorBoardLog | None = None
         self.signals = StopSignals()
+        self.lock: RunLock | None = None
 
     # == the loop =====================================================================================
     def run(self) -> dict[str, Any]:
@@ -90,6 +92,8 @@ class Trainer:
                 # drop it first, so that the group dies in teardown and not at interpreter exit.
                 self.train_model = self.model = self.optimizer = self.ema = self.state = self.samples = None
             distributed.teardown(synchronize=finished and self.dist.enabled)
+            if self.lock is not None:
+                self.lock.release()
 
     def _loop(self) -> dict[str, Any]:
         self.setup()
@@ -135,6 +139,7 @@ class Trainer:
         """Processes, data, model, EMA and optimizer, then the checkpoint to resume (called by :meth:`run`)."""
         cfg = self.cfg
         self.dist = distributed.setup()
+        self.lock = lock_run(self.run_dir, self.dist)  # one trainer per run directory, before any work
         self.device = self.dist.device
         self.dataset = self.recipe.data.build()
         self.spec = self.dataset.spec
@@ -173,15 +178,10 @@ class Trainer:
             self.train_model = DistributedDataParallel(self.train_model, device_ids=ids)
 
     def resume_or_refuse(self) -> None:
-        existing = self.files.latest_checkpoint()
+        """``--resume``: the newest intact checkpoint (damaged ones skipped); else the run must hold none."""
         if self.resume:
-            if existing is None:
-                raise GenError(
-                    f"--resume: no checkpoint in {self.run_dir / 'checkpoints'}; start without --resume"
-                )
-            self.step = self.state.load(existing)
-            self._resumed_from = existing
-        elif existing is not None:
+            self.step, self._resumed_from = self.state.resume(self.run_dir, warn=self._log)
+        elif (existing := self.files.latest_checkpoint()) is not None:
             raise GenError(
                 f"{self.run_dir} already holds checkpoints (latest {existing.name}); pass --resume to continue "
                 "it, or choose another --run-dir"

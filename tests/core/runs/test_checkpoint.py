@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import shutil
 
 import pytest
@@ -365,15 +364,15 @@ def test_missing_files_name_the_path(tmp_path):
     with pytest.raises(GenError) as info:
         ckpt.load_weights(path, 0.5)
     assert str(info.value) == (
-        f"checkpoint file missing: {path / 'ema_0.5.safetensors'}; the checkpoint is incomplete, use an earlier one"
+        f"{path / 'ema_0.5.safetensors'} is missing; the checkpoint is incomplete, use an earlier one"
     )
     with pytest.raises(GenError, match="ema_0.25.safetensors"):
         ckpt.load_weights(path, 0.25)
     (path / "state.pt").unlink()
     with pytest.raises(GenError) as info:
         ckpt.load_state(path)
-    assert str(info.value) == (
-        f"checkpoint file missing: {path / 'state.pt'}; the checkpoint is incomplete, use an earlier one"
+    assert (
+        str(info.value) == f"{path / 'state.pt'} is missing; the checkpoint is incomplete, use an earlier one"
     )
     assert isinstance(info.value, gen.GenError)
 
@@ -395,20 +394,22 @@ def test_corrupt_meta_names_the_file(tmp_path, text, error):
     with pytest.raises(GenError) as info:
         ckpt.read_meta(path)
     message = str(info.value)
-    assert message.startswith(f"cannot read {path / 'meta.json'}: {error}: ")
-    assert message.endswith("; the checkpoint is damaged")
+    assert message.startswith(f"{path / 'meta.json'} cannot be read ({error}: ")
+    assert message.endswith("); the checkpoint is damaged, use an earlier one")
 
 
 @pytest.mark.parametrize("text", ["[1, 2]", "null", "5", '"step"'])
 def test_meta_that_is_not_an_object_names_the_file(tmp_path, text):
     path = save(tmp_path, 5)
     (path / "meta.json").write_text(text)
-    with pytest.raises(GenError, match=r"^cannot read .*meta\.json: .*; the checkpoint is damaged$"):
+    with pytest.raises(
+        GenError, match=r"^.*meta\.json cannot be read \(.*\); the checkpoint is damaged, use an earlier one$"
+    ):
         ckpt.read_meta(path)
 
 
 def test_missing_meta_names_the_file(tmp_path):
-    with pytest.raises(GenError, match=r"^cannot read .*meta\.json: FileNotFoundError: "):
+    with pytest.raises(GenError, match=r"^.*meta\.json cannot be read \(FileNotFoundError: "):
         ckpt.read_meta(tmp_path)
 
 
@@ -427,8 +428,12 @@ def test_load_state_refuses_arbitrary_objects(tmp_path):
     marker = tmp_path / "pwned"
     torch.save({"step": 5, "payload": Evil(marker)}, path / "state.pt")
     assert not marker.exists()
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(GenError) as info:
         ckpt.load_state(path)
+    assert str(info.value) == (
+        f"{path / 'state.pt'} is not a plain tensor file (it holds pickled Python objects: "
+        f"{os.mkdir.__module__}.mkdir); it was not loaded; the checkpoint is damaged, use an earlier one"
+    )
     assert not marker.exists(), "load_state ran the pickled object's code"
 
     # The payload is real: an unrestricted load runs it.

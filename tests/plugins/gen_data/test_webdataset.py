@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import logging
+import tarfile
 
 import numpy as np
 import pytest
@@ -203,11 +204,25 @@ def test_large_jpeg_is_center_cropped(tmp_path):
     assert label == 1 and torch.equal(image_u8, expected.flip(-1))
 
 
-@pytest.mark.parametrize("num_workers", [0, 2])
-def test_unreadable_shards_fail_with_one_line(tmp_path, num_workers):
+@pytest.mark.parametrize("num_samples", [None, 10])
+def test_shards_that_are_not_tar_files_are_refused_at_once_with_one_line(tmp_path, num_samples):
     (tmp_path / "s").mkdir()
     for i in range(2):
         (tmp_path / "s" / f"shard-00000{i}.tar").write_bytes(b"this is not a tar file" * 100)
+    with pytest.raises(gen.GenError) as error:
+        build(str(tmp_path / "s"), num_classes=2, num_samples=num_samples)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(
+        f"webdataset: 2 of 2 shard(s) are not tar files: {tmp_path / 's' / 'shard-000000.tar'}, "
+        f"{tmp_path / 's' / 'shard-000001.tar'} (ReadError: "
+    )
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_shards_that_yield_no_sample_fail_with_one_line(tmp_path, helpers, num_workers):
+    (tmp_path / "s").mkdir()
+    for i in range(2):  # tar files, but empty
+        tarfile.open(tmp_path / "s" / f"shard-00000{i}.tar", "w").close()
     with pytest.raises(gen.GenError, match="no samples in 2 shard"):
         build(str(tmp_path / "s"), num_classes=2)
     ds = build(str(tmp_path / "s"), num_classes=2, num_samples=10, num_workers=num_workers)
