@@ -103,6 +103,7 @@ def run_field(args: argparse.Namespace) -> dict[str, Any]:
     """What to integrate for a trained run: (velocity_fn, noise, counter, scorer)."""
     sampler = gen.ModelSampler.from_checkpoint(args.run)
     settings = sampler.settings()
+    sampler.use_weights(settings.ema)  # the first EMA, as gen sample draws by default
     recipe, spec = sampler.recipe, sampler.spec
     labels = torch.as_tensor(class_labels(args.num, spec.num_classes))
     noise = gen.sample_noise(
@@ -306,10 +307,10 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"title": field["title"], "rows": rows}, indent=1))
     if args.plot:
-        series = [tuple(p.split("/")) for p in args.series.split(",") if p] or [
-            ("heun", "linear"), ("ab2", "linear"), ("dpmpp_2m", "linear"), ("dpmpp_3m", "linear"),
-            ("ab2", "shifted:3"), ("dpmpp_2m", "shifted:3"), ("dpmpp_3m", "shifted:3"), ("dpmpp_3m", "edm"),
-        ]  # fmt: skip
+        grids, solvers = args.grids.split(","), args.solvers.split(",")
+        default = [(solver, grids[0]) for solver in solvers if solver != "euler"]
+        default += [(solvers[-1], grid) for grid in grids[1:]]  # the last solver on every other grid
+        series = [tuple(p.split("/")) for p in args.series.split(",") if p] or default
         plot(rows, args.plot, field["title"], series)
 
 

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from gen.components import ComponentSpec, build_component
 from gen.config import component_field, field
+from gen.errors import GenError
 from gen.objective import ObjectiveConfig
 from gen.protocols import ClampsAtDataEnd, Prediction, Solver, TimeGrid, VelocityFn
 from gen.seeds import key_seed
@@ -54,6 +55,11 @@ class SampleConfig:
     )
 
     def __attrs_post_init__(self):
+        if isinstance(self.sampler, ComponentSpec):
+            try:  # a solver that cannot be made here (a missing package) says so at recipe load
+                self.sampler.build()
+            except GenError as e:
+                raise ValueError(str(e)) from None
         if isinstance(self.grid, ComponentSpec):  # a bad grid, or one that cannot have `steps` steps
             try:
                 grid_times(self.grid, self.steps)

@@ -1,8 +1,8 @@
 """gen_flow: the flow-matching parts of ``gen`` as a plugin.
 
 Registers the prediction parameterizations (``x``, ``eps``, ``v``), the training-time schedules
-(``logit_normal``, ``uniform``), the ODE solvers (``euler``, ``heun``, ``ab2``, ``dpmpp_2m``,
-``dpmpp_3m``) and the sampling time grids (``linear``, ``shifted``, ``edm``, ``list``).
+(``logit_normal``, ``uniform``), the solvers (``euler``, ``heun``, ``ab2``, ``dpmpp_2m``, ``dpmpp_3m``,
+``dopri5``, ``euler_maruyama``) and the sampling time grids (``linear``, ``shifted``, ``edm``, ``list``).
 """
 
 from __future__ import annotations
@@ -55,6 +55,18 @@ def register_samplers(register):  # noqa: ANN001, ANN201
         "dpmpp_3m",
         lambda config: solvers.dpmpp_3m,
         description="DPM-Solver++(3M) in the data prediction: third order, one evaluation a step.",
+    )
+    register(
+        "dopri5",
+        solvers.Dopri5,
+        config=solvers.Dopri5Config,
+        description="Dormand-Prince 5(4), adaptive steps (torchdiffeq; SiT's ODE sampler).",
+    )
+    register(
+        "euler_maruyama",
+        solvers.EulerMaruyama,
+        config=solvers.EulerMaruyamaConfig,
+        description="Euler-Maruyama on the SDE with the flow's marginals (SiT's SDE sampler).",
     )
 
 

@@ -11,13 +11,28 @@ one Euler step, as published JiT does.
 
 from __future__ import annotations
 
+import hashlib
 import math
 
+import attrs
+import numpy as np
+import torch
+from attrs import validators as v
 from torch import Tensor
 
 import gen
 
-__all__ = ["ab2", "dpmpp_2m", "dpmpp_3m", "euler", "heun"]
+__all__ = [
+    "Dopri5",
+    "Dopri5Config",
+    "EulerMaruyama",
+    "EulerMaruyamaConfig",
+    "ab2",
+    "dpmpp_2m",
+    "dpmpp_3m",
+    "euler",
+    "heun",
+]
 
 
 def euler(velocity_fn: gen.VelocityFn, z0: Tensor, timesteps: Tensor) -> Tensor:
@@ -175,3 +190,98 @@ def dpmpp_3m(velocity_fn: gen.VelocityFn, z0: Tensor, timesteps: Tensor) -> Tens
     the start (the history fills up); a step to t = 1 is first order (h is infinite there, z_1 = x̂). N evaluations for N steps.
     """
     return _dpmpp(velocity_fn, z0, timesteps, max_order=3)
+
+
+# -- adaptive: dopri5 through torchdiffeq ---------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Dopri5Config:
+    """Options of the ``dopri5`` sampler (SiT's ODE defaults)."""
+
+    atol: float = gen.field(1e-6, doc="Absolute tolerance of the adaptive step.", validator=v.gt(0))
+    rtol: float = gen.field(1e-3, doc="Relative tolerance of the adaptive step.", validator=v.gt(0))
+
+
+class Dopri5:
+    """Dormand–Prince 5(4) with adaptive steps (Dormand & Prince, 1980) through ``torchdiffeq``, as SiT
+    samples its ODE. Only the first and last times of the grid are used: the solver chooses its own
+    steps to meet ``atol``/``rtol``, so the NFE follows the field, not ``steps``. Needs the optional
+    dependency: ``pip install 'gen[ode]'``."""
+
+    def __init__(self, config: Dopri5Config):
+        try:
+            from torchdiffeq import odeint
+        except ImportError:
+            raise gen.GenError(
+                "sampler 'dopri5' needs torchdiffeq: pip install 'gen[ode]' (or choose another sampler)"
+            ) from None
+        self.odeint, self.atol, self.rtol = odeint, config.atol, config.rtol
+
+    def __call__(self, velocity_fn: gen.VelocityFn, z0: Tensor, timesteps: Tensor) -> Tensor:
+        ends = torch.stack([timesteps[0], timesteps[-1]])
+        path = self.odeint(
+            lambda t, z: velocity_fn(z, t), z0, ends, method="dopri5", atol=self.atol, rtol=self.rtol
+        )
+        return path[-1]
+
+
+# -- stochastic: Euler–Maruyama on the SDE with the flow's marginals -----------------------------------
+
+
+def per_sample_generators(z0: Tensor) -> list[torch.Generator]:
+    """A generator per sample, seeded by a hash of that sample's start noise: the noise a stochastic
+    sampler draws for sample i is then a function of its start (so of (seed, i)), not of the batch."""
+    out = []
+    for row in z0.detach().to("cpu", torch.float32).reshape(z0.shape[0], -1).numpy():
+        digest = hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=8).digest()
+        out.append(torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1))
+    return out
+
+
+@attrs.frozen(kw_only=True)
+class EulerMaruyamaConfig:
+    """Options of the ``euler_maruyama`` sampler."""
+
+    diffusion: float = gen.field(
+        1.0,
+        doc="Scale g of the diffusion coefficient w(t) = g (1 - t) (0 = the ODE, Euler).",
+        validator=v.ge(0),
+    )
+    last_step: str = gen.field(
+        "mean",
+        doc="The step into t = 1: mean (the drift only, no noise) or x (the data prediction x̂).",
+        validator=v.in_(("mean", "x")),
+    )
+
+
+class EulerMaruyama:
+    """Euler–Maruyama on the SDE with the marginals of the flow (SiT, Ma et al., 2024, eq. 7):
+
+    ``dz = [v + w(t)/2 * score] dt + sqrt(w(t)) dW``, with ``score = -(z - t v) / (1 - t)`` on the linear
+    path (ε̂ = z - t v, score = -ε̂ / (1 - t)) and ``w(t) = g (1 - t)``, so that ``w * score`` stays
+    finite at t = 1. Any w >= 0 keeps the marginals of the ODE; g = 0 is Euler. The noise of sample i
+    comes from a generator keyed by its start noise (:func:`per_sample_generators`), so samples do not
+    depend on the batch. The last step adds no noise (``mean``) or returns x̂ (``x``). N evaluations.
+    """
+
+    def __init__(self, config: EulerMaruyamaConfig):
+        self.g, self.last_step = config.diffusion, config.last_step
+
+    def __call__(self, velocity_fn: gen.VelocityFn, z0: Tensor, timesteps: Tensor) -> Tensor:
+        gens = per_sample_generators(z0)
+        z = z0
+        n = len(timesteps) - 1
+        for i in range(n):
+            t, t_next = timesteps[i], timesteps[i + 1]
+            h, tf = float(t_next - t), float(t)
+            vel = velocity_fn(z, t)  # (B, ...)
+            if i == n - 1:  # into t = 1: no noise
+                return z + (1 - tf) * vel if self.last_step == "x" else z + h * vel
+            w = self.g * (1 - tf)
+            score = -(z - tf * vel) / (1 - tf)
+            noise = torch.stack([torch.randn(z.shape[1:], generator=g, dtype=z.dtype) for g in gens]).to(
+                z.device
+            )
+            z = z + h * (vel + 0.5 * w * score) + math.sqrt(w * h) * noise
+        return z

@@ -274,3 +274,65 @@ def test_the_driver_says_where_an_x_predictions_clamp_begins():
     assert gen.guided_velocity(net, labels, prediction="x", t_eps=0.05, num_classes=0).t_eps == 0.05
     assert gen.guided_velocity(net, labels, prediction="v", t_eps=0.05, num_classes=0).t_eps == 0.0
     assert gen.guided_velocity(net, labels, prediction="eps", t_eps=0.05, num_classes=0).t_eps == 0.0
+
+
+# -- dopri5 and Euler–Maruyama ---------------------------------------------------------------------------
+
+
+def test_dopri5_meets_its_tolerance_on_the_gaussian_flow():
+    mu = torch.tensor([0.5, -0.3, 0.8], dtype=F64)
+    sigma = torch.tensor([0.3, 0.5, 1.0], dtype=F64)
+    z0 = torch.tensor([[1.0, -1.2, 0.3], [-0.5, 0.7, -1.5]], dtype=F64)
+    v = Counted(gaussian_field(mu, sigma))
+    loose = gen.build("sampler", "dopri5", atol=1e-4, rtol=1e-4)
+    tight = gen.build("sampler", "dopri5", atol=1e-9, rtol=1e-9)
+    err_loose = (loose(v, z0, grid(1)) - (mu + sigma * z0)).abs().max().item()
+    calls_loose, v.calls = v.calls, 0
+    err_tight = (tight(v, z0, grid(50)) - (mu + sigma * z0)).abs().max().item()
+    assert err_tight < 1e-7 < err_loose < 1e-2 and v.calls > calls_loose  # tighter: more evaluations
+    assert (gen.resolve_config("sampler", "dopri5").atol, gen.resolve_config("sampler", "dopri5").rtol) == (
+        1e-6,
+        1e-3,
+    )
+
+
+def test_dopri5_without_torchdiffeq_is_one_line_at_recipe_load(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_torchdiffeq(name, *args, **kwargs):
+        if name == "torchdiffeq":
+            raise ImportError("no module named torchdiffeq")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torchdiffeq)
+    with pytest.raises(
+        gen.RecipeError, match=r"^\[sample\]: sampler 'dopri5' needs torchdiffeq: pip install 'gen\[ode\]'"
+    ):
+        gen.resolve_config("sampler", "heun")  # other samplers are unaffected
+        from gen.components import validate_config
+        from gen.sampling import SampleConfig
+
+        validate_config(SampleConfig, {"sampler": "dopri5"}, section="sample", file=None)
+
+
+def test_euler_maruyama_keeps_the_marginals_and_is_keyed_by_the_start_noise():
+    # Gaussian data N(mu, sigma^2): the SDE with the flow's marginals ends in the same distribution.
+    mu, sigma = torch.tensor([0.7], dtype=F64), torch.tensor([0.4], dtype=F64)
+    v = gaussian_field(mu, sigma)
+    z0 = torch.randn(3000, 1, generator=torch.Generator().manual_seed(0), dtype=F64)
+    sde = gen.build("sampler", "euler_maruyama", diffusion=1.0)
+    x = sde(v, z0, grid(50))
+    assert x.mean().item() == pytest.approx(0.7, abs=0.03) and x.std().item() == pytest.approx(0.4, abs=0.03)
+    ode = euler(v, z0, grid(50))
+    assert (x - ode).abs().mean().item() > 0.05  # it is stochastic: not the ODE's transport
+    # Sample i's noise depends on its start only: the same rows in another batch give the same results.
+    part = sde(v, z0[[5, 3]], grid(10))
+    torch.testing.assert_close(part, sde(v, z0, grid(10))[[5, 3]], rtol=0, atol=0)
+    # diffusion 0 is Euler; last_step x returns the data prediction of the last point.
+    torch.testing.assert_close(
+        gen.build("sampler", "euler_maruyama", diffusion=0.0)(v, z0[:4], grid(8)), euler(v, z0[:4], grid(8))
+    )
+    with pytest.raises(gen.RecipeError, match="last_step: must be in"):
+        gen.build("sampler", "euler_maruyama", last_step="tweedie")
