@@ -102,7 +102,8 @@ class MixtureField:
 def run_field(args: argparse.Namespace) -> dict[str, Any]:
     """What to integrate for a trained run: (velocity_fn, noise, counter, scorer)."""
     sampler = gen.ModelSampler.from_checkpoint(args.run)
-    settings = sampler.settings()
+    given = {"cfg": args.cfg, "cfg_interval": tuple(args.interval) if args.interval else None}
+    settings = sampler.settings(**given)
     sampler.use_weights(settings.ema)  # the first EMA, as gen sample draws by default
     recipe, spec = sampler.recipe, sampler.spec
     labels = torch.as_tensor(class_labels(args.num, spec.num_classes))
@@ -279,6 +280,10 @@ def main() -> None:
     parser.add_argument("--modes", type=int, default=8)
     parser.add_argument("--width", type=float, default=0.02, help="std of each mixture component")
     parser.add_argument("--num", type=int, default=64, help="samples")
+    parser.add_argument("--cfg", type=float, help="guidance scale (default: the recipe's)")
+    parser.add_argument(
+        "--interval", type=float, nargs=2, help="guidance interval LOW HIGH (default: the recipe's)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--solvers", default=DEFAULT_SOLVERS)
     parser.add_argument(
