@@ -32,7 +32,7 @@ from gen.protocols import (
 )
 from gen.recipe import Recipe, load_recipe
 from gen.registry import KINDS, Component, Registry
-from gen.runs.run_dir import Checkpoint, load_checkpoint
+from gen.runs.run_dir import Checkpoint, export_checkpoint, load_checkpoint
 from gen.sampling import SampleConfig, guided_velocity, sample, sample_noise, time_grid
 from gen.seeds import key_seed
 from gen.training.engine import train
@@ -70,6 +70,7 @@ __all__ = [
     "VelocityFn",
     "__version__",
     "build",
+    "export_checkpoint",
     "component_field",
     "field",
     "fields_of",

@@ -208,11 +208,15 @@ def convert_checkpoint(
     in_context_start: int | None = None,
     rope: bool = True,
     force: bool = False,
+    recipe: Path | None = None,
 ) -> list[Path]:
     """Convert a published JiT checkpoint; returns the files written.
 
     Writes ``model.safetensors``, ``ema_<decay1>.safetensors`` (``model_ema1``),
-    ``ema_<decay2>.safetensors`` (``model_ema2``) and ``recipe.toml`` into ``out``.
+    ``ema_<decay2>.safetensors`` (``model_ema2``) and ``recipe.toml`` into ``out``. With ``recipe`` (a
+    recipe such as ``recipes/jit_b16.toml``: its data, objective and sampling settings, with the
+    converted ``[backbone]``), ``out`` becomes a run directory that ``gen sample OUT`` and ``gen eval
+    OUT`` read: the weights go into ``out/checkpoints/step_00000000`` through :func:`gen.export_checkpoint`.
     """
     states = load_checkpoint(checkpoint)
     config, _ = infer_config(
@@ -220,6 +224,8 @@ def convert_checkpoint(
     )
     for state in states.values():
         check_loads(config, state)
+    if recipe is not None:
+        return [export_run(states, config, out, recipe, ema_decays)]
     names = {
         "model": "model.safetensors",
         "model_ema1": f"ema_{ema_decays[0]!r}.safetensors",
@@ -237,6 +243,33 @@ def convert_checkpoint(
     header = f"# Converted from {checkpoint.name} by `gen convert jit`.\n"
     (out / "recipe.toml").write_text(header + tomli_w.dumps({"backbone": backbone_table(config)}))
     return targets
+
+
+def export_run(
+    states: dict[str, dict[str, torch.Tensor]],
+    config: JiTConfig,
+    out: Path,
+    base: Path,
+    ema_decays: tuple[float, float],
+) -> Path:
+    """The converted weights as the first checkpoint of run directory ``out``, with ``base``'s recipe
+    around the converted backbone; returns the checkpoint folder."""
+    recipe = gen.load_recipe(base)
+    table = backbone_table(config)
+    resolved = gen.resolve_config("backbone", "jit", **{k: v for k, v in table.items() if k != "name"})
+    backbone = gen.ComponentSpec(
+        kind="backbone", name="jit", config=resolved, explicit=frozenset(table) - {"name"}
+    )
+    recipe = attrs.evolve(recipe, backbone=backbone)
+    spec = gen.DataSpec(
+        shape=(config.in_channels, config.input_size, config.input_size), num_classes=config.num_classes
+    )
+    weights = {
+        None: states["model"],
+        ema_decays[0]: states["model_ema1"],
+        ema_decays[1]: states["model_ema2"],
+    }
+    return gen.export_checkpoint(out, recipe, spec=spec, weights=weights)
 
 
 convert_app = typer.Typer(help="Convert published checkpoints into gen's format.", no_args_is_help=True)
@@ -261,6 +294,11 @@ def convert_jit_command(
     ),
     rope: bool = typer.Option(True, "--rope/--no-rope", help="Whether the model was trained with RoPE."),
     force: bool = typer.Option(False, "--force", help="Overwrite files already in OUT."),
+    recipe: Path | None = typer.Option(
+        None,
+        "--recipe",
+        help="Make OUT a run directory that gen sample/gen eval read, with this recipe around the weights.",
+    ),
 ) -> None:
     """Convert a published JiT checkpoint into safetensors weights and a recipe."""
     written = convert_checkpoint(
@@ -271,6 +309,7 @@ def convert_jit_command(
         in_context_start=in_context_start,
         rope=rope,
         force=force,
+        recipe=recipe,
     )
     for path in written:
         typer.echo(f"wrote {path}")

@@ -38,6 +38,7 @@ from gen.tensor_files import check_safetensors, read_safetensors, read_torch
 PREFIX = "step_"
 META_FILE = "meta.json"
 STATE_FILE = "state.pt"
+RECIPE_FILE = "recipe.toml"  # the run's resolved recipe, so that a copied checkpoint folder samples alone
 MODEL_STEM = "model"
 
 
@@ -231,14 +232,18 @@ def _write_files(
     tmp: Path,
     meta: CheckpointMeta,
     weights: dict[float | None, dict[str, torch.Tensor]],
-    state: dict[str, Any],
+    state: dict[str, Any] | None,
+    recipe_text: str | None,
 ) -> None:
     tmp.mkdir(parents=True)
     for ema, tensors in weights.items():
         save_file(
             {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / weights_name(ema))
         )
-    torch.save(state, tmp / STATE_FILE)
+    if state is not None:
+        torch.save(state, tmp / STATE_FILE)
+    if recipe_text is not None:
+        (tmp / RECIPE_FILE).write_text(recipe_text)
     (tmp / META_FILE).write_text(json.dumps(meta.to_json(), indent=2))
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
@@ -250,14 +255,17 @@ def save_checkpoint(
     meta: CheckpointMeta,
     *,
     weights: dict[float | None, dict[str, torch.Tensor]],
-    state: dict[str, Any],
+    state: dict[str, Any] | None,
+    recipe_text: str | None = None,
 ) -> Path:
     """Write one checkpoint atomically; returns its directory.
 
     Args:
         meta: Its meta record (``meta.step`` names the directory).
         weights: EMA decay (None: the raw weights) -> whole state dict, saved as safetensors.
-        state: Tensors, numbers, strings, lists and dicts only (saved with ``torch.save``).
+        state: Tensors, numbers, strings, lists and dicts only (saved with ``torch.save``); None for a
+            checkpoint that samples but does not resume (converted published weights).
+        recipe_text: The run's resolved recipe, stored inside the folder (``recipe.toml``).
 
     Raises:
         gen.GenError: the disk has not enough free space (checked first) or the write failed; the
@@ -268,10 +276,10 @@ def save_checkpoint(
     if tmp.exists():
         shutil.rmtree(tmp)
     final.parent.mkdir(parents=True, exist_ok=True)
-    needed = bytes_needed(weights, state)
+    needed = bytes_needed(weights, state or {})
     check_free_space(final, needed)
     try:
-        _write_files(tmp, meta, weights, state)
+        _write_files(tmp, meta, weights, state, recipe_text)
     except Exception as e:  # noqa: BLE001 - not a kill (KeyboardInterrupt): that leaves .tmp, which is ignored
         raise _write_failed(tmp, final, needed, e) from None
     if final.exists():  # the same step written again (a SIGTERM right after a periodic save)
@@ -344,6 +352,7 @@ def check_weights(checkpoint: Path, emas: Iterable[float | None]) -> None:
 
 
 __all__ = [
+    "RECIPE_FILE",
     "CheckpointMeta",
     "bytes_needed",
     "check_weights",

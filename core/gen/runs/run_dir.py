@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import torch
 
 from gen.errors import GenError
 from gen.protocols import DataSpec
-from gen.recipe import Recipe, load_recipe
+from gen.recipe import Recipe, build_backbone, load_recipe, recipe_to_toml
 from gen.runs import checkpoint as ckpt
 from gen.runs.checkpoint import CheckpointMeta
+from gen.version import __version__
 
 
 @attrs.frozen
@@ -140,16 +142,70 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a checkpoint (or a run's latest) with the run's resolved recipe."""
+    """Read a checkpoint (or a run's latest) with its resolved recipe: the one inside the checkpoint
+    folder (so that a copied ``step_N/`` folder samples on its own), else its run directory's."""
     path = resolve_checkpoint(path)
     run = RunDir(path.parent.parent)
-    if not run.recipe_file.is_file():
-        raise GenError(f"{run.recipe_file} is missing: the run directory of {path} must hold its recipe.toml")
-    recipe = load_recipe(run.recipe_file)
+    inside = path / ckpt.RECIPE_FILE
+    recipe_file = inside if inside.is_file() else run.recipe_file
+    if not recipe_file.is_file():
+        raise GenError(
+            f"{path} holds no recipe.toml and neither does {run.path} (checkpoints written before gen kept "
+            "the recipe inside); copy the run's recipe.toml into the checkpoint folder"
+        )
+    recipe = load_recipe(recipe_file)
     meta = ckpt.read_meta(path)
     # Checkpoints written before the spec was stored: ask the dataset.
     spec = meta.data_spec if meta.data_spec is not None else recipe.data.build().spec
     return Checkpoint(path=path, run=run, recipe=recipe, meta=meta, spec=spec)
 
 
-__all__ = ["Checkpoint", "RunDir", "load_checkpoint", "resolve_checkpoint"]
+def export_checkpoint(
+    run_dir: str | Path,
+    recipe: Recipe,
+    *,
+    spec: DataSpec,
+    weights: dict[float | None, dict],
+    step: int = 0,
+) -> Path:
+    """Write weights made elsewhere (a converted published checkpoint) as a checkpoint of ``run_dir``
+    that ``gen sample``, ``gen eval`` and :class:`gen.ModelSampler` read like any other.
+
+    The recipe goes beside it and inside it, the meta record names the EMAs; there is no training state,
+    so the checkpoint samples but does not resume. The weights are checked against the recipe's backbone
+    first (keys and shapes, on the meta device: nothing is allocated).
+
+    Args:
+        run_dir: The run directory to create (it must hold no checkpoint of ``step``).
+        recipe: The recipe whose backbone the weights belong to.
+        spec: The data the backbone was built for.
+        weights: EMA decay (None: the raw weights) -> state dict.
+        step: The step the weights were trained for (names the folder).
+    """
+    run = RunDir(run_dir)
+    if ckpt.is_checkpoint(ckpt.checkpoint_dir(run.path, step)):
+        raise GenError(f"{ckpt.checkpoint_dir(run.path, step)} exists; choose another run directory")
+    with torch.device("meta"):
+        net = build_backbone(recipe, spec)
+    for ema, state in weights.items():
+        try:
+            net.load_state_dict(state, strict=True, assign=True)
+        except RuntimeError as e:
+            name = ckpt.weights_name(ema)
+            raise GenError(
+                f"{name} does not fit the recipe's backbone: {' '.join(str(e).split())[:300]}"
+            ) from None
+    text = recipe_to_toml(recipe, header=f"resolved recipe of {run.path}")
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.recipe_file.write_text(text)
+    meta = CheckpointMeta(
+        step=step,
+        ema_decays=tuple(d for d in weights if d is not None),
+        backbone=recipe.backbone.name,
+        gen_version=__version__,
+        data_spec=spec,
+    )
+    return ckpt.save_checkpoint(run.path, meta, weights=weights, state=None, recipe_text=text)
+
+
+__all__ = ["Checkpoint", "RunDir", "export_checkpoint", "load_checkpoint", "resolve_checkpoint"]

@@ -47,7 +47,7 @@ class TrainingState:
         self.dist = dist
 
     def save(
-        self, run_dir: Path, *, step: int, data_batches: int, backbone: str, spec: DataSpec
+        self, run_dir: Path, *, step: int, data_batches: int, backbone: str, spec: DataSpec, recipe_text: str
     ) -> Path | None:
         """Write the checkpoint of ``step`` (every rank calls it); rank 0 returns its path, others None."""
         rng = distributed.all_gather_objects(torch.get_rng_state(), self.dist)
@@ -71,7 +71,9 @@ class TrainingState:
                 data_spec=spec,
             )
             try:
-                path = ckpt.save_checkpoint(run_dir, meta, weights=weights, state=state)
+                path = ckpt.save_checkpoint(
+                    run_dir, meta, weights=weights, state=state, recipe_text=recipe_text
+                )
             except GenError as e:
                 error = str(e)
         error = distributed.all_gather_objects(error, self.dist)[0]

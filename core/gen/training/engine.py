@@ -336,6 +336,7 @@ class Trainer:
             data_batches=self.step * self.plan.batch.accum,
             backbone=self.recipe.backbone.name,
             spec=self.spec,
+            recipe_text=recipe_to_toml(self.recipe, header="resolved recipe of this checkpoint's run"),
         )
         if path is not None:
             ckpt.prune_checkpoints(self.run_dir, self.cfg.keep_last, self.cfg.milestone_every)

@@ -192,3 +192,14 @@ def test_a_model_of_vectors_is_scored_by_its_data_metric_and_refused_by_sample_a
     assert result.exit_code == 0, result.output
     table = json.loads((run / "eval" / "step_00000002.json").read_text())
     assert table["rows"][0]["num_images"] == 4 and table["rows"][0]["spiral_distance"] > 0
+
+
+def test_a_copied_checkpoint_folder_samples_on_its_own(cli, run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "elsewhere" / "step_6"
+    shutil.copytree(ckpt.latest_checkpoint(run), copy)  # without its run directory
+    assert (copy / "recipe.toml").is_file()
+    cli("sample", copy, "--num", 3, "--out", tmp_path / "c.npz")
+    cli("sample", run, "--num", 3, "--out", tmp_path / "r.npz")
+    assert np.array_equal(npz(tmp_path / "c.npz")["arr_0"], npz(tmp_path / "r.npz")["arr_0"])

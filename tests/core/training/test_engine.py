@@ -62,8 +62,12 @@ def test_train_writes_run_directory(train_env, tmp_path):
         "ema_0.9.safetensors",
         "meta.json",
         "model.safetensors",
+        "recipe.toml",  # the run's resolved recipe: a copied folder samples on its own
         "state.pt",
     ]
+    assert (run / "checkpoints" / "step_00000006" / "recipe.toml").read_text().split("\n", 1)[1] == (
+        (run / "recipe.toml").read_text().split("\n", 1)[1]
+    )  # the same recipe (the header line differs)
 
 
 def test_exact_resume_is_bit_identical(train_env, tmp_path):

@@ -145,3 +145,70 @@ def test_gen_cli_prints_one_line_errors(tmp_path):
     assert (
         result.output.strip().splitlines()[-1] == f"error: checkpoint not found: {tmp_path / 'missing.pth'}"
     )
+
+
+def test_convert_with_a_recipe_makes_a_run_that_gen_sample_reads(tmp_path, tiny, perturb):
+    net = perturb(tiny())
+    saved = published_checkpoint(tmp_path / "checkpoint-last.pth", net)
+    base = tmp_path / "base.toml"
+    base.write_text(
+        '[backbone]\nname = "jit"\n[data]\nname = "shapes"\nimage_size = 16\nnum_classes = 5\n'
+        '[sample]\nsampler = "euler"\nsteps = 3\ncfg = 1.5\n[train]\nsteps = 1\n'
+    )
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        gen_cli_app(),
+        [
+            "convert",
+            "jit",
+            str(tmp_path / "checkpoint-last.pth"),
+            str(out),
+            "--num-heads",
+            "2",
+            "--in-context-start",
+            "1",
+            "--recipe",
+            str(base),
+        ],  # fmt: skip
+    )
+    assert result.exit_code == 0, result.output
+    checkpoint = gen.load_checkpoint(out)
+    assert checkpoint.step == 0 and checkpoint.ema_decays == (0.9999, 0.9996)
+    assert checkpoint.spec == gen.DataSpec(shape=(3, 16, 16), num_classes=5)
+    assert (checkpoint.path / "recipe.toml").is_file() and not (checkpoint.path / "state.pt").exists()
+    sampler = gen.ModelSampler.from_checkpoint(out)
+    sampler.use_weights(0.9996)
+    expected = {k.removeprefix("net."): v for k, v in saved["model_ema2"].items()}
+    assert all(torch.equal(sampler.model.state_dict()[k], v) for k, v in expected.items())
+    # The published weights sample end to end with the recipe's settings.
+    result = CliRunner().invoke(
+        gen_cli_app(), ["sample", str(out), "--num", "4", "--out", str(tmp_path / "s.npz")]
+    )
+    assert result.exit_code == 0, result.output
+    import numpy as np
+
+    with np.load(tmp_path / "s.npz") as arrays:
+        assert arrays["arr_0"].shape == (4, 16, 16, 3) and arrays["arr_1"].tolist() == [0, 1, 2, 3]
+    # Converting into the same run again is refused, naming the folder.
+    again = CliRunner().invoke(
+        gen_cli_app(),
+        [
+            "convert",
+            "jit",
+            str(tmp_path / "checkpoint-last.pth"),
+            str(out),
+            "--num-heads",
+            "2",
+            "--in-context-start",
+            "1",
+            "--recipe",
+            str(base),
+        ],  # fmt: skip
+    )
+    assert again.exit_code == 2 and "step_00000000 exists; choose another run directory" in again.output
+
+
+def gen_cli_app():
+    from gen.commands import app
+
+    return app
