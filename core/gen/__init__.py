@@ -11,7 +11,7 @@ from gen.config import component_field, field, fields_of, type_name
 from gen.errors import DuplicateComponentError, GenError, RecipeError, UnknownComponentError
 from gen.hookspecs import hookimpl
 from gen.images import from_uint8, make_grid, save_png, to_uint8
-from gen.model_sampler import ModelSampler, SamplingSettings
+from gen.model_sampler import ModelSampler, SamplingSettings, load
 from gen.objective import Objective, ObjectiveConfig
 from gen.plugins import get_registry
 from gen.protocols import (
@@ -79,6 +79,7 @@ __all__ = [
     "guided_velocity",
     "hookimpl",
     "key_seed",
+    "load",
     "load_checkpoint",
     "load_recipe",
     "make_grid",

@@ -173,7 +173,7 @@ class ModelSampler:
         such as ``0.9999`` or ``none``; ``default``: the checkpoint's first EMA)."""
         if isinstance(ema, str):
             if self.checkpoint is None:
-                raise GenError("a model in memory has one set of weights; name no EMA")
+                raise GenError("a model in memory has one set of weights; name no EMA (ema=None)")
             ema = self.checkpoint.default_ema() if ema == "default" else self.checkpoint.find_ema(ema)
         return SamplingSettings(ema=ema, sample=sample_config_with(self.recipe.sample, **given))
 
@@ -225,6 +225,46 @@ class ModelSampler:
                 x = sample_from_config(self.model, noise, y, s, objective, num_classes=k)  # (b, *shape)
             yield part, x.float().cpu()
 
+    def sample(
+        self,
+        labels: list[int] | np.ndarray | Tensor | None = None,
+        *,
+        num: int | None = None,
+        seed: int = 0,
+        ema: str | float | None = "default",
+        batch_size: int = 64,
+        **sample: Any,
+    ) -> Tensor:
+        """Samples in one call, for notebooks: ``(N, *spec.shape)`` float32 in the data's range.
+
+        Args:
+            labels: The class of each sample (an unconditional model takes None); without labels,
+                ``num`` samples balanced over the classes, as ``gen sample --num`` draws them.
+            num: How many, when no labels are given.
+            seed: Sample i's noise depends only on (seed, i), as in ``gen sample``.
+            ema: ``default`` (the first EMA), a decay such as ``"0.9999"``, or ``"none"``.
+            batch_size: Samples per forward pass (does not change the samples).
+            **sample: ``[sample]`` keys to override: ``cfg=2.9``, ``steps=12``, ``sampler="dpmpp_3m"``...
+
+        Example:
+            >>> model = gen.load("runs/demo")
+            >>> x = model.sample([0, 1, 2], cfg=2.0, steps=12, sampler="dpmpp_3m")  # (3, 3, 32, 32)
+        """
+        if labels is not None:
+            labels = np.asarray(torch.as_tensor(labels).cpu(), dtype=np.int64)
+            n = len(labels)
+        else:
+            if num is None:
+                raise GenError("give labels, or num for samples balanced over the classes")
+            labels, n = class_labels(num, self.spec.num_classes), num
+        if self.checkpoint is None:
+            ema = None  # a model in memory: its own weights
+        elif isinstance(ema, float):
+            ema = repr(ema)  # checked against the stored EMAs, like --ema
+        settings = self.settings(ema, **sample)
+        parts = self.generate(range(n), labels, settings, seed=seed, batch_size=batch_size)
+        return torch.cat([x for _, x in parts])
+
     def images(
         self,
         indices: range,
@@ -246,9 +286,19 @@ class ModelSampler:
 
 __all__ = [
     "ModelSampler",
+    "load",
     "SamplingSettings",
     "class_labels",
     "ema_text",
     "sample_config_with",
     "shard",
 ]
+
+
+def load(path: str, device: Any = None) -> ModelSampler:
+    """A trained model to sample from: a run directory (its latest checkpoint) or a checkpoint folder.
+
+    ``gen.load("runs/demo").sample([0, 1, 2], cfg=2.0)``; the backbone is ``.model``, the recipe
+    ``.recipe``.
+    """
+    return ModelSampler.from_checkpoint(path, device)

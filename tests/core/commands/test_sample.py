@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from typer.testing import CliRunner
@@ -203,3 +204,23 @@ def test_a_copied_checkpoint_folder_samples_on_its_own(cli, run, tmp_path):
     cli("sample", copy, "--num", 3, "--out", tmp_path / "c.npz")
     cli("sample", run, "--num", 3, "--out", tmp_path / "r.npz")
     assert np.array_equal(npz(tmp_path / "c.npz")["arr_0"], npz(tmp_path / "r.npz")["arr_0"])
+
+
+def test_gen_load_samples_in_one_call_what_gen_sample_draws(cli, run, tmp_path):
+    import gen
+
+    model = gen.load(run)
+    assert model.checkpoint.step == 6 and model.spec.num_classes == 3
+    x = model.sample(num=4, seed=3)  # (4, 3, 4, 4), balanced labels as gen sample --num 4
+    cli("sample", run, "--num", 4, "--seed", 3, "--out", tmp_path / "a.npz")
+    assert np.array_equal(to_uint8(x), npz(tmp_path / "a.npz")["arr_0"])
+    y = model.sample([2, 0], seed=3, ema=0.5, cfg=1.0, steps=2)
+    cli("sample", run, "--labels", "2,0", "--num", 2, "--seed", 3, "--ema", "0.5", "--cfg", 1, "--steps", 2,
+        "--out", tmp_path / "b.npz")  # fmt: skip
+    assert np.array_equal(to_uint8(y), npz(tmp_path / "b.npz")["arr_0"])
+    with pytest.raises(gen.GenError, match="no such EMA"):
+        model.sample([0], ema=0.7)
+    with pytest.raises(gen.RecipeError, match=r"\[sample\] steps: must be >= 1"):
+        model.sample([0], steps=0)
+    with pytest.raises(gen.GenError, match="give labels, or num"):
+        model.sample()
