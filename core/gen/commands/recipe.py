@@ -35,7 +35,11 @@ def recipe_check(
     failed = 0
     for path in recipes:
         try:
-            check_recipe(load_recipe(path), world_size=world_size)
+            recipe = load_recipe(path)  # its errors name the file (and the section and key) already
+            try:
+                check_recipe(recipe, world_size=world_size)
+            except GenError as e:
+                raise GenError(f"{path}: {e}") from None
         except GenError as e:
             failed += 1
             typer.echo(f"error: {e}", err=True)

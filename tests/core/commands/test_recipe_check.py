@@ -83,9 +83,13 @@ def test_micro_batch_is_checked_for_the_stated_world_size(tmp_path):
     recipe = write(tmp_path, DEMO + "micro_batch = 4\n")
     assert check(recipe)[0] == 0
     code, text = check(recipe, "--world-size", 4)
-    assert code == 2 and "train.micro_batch = 4 does not divide the per-process batch 2" in text
+    assert code == 2 and text.startswith(
+        f"error: {recipe}: train.micro_batch = 4 does not divide the per-process batch 2"
+    )
     code, text = check(recipe, "--world-size", 3)
-    assert code == 2 and "train.global_batch = 8 does not split over 3 processes" in text
+    assert code == 2 and text.startswith(
+        f"error: {recipe}: train.global_batch = 8 does not split over 3 processes"
+    )
 
 
 def test_eval_samples_needs_a_dataset_metric_in_check_as_in_train(tmp_path):
