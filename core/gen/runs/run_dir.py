@@ -69,6 +69,17 @@ class RunDir:
     def latest_checkpoint(self) -> Path | None:
         return ckpt.latest_checkpoint(self.path)
 
+    def last_metrics(self) -> dict[str, Any]:
+        """The last complete line of ``metrics.jsonl`` ({} when there is none)."""
+        if not self.metrics_file.is_file():
+            return {}
+        for line in reversed(self.metrics_file.read_text().splitlines()):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill
+        return {}
+
     def append_json(self, file: Path, record: dict[str, Any]) -> None:
         """Append one JSON line to ``file`` (a line cut short by a kill is skipped by readers)."""
         file.parent.mkdir(parents=True, exist_ok=True)

@@ -346,6 +346,7 @@ class Trainer:
     # == the end ======================================================================================
     def finish(self, last: dict[str, Any], last_saved: int, *, stop: bool) -> dict[str, Any]:
         """The final checkpoint; then, unless stopped by a signal, the final grid and score."""
+        last = last or self.files.last_metrics()  # a resume of a finished run trains no step
         summary: dict[str, Any] = {"step": self.step, "run_dir": str(self.run_dir), "metrics": last}
         if last_saved != self.step or self.files.latest_checkpoint() is None:
             path = self.save()

@@ -340,3 +340,12 @@ def test_the_training_score_is_gen_eval_metric_data_of_the_same_checkpoint(train
         ],
     )
     assert json.loads((tmp_path / "o.json").read_text())["rows"][0]["mean"] != trained["mean"]
+
+
+def test_resuming_a_finished_run_reports_its_last_loss(train_env, tmp_path):
+    run = tmp_path / "run"
+    train(load_recipe(train_env), run)
+    last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    result = runner.invoke(app, ["train", str(train_env), "--run-dir", str(run), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert f"done: step 6, loss {last['loss']:.4f}" in " ".join(result.output.split())
