@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import attrs
+import numpy as np
 import pytest
 import tomllib
 import torch
@@ -156,21 +157,10 @@ def test_convert_with_a_recipe_makes_a_run_that_gen_sample_reads(tmp_path, tiny,
         '[sample]\nsampler = "euler"\nsteps = 3\ncfg = 1.5\n[train]\nsteps = 1\n'
     )
     out = tmp_path / "run"
-    result = CliRunner().invoke(
-        gen_cli_app(),
-        [
-            "convert",
-            "jit",
-            str(tmp_path / "checkpoint-last.pth"),
-            str(out),
-            "--num-heads",
-            "2",
-            "--in-context-start",
-            "1",
-            "--recipe",
-            str(base),
-        ],  # fmt: skip
-    )
+    # The tiny model matches no preset: heads and the in-context start are given.
+    convert = ["convert", "jit", str(tmp_path / "checkpoint-last.pth"), str(out), "--num-heads", "2",
+               "--in-context-start", "1", "--recipe", str(base)]  # fmt: skip
+    result = CliRunner().invoke(gen_cli_app(), convert)
     assert result.exit_code == 0, result.output
     checkpoint = gen.load_checkpoint(out)
     assert checkpoint.step == 0 and checkpoint.ema_decays == (0.9999, 0.9996)
@@ -185,26 +175,10 @@ def test_convert_with_a_recipe_makes_a_run_that_gen_sample_reads(tmp_path, tiny,
         gen_cli_app(), ["sample", str(out), "--num", "4", "--out", str(tmp_path / "s.npz")]
     )
     assert result.exit_code == 0, result.output
-    import numpy as np
-
     with np.load(tmp_path / "s.npz") as arrays:
         assert arrays["arr_0"].shape == (4, 16, 16, 3) and arrays["arr_1"].tolist() == [0, 1, 2, 3]
     # Converting into the same run again is refused, naming the folder.
-    again = CliRunner().invoke(
-        gen_cli_app(),
-        [
-            "convert",
-            "jit",
-            str(tmp_path / "checkpoint-last.pth"),
-            str(out),
-            "--num-heads",
-            "2",
-            "--in-context-start",
-            "1",
-            "--recipe",
-            str(base),
-        ],  # fmt: skip
-    )
+    again = CliRunner().invoke(gen_cli_app(), convert)
     assert again.exit_code == 2 and "step_00000000 exists; choose another run directory" in again.output
 
 
