@@ -19,7 +19,8 @@ import time
 import torch
 
 from gen.recipe import load_recipe
-from gen.training.engine import Trainer, _peak_memory_mb
+from gen.training.engine import Trainer
+from gen.training.stats import peak_memory_mb
 
 
 def main() -> None:
@@ -59,7 +60,7 @@ def main() -> None:
     print(f"backbone      {recipe.backbone.name}, {params / 1e6:.2f}M trainable parameters, device {device}")
     print(f"global batch  {plan.global_batch} (micro {plan.micro_batch} x {plan.accum})")
     print(f"throughput    {images / timed:.1f} images/s ({timed / args.steps * 1000:.1f} ms/step)")
-    print(f"peak memory   {_peak_memory_mb(device):.0f} MiB")
+    print(f"peak memory   {peak_memory_mb(device):.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -97,7 +97,14 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("components", ["components"]),
     (
         "objective and sampling",
-        ["objective", "sampling", "training.config", "training.batch_plan", "training.optim"],
+        [
+            "objective",
+            "sampling",
+            "latent_space",
+            "training.config",
+            "training.batch_plan",
+            "training.optim",
+        ],
     ),
     ("recipes", ["recipe"]),
     ("runs on disk", ["runs", "runs.checkpoint", "runs.lock", "runs.run_dir"]),

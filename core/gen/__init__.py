@@ -12,16 +12,19 @@ from gen.errors import DuplicateComponentError, GenError, RecipeError, UnknownCo
 from gen.hookspecs import hookimpl
 from gen.images import from_uint8, make_grid, save_png, to_uint8
 from gen.model_sampler import ModelSampler, SamplingSettings, load
-from gen.objective import Objective, ObjectiveConfig
-from gen.plugins import get_registry
+from gen.objective import LinearFlow, Objective, ObjectiveConfig
+from gen.plugins import command_group, get_registry
 from gen.protocols import (
+    Autoencoder,
     ClampsAtDataEnd,
     DataClampedVelocity,
     Dataset,
     DataSpec,
+    EncodedData,
     KnowsSize,
     ListsImages,
     Prediction,
+    Process,
     RanksScores,
     Schedule,
     ScoresSamples,
@@ -34,15 +37,19 @@ from gen.recipe import Recipe, load_recipe
 from gen.registry import KINDS, Component, Registry
 from gen.runs.run_dir import Checkpoint, export_checkpoint, load_checkpoint
 from gen.sampling import SampleConfig, guided_velocity, sample, sample_noise, time_grid
-from gen.seeds import key_seed
+from gen.seeds import key_seed, per_sample_generators
 from gen.training.engine import train
 from gen.version import __version__
 
 __all__ = [
+    "Autoencoder",
+    "EncodedData",
+    "Process",
     "Checkpoint",
     "ClampsAtDataEnd",
     "Component",
     "ComponentSpec",
+    "command_group",
     "DataClampedVelocity",
     "DataSpec",
     "Dataset",
@@ -52,6 +59,7 @@ __all__ = [
     "KnowsSize",
     "ListsImages",
     "ModelSampler",
+    "LinearFlow",
     "Objective",
     "ObjectiveConfig",
     "Prediction",
@@ -79,6 +87,7 @@ __all__ = [
     "guided_velocity",
     "hookimpl",
     "key_seed",
+    "per_sample_generators",
     "load",
     "load_checkpoint",
     "load_recipe",

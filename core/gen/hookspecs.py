@@ -27,8 +27,9 @@ hookimpl = pluggy.HookimplMarker("gen")
 def register_backbones(register):
     """Register backbones: ``factory(config) -> nn.Module`` with ``forward(z, t, y)``.
 
-    ``z`` has shape (B, *shape) where shape is the dataset's sample shape; ``t`` has shape (B,) in
-    [0, 1] (0 = noise, 1 = data); ``y`` holds class ids of shape (B,), where ``num_classes`` is the
+    ``z`` has shape (B, *shape) where shape is the dataset's sample shape (latents under an autoencoder);
+    ``t`` has shape (B,): in [0, 1] (0 = noise, 1 = data) on the flow, the integer step 0..T-1 as a float
+    under the ``ddpm`` process (T = noise), passed on as DiT does; ``y`` holds class ids of shape (B,), where ``num_classes`` is the
     null label. The output has the shape of ``z``.
     """
 
@@ -57,6 +58,18 @@ def register_time_grids(register):
 @hookspec
 def register_datasets(register):
     """Register datasets: ``factory(config)`` returns a :class:`gen.Dataset`."""
+
+
+@hookspec
+def register_processes(register):
+    """Register denoising processes: ``factory(config)`` returns ``flow``'s marker (the core's linear path,
+    configured by ``[objective]``) or a :class:`gen.protocols.Process` that owns its loss and sampling."""
+
+
+@hookspec
+def register_autoencoders(register):
+    """Register autoencoders: ``factory(config)`` returns a :class:`gen.protocols.Autoencoder` (``identity``
+    for pixel space; a VAE for latent-space models such as DiT and SiT)."""
 
 
 @hookspec

@@ -20,12 +20,13 @@ from torch import Tensor, nn
 from gen.components import ComponentSpec, validate_config
 from gen.errors import GenError
 from gen.images import to_uint8
+from gen.latent_space import build_autoencoder
 from gen.precision import autocast
 from gen.protocols import DataSpec
 from gen.recipe import Recipe, build_backbone, to_table
 from gen.runs.checkpoint import weights_name
 from gen.runs.run_dir import Checkpoint, load_checkpoint
-from gen.sampling import SampleConfig, sample_from_config, sample_noise
+from gen.sampling import SampleConfig, check_sampler, sample_from_config, sample_noise
 from gen.seeds import GLOBAL_RNG_LOCK
 
 # -- which samples ----------------------------------------------------------------------------------
@@ -153,8 +154,16 @@ class ModelSampler:
         self.spec = spec
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.checkpoint = checkpoint
+        #: Decodes the model's samples to what is written and scored (identity in pixel space).
+        self.autoencoder = build_autoencoder(recipe.autoencoder)
         # The EMA whose weights the model holds (None: the raw ones); nothing loaded yet from a checkpoint.
         self.ema: float | None | object = _NOTHING_LOADED if checkpoint is not None else None
+
+    @property
+    def output_spec(self) -> DataSpec:
+        """The spec of what :meth:`generate` yields: the model's, or the images its latents decode to."""
+        shape = self.autoencoder.image_shape(tuple(self.spec.shape))
+        return DataSpec(shape=shape, num_classes=self.spec.num_classes)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint | str, device: Any = None) -> ModelSampler:
@@ -175,7 +184,12 @@ class ModelSampler:
             if self.checkpoint is None:
                 raise GenError("a model in memory has one set of weights; name no EMA (ema=None)")
             ema = self.checkpoint.default_ema() if ema == "default" else self.checkpoint.find_ema(ema)
-        return SamplingSettings(ema=ema, sample=sample_config_with(self.recipe.sample, **given))
+        sample = sample_config_with(self.recipe.sample, **given)
+        try:
+            check_sampler(self.recipe.objective, sample)
+        except ValueError as e:
+            raise GenError(f"[sample] sampler: {e}") from None
+        return SamplingSettings(ema=ema, sample=sample)
 
     def use_weights(self, ema: float | None) -> None:
         """Load the weights of EMA ``ema`` (None: the raw ones) from the checkpoint, unless loaded."""
@@ -202,7 +216,8 @@ class ModelSampler:
         seed: int,
         batch_size: int,
     ) -> Iterator[tuple[range, Tensor]]:
-        """Yield ``(indices of the batch, (b, *spec.shape) float32 samples on the CPU)``.
+        """Yield ``(indices of the batch, (b, *output_spec.shape) float32 samples on the CPU)``: latents
+        are decoded by the recipe's autoencoder.
 
         Args:
             indices: Global sample indices (e.g. this rank's :func:`shard`).
@@ -223,6 +238,7 @@ class ModelSampler:
             y = labels[part.start : part.stop].to(self.device) if k else None  # (b,)
             with autocast(self.recipe.train.precision, self.device):
                 x = sample_from_config(self.model, noise, y, s, objective, num_classes=k)  # (b, *shape)
+            x = self.autoencoder.decode(x.float())  # (b, *output_spec.shape)
             yield part, x.float().cpu()
 
     def sample(
@@ -235,7 +251,7 @@ class ModelSampler:
         batch_size: int = 64,
         **sample: Any,
     ) -> Tensor:
-        """Samples in one call, for notebooks: ``(N, *spec.shape)`` float32 in the data's range.
+        """Samples in one call, for notebooks: ``(N, *output_spec.shape)`` float32 in the data's range.
 
         Args:
             labels: The class of each sample (an unconditional model takes None); without labels,
@@ -275,9 +291,9 @@ class ModelSampler:
         batch_size: int,
     ) -> Iterator[tuple[range, np.ndarray]]:
         """:meth:`generate` as (b, H, W, C) uint8 images, as they are saved and scored."""
-        if not self.spec.is_image:
+        if not self.output_spec.is_image:
             raise GenError(
-                f"the model draws vectors of shape {self.spec.shape}, not images; use generate() (gen toy run "
+                f"the model draws vectors of shape {self.output_spec.shape}, not images; use generate() (gen toy run "
                 "plots the toy experiment)"
             )
         for part, x in self.generate(indices, labels, settings, seed=seed, batch_size=batch_size):

@@ -22,7 +22,15 @@ from torch import Tensor, nn
 from gen.components import build_component, registered
 from gen.config import component_field, field
 from gen.errors import GenError
-from gen.protocols import Prediction, Schedule, convert
+from gen.protocols import Prediction, Process, Schedule, convert
+
+
+class LinearFlow:
+    """The process ``flow``: the linear path ``z_t = t x + (1 - t) eps`` this module trains on, configured
+    by ``[objective]``'s own keys (prediction, loss, schedule, noise_scale, t_eps, multiscale)."""
+
+    def __repr__(self) -> str:
+        return "LinearFlow()"
 
 
 def _multiscale(instance, attribute, value):  # noqa: ANN001, ARG001
@@ -54,6 +62,22 @@ class ObjectiveConfig:
         doc="Also take the loss avg-pooled by these factors (images only; Simple Diffusion).",
         validator=_multiscale,
     )
+    process = component_field(
+        "process",
+        "flow",
+        doc="The noising process: flow (the linear path of the keys above; JiT, SiT) or ddpm (DiT).",
+    )
+
+    def __attrs_post_init__(self):
+        process = self.build_process()
+        if isinstance(process, Process):
+            process.check_objective(self)
+
+    def build_process(self) -> LinearFlow | Process:
+        """The process object (``LinearFlow`` for ``flow``)."""
+        if isinstance(self.process, str):
+            return build_component("process", self.process)
+        return self.process.build()
 
 
 def _device_of(generator: torch.Generator | None, fallback: torch.device) -> torch.device:
@@ -93,6 +117,9 @@ class Objective:
         self.num_classes = num_classes
         self.prediction: Prediction = build_component("prediction", config.prediction)
         self.schedule: Schedule = build_component("schedule", config.schedule)
+        built = config.build_process()
+        #: The process that owns the loss when it is not the linear flow (DDPM), else None.
+        self.process: Process | None = built if isinstance(built, Process) else None
         self.weighting = weighting
 
     @property
@@ -128,7 +155,9 @@ class Objective:
         return torch.where(drop, torch.full_like(y, self.null_label), y)
 
     def sample_time(self, n: int, generator: torch.Generator | None = None, device: Any = None) -> Tensor:
-        """(n,) training times from the schedule."""
+        """(n,) training times from the schedule (or from the process: DDPM's integer steps)."""
+        if self.process is not None:
+            return self.process.sample_time(n, generator=generator, device=device)
         return self.schedule.sample(n, generator=generator, device=device)
 
     def sample_noise(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -161,6 +190,9 @@ class Objective:
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """The loss for given labels (not dropped again), times t (B,) and noise eps (B, ...)."""
         self.check_shape(tuple(x.shape[1:]))
+        if self.process is not None:
+            per_sample, stats = self.process.loss_at(net, x, y, t, eps)
+            return self._weighted_mean(per_sample, t), stats
         cfg = self.config
         tb = broadcast_time(t, x)  # (B, 1, ..., 1)
         z = tb * x + (1 - tb) * eps  # (B, ...) the point on the path
@@ -170,11 +202,12 @@ class Objective:
         true_out = self.prediction.target(x, eps)
         target = convert(self.prediction, cfg.loss, true_out, z, tb, t_eps=cfg.t_eps)
         per_sample = self.per_sample_loss(pred, target)  # (B,)
+        return self._weighted_mean(per_sample, t), {"loss": per_sample.detach(), "t": t.detach()}
+
+    def _weighted_mean(self, per_sample: Tensor, t: Tensor) -> Tensor:
         if self.weighting is not None:
-            loss = (self.weighting(t) * per_sample).mean()
-        else:
-            loss = per_sample.mean()
-        return loss, {"loss": per_sample.detach(), "t": t.detach()}
+            return (self.weighting(t) * per_sample).mean()
+        return per_sample.mean()
 
     def per_sample_loss(self, pred: Tensor, target: Tensor) -> Tensor:
         """Mean squared error over all but the batch dim, averaged with the pooled versions. -> (B,)."""
@@ -192,8 +225,9 @@ class Objective:
         return (
             f"Objective(prediction={self.config.prediction!r}, loss={self.config.loss!r}, "
             f"schedule={self.schedule!r}, noise_scale={self.config.noise_scale}, t_eps={self.config.t_eps}, "
-            f"num_classes={self.num_classes}, multiscale={self.config.multiscale})"
+            f"num_classes={self.num_classes}, multiscale={self.config.multiscale}, "
+            f"process={self.process or LinearFlow()!r})"
         )
 
 
-__all__ = ["Objective", "ObjectiveConfig", "broadcast_time"]
+__all__ = ["LinearFlow", "Objective", "ObjectiveConfig", "broadcast_time"]

@@ -165,3 +165,17 @@ def get_registry(kind: str) -> Registry:
     """The registry of ``kind``, filled from every loaded plugin (loads plugins on first use)."""
     check_kind(kind)
     return get_host().registries[kind]
+
+
+def command_group(parent: Any, name: str, help: str) -> Any:
+    """The Typer sub-app ``name`` of the Typer app ``parent``, created with ``help`` unless another plugin
+    made it first: plugins that each add a command to one group (``gen convert jit``, ``gen convert
+    dit``) call it from their ``register_commands`` hook and share the group."""
+    for group in parent.registered_groups:
+        if group.name == name and group.typer_instance is not None:
+            return group.typer_instance
+    import typer  # only where commands are built: `import gen` stays free of it
+
+    group_app = typer.Typer(help=help, no_args_is_help=True)
+    parent.add_typer(group_app, name=name)
+    return group_app

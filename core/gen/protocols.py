@@ -227,8 +227,109 @@ class Schedule(Protocol):
         ...
 
 
+# -- processes other than the linear flow -------------------------------------------------------------
+
+
+@runtime_checkable
+class Process(Protocol):
+    """A denoising process that owns its training loss and its sampling (a registered ``process``).
+
+    The core's linear flow (process ``flow``, the default) is configured by the ``[objective]`` keys
+    ``prediction``, ``loss``, ``schedule``, ``noise_scale``, ``t_eps`` and ``multiscale``. Another process
+    (``ddpm``: DiT's discrete Gaussian diffusion) takes its options from its own table
+    (``[objective.process]``) and implements these methods; the engine keeps drawing labels to drop,
+    times and noise keyed by position in the global batch, so exact resume holds for every process.
+    """
+
+    def check_objective(self, objective: Any) -> None:
+        """Raise ``ValueError`` naming the ``[objective]`` key this process cannot honour."""
+        ...
+
+    def check_sampler(self, sampler: Any) -> None:
+        """Raise ``ValueError`` when the built ``[sample]`` sampler cannot sample this process."""
+        ...
+
+    def backbone_fields(self, spec: DataSpec) -> dict[str, Any]:
+        """Backbone config fields the process needs (``out_channels = 2 C`` for a learned variance)."""
+        ...
+
+    def sample_time(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> Tensor:
+        """(n,) float32 training times in the process's own units (DDPM: integer steps 0..T-1)."""
+        ...
+
+    def loss_at(
+        self, net: Any, x: Tensor, y: Tensor, t: Tensor, eps: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Per-sample losses (B,) (with grad) and stats: ``loss`` (B,) detached and ``t`` (B,) in [0, 1]
+        with 0 = noise, 1 = data (the engine's loss-by-t bins)."""
+        ...
+
+    def sample(
+        self,
+        net: Any,
+        noise: Tensor,
+        labels: Tensor,
+        *,
+        sampler: Any,
+        steps: int,
+        cfg: float,
+        cfg_interval: tuple[float, float],
+        num_classes: int,
+    ) -> Tensor:
+        """Samples (B, ...) from start noise (B, ...) ~ N(0, I); ``labels`` (B,) with ``num_classes`` the
+        null label. Guidance applies where the step's time in [0, 1] (0 = noise) is in the interval."""
+        ...
+
+
+# -- autoencoders -------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Autoencoder(Protocol):
+    """Maps images to the space a model is trained in and back (a registered ``autoencoder``).
+
+    ``identity`` (pixel space) is the default; ``sd_vae`` is the Stable Diffusion VAE DiT and SiT use.
+    Latents are already multiplied by the scale factor (0.18215 for the SD VAE), so that they have about
+    unit variance, as the published DiT training does.
+    """
+
+    def latent_shape(self, image_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """(C, H, W) of the images -> (c, h, w) of their latents; ``ValueError`` if it cannot encode them."""
+        ...
+
+    def image_shape(self, latent_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """(c, h, w) of latents -> (C, H, W) of the decoded images."""
+        ...
+
+    def encode(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """(B, C, H, W) images in [-1, 1] -> (B, c, h, w) scaled latents (float32)."""
+        ...
+
+    def decode(self, z: Tensor) -> Tensor:
+        """(B, c, h, w) scaled latents -> (B, C, H, W) images in about [-1, 1] (float32, not clipped)."""
+        ...
+
+    def identity(self) -> dict[str, Any]:
+        """What a latent dataset must have been encoded with: JSON-able, e.g. ``{"name": "sd_vae",
+        "latent_channels": 4, "scale": 0.18215, "factor": 8}`` (an empty dict for pixel space)."""
+        ...
+
+
+@runtime_checkable
+class EncodedData(Protocol):
+    """A dataset of latents (``gen data encode``): ``encoded_by`` is the :meth:`Autoencoder.identity` of the
+    autoencoder that made it, checked against the recipe's ``[autoencoder]`` before training."""
+
+    encoded_by: dict[str, Any]
+
+
 __all__ = [
     "SPACES",
+    "Autoencoder",
+    "EncodedData",
+    "Process",
     "ShapeFromConfig",
     "ClampsAtDataEnd",
     "DataClampedVelocity",

@@ -23,10 +23,11 @@ import attrs
 from gen.components import ComponentSpec, validate_component, validate_config
 from gen.config import component_field
 from gen.errors import GenError, RecipeError
+from gen.latent_space import model_spec
 from gen.objective import ObjectiveConfig
 from gen.plugins import get_registry
-from gen.protocols import DataSpec, ShapeFromConfig, SpecFromConfig
-from gen.sampling import SampleConfig
+from gen.protocols import DataSpec, EncodedData, Process, ShapeFromConfig, SpecFromConfig
+from gen.sampling import SampleConfig, check_sampler
 from gen.training.config import TrainConfig
 
 if sys.version_info >= (3, 11):
@@ -51,6 +52,11 @@ class Recipe:
 
     backbone: ComponentSpec = component_field("backbone", None, doc="The network (a registered backbone).")
     data: ComponentSpec = component_field("dataset", None, doc="The training data (a registered dataset).")
+    autoencoder: ComponentSpec = component_field(
+        "autoencoder",
+        "identity",
+        doc="The space the model works in: identity (pixels) or an autoencoder's latents (sd_vae).",
+    )
     objective: ObjectiveConfig = attrs.field(
         factory=ObjectiveConfig, metadata={"doc": "The denoising objective."}
     )
@@ -170,14 +176,38 @@ def apply_overrides(table: dict[str, Any], overrides: Iterable[str]) -> dict[str
 # -- validation -------------------------------------------------------------------------------------
 
 
+def model_fields(recipe_objective: ObjectiveConfig, spec: DataSpec) -> dict[str, Any]:
+    """The backbone fields the model's data (``spec``, in the model's space) and process decide:
+    ``input_size``, ``in_channels``, ``num_classes`` (or ``input_dim``), and the process's own
+    (``out_channels = 2 C`` for DDPM's learned variance)."""
+    fields = spec.backbone_fields()
+    process = recipe_objective.build_process()
+    if isinstance(process, Process):
+        fields.update(process.backbone_fields(spec))
+    return fields
+
+
+def _no_out_channels(backbone: str, wanted: int, file: str | None) -> RecipeError:
+    return RecipeError(
+        f"the process's learned variance needs out_channels = {wanted}, but backbone {backbone!r} has no "
+        "out_channels; set objective.process.learn_sigma = false or use backbone dit",
+        file=file,
+        section="backbone",
+    )
+
+
 def with_data_fields(recipe: Recipe, spec: DataSpec) -> Recipe:
     """The recipe with the backbone's data-derived fields (``input_size``, ``in_channels``,
-    ``num_classes`` or ``input_dim``) taken from ``spec`` wherever the recipe did not set them."""
+    ``num_classes`` or ``input_dim``, and the process's ``out_channels``) taken from ``spec`` (the model's
+    space) wherever the recipe did not set them."""
     section = recipe.backbone
     if section.config is None:
         return recipe
     names = {f.name for f in attrs.fields(type(section.config))}
-    fill = {k: v for k, v in spec.backbone_fields().items() if k in names and k not in section.explicit}
+    given = model_fields(recipe.objective, spec)
+    if "out_channels" in given and "out_channels" not in names:
+        raise _no_out_channels(section.name, given["out_channels"], recipe.source)
+    fill = {k: v for k, v in given.items() if k in names and k not in section.explicit}
     if not fill:
         return recipe
     try:
@@ -201,21 +231,42 @@ def build_backbone(recipe: Recipe, spec: DataSpec) -> Any:
         raise GenError(f"[backbone] {section.name}: {e}") from None
 
 
-def data_fields_of(data: ComponentSpec) -> dict[str, Any]:
-    """The backbone fields the data section's config tells without reading data (see
-    :class:`gen.protocols.SpecFromConfig` and :class:`gen.protocols.ShapeFromConfig`)."""
+def data_spec_of(data: ComponentSpec) -> tuple[DataSpec | None, bool]:
+    """What the data section's config tells without reading data (see
+    :class:`gen.protocols.SpecFromConfig` and :class:`gen.protocols.ShapeFromConfig`): a spec (None when
+    it tells nothing), and whether its classes are known too."""
     config = data.config
     spec = config.spec() if isinstance(config, SpecFromConfig) else None
     if spec is not None:
-        return spec.backbone_fields()
+        return spec, True
     if isinstance(config, ShapeFromConfig):
-        fields = DataSpec(shape=config.sample_shape()).backbone_fields()
-        fields.pop("num_classes")  # the classes are not known without the data
-        return fields
-    return {}
+        return DataSpec(shape=config.sample_shape()), False
+    return None, False
 
 
-def _with_data_keys(table: Mapping[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+def model_fields_at_load(
+    table: Mapping[str, Any], data: ComponentSpec, *, file: str | None
+) -> dict[str, Any]:
+    """The backbone fields known at recipe load: the data's, through the ``[autoencoder]`` (latents) and
+    the process (``out_channels``); validates those two sections on the way."""
+    spec, classes_known = data_spec_of(data)
+    if spec is None:
+        return {}
+    section = validate_component(
+        "autoencoder", table.get("autoencoder", "identity"), section="autoencoder", file=file
+    )
+    try:
+        spec = model_spec(section.build(), spec, encoded=isinstance(data.config, EncodedData))
+    except GenError as e:
+        raise RecipeError(str(e).removeprefix("[autoencoder] "), file=file, section="autoencoder") from None
+    objective = validate_config(ObjectiveConfig, table.get("objective", {}), section="objective", file=file)
+    fields = model_fields(objective, spec)
+    if not classes_known:
+        fields.pop("num_classes", None)  # the classes are not known without the data
+    return fields
+
+
+def _with_data_keys(table: Mapping[str, Any], fields: dict[str, Any], *, file: str | None) -> dict[str, Any]:
     """The recipe table with the data's backbone fields written into ``[backbone]`` where it says nothing
     (only fields the selected backbone's config has), so that the backbone is validated once, against
     the data it will see."""
@@ -228,6 +279,8 @@ def _with_data_keys(table: Mapping[str, Any], fields: dict[str, Any]) -> dict[st
     if backbone["name"] not in registry or registry.get(backbone["name"]).config is None:
         return dict(table)
     names = {f.name for f in attrs.fields(registry.get(backbone["name"]).config)}
+    if "out_channels" in fields and "out_channels" not in names:
+        raise _no_out_channels(backbone["name"], fields["out_channels"], file)
     fill = {k: v for k, v in fields.items() if k in names and k not in backbone}
     return {**table, "backbone": {**backbone, **fill}}
 
@@ -241,8 +294,13 @@ def validate_recipe(table: Mapping[str, Any], *, file: str | None = None) -> Rec
     """
     if isinstance(table, Mapping) and "data" in table:
         data = validate_component("dataset", table["data"], section="data", file=file)
-        table = _with_data_keys(table, data_fields_of(data))
-    return attrs.evolve(validate_config(Recipe, table, section="", file=file), source=file)
+        table = _with_data_keys(table, model_fields_at_load(table, data, file=file), file=file)
+    recipe = attrs.evolve(validate_config(Recipe, table, section="", file=file), source=file)
+    try:
+        check_sampler(recipe.objective, recipe.sample)
+    except ValueError as e:
+        raise RecipeError(str(e), file=file, section="sample", key="sampler") from None
+    return recipe
 
 
 def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:

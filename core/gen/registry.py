@@ -21,6 +21,8 @@ KINDS: dict[str, str] = {
     "sampler": "register_samplers",
     "time_grid": "register_time_grids",
     "dataset": "register_datasets",
+    "process": "register_processes",
+    "autoencoder": "register_autoencoders",
 }
 
 

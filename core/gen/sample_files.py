@@ -96,7 +96,7 @@ def sample_to(
     (out if kind == "dir" else out.parent).mkdir(parents=True, exist_ok=True)
     part = None
     if kind != "dir":
-        c, h, w = sampler.spec.shape
+        c, h, w = sampler.output_spec.shape
         path = _part_file(out, dist.rank, dist.world_size)
         part = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(mine), h, w, c))
     who = f" (rank 0 of {dist.world_size})" if dist.enabled else ""

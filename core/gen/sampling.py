@@ -26,7 +26,7 @@ from gen.components import ComponentSpec, build_component
 from gen.config import component_field, field
 from gen.errors import GenError
 from gen.objective import ObjectiveConfig
-from gen.protocols import ClampsAtDataEnd, Prediction, Solver, TimeGrid, VelocityFn
+from gen.protocols import ClampsAtDataEnd, Prediction, Process, Solver, TimeGrid, VelocityFn
 from gen.seeds import key_seed
 
 
@@ -187,6 +187,8 @@ def sample(
     if labels is None:
         labels = torch.full((noise.shape[0],), num_classes, dtype=torch.long, device=noise.device)
     solver = sampler if callable(sampler) else build_component("sampler", sampler)
+    if not callable(solver):
+        raise GenError(f"sampler {sampler!r} does not integrate the flow; choose heun, euler, dpmpp_3m...")
     velocity_fn = guided_velocity(
         net,
         labels,
@@ -210,7 +212,22 @@ def sample_from_config(
     num_classes: int,
 ) -> Tensor:
     """:func:`sample` with the solver, steps and guidance of a ``[sample]`` section and the prediction
-    and ``t_eps`` of the ``[objective]`` section the model was trained with."""
+    and ``t_eps`` of the ``[objective]`` section the model was trained with; a process other than the
+    flow (DDPM) samples itself with its own samplers."""
+    process = objective.build_process()
+    if isinstance(process, Process):
+        if labels is None:
+            labels = torch.full((noise.shape[0],), num_classes, dtype=torch.long, device=noise.device)
+        return process.sample(
+            net,
+            noise,
+            labels,
+            sampler=config.sampler.build() if isinstance(config.sampler, ComponentSpec) else config.sampler,
+            steps=config.steps,
+            cfg=config.cfg,
+            cfg_interval=config.cfg_interval,
+            num_classes=num_classes,
+        )
     return sample(
         net,
         noise,
@@ -224,6 +241,22 @@ def sample_from_config(
         num_classes=num_classes,
         grid=config.grid,
     )
+
+
+def check_sampler(objective: ObjectiveConfig, config: SampleConfig) -> None:
+    """Raise ``ValueError`` when ``[sample]``'s sampler cannot sample ``[objective]``'s process: the flow
+    takes its ODE/SDE solvers (a sampler of another process says which in its attribute ``process``);
+    another process says which samplers it takes."""
+    process = objective.build_process()
+    solver = config.sampler.build() if isinstance(config.sampler, ComponentSpec) else config.sampler
+    name = config.sampler.name if isinstance(config.sampler, ComponentSpec) else repr(config.sampler)
+    if isinstance(process, Process):
+        process.check_sampler(solver)
+    elif getattr(solver, "process", "flow") != "flow":
+        raise ValueError(
+            f"sampler {name!r} samples the {solver.process} process, not the flow of this model; choose a "
+            "flow solver (heun, euler, dpmpp_3m, euler_maruyama...)"
+        )
 
 
 def noise_seed(seed: int, index: int) -> int:
@@ -268,6 +301,7 @@ def sample_noise(
 __all__ = [
     "SampleConfig",
     "check_grid",
+    "check_sampler",
     "grid_times",
     "guidance_scale",
     "guided_velocity",

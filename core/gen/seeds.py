@@ -13,9 +13,11 @@ would change every run's random numbers, so it stays as published runs of gen dr
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
 import numpy as np
+import torch
 
 #: Held wherever the core seeds torch's process-wide RNG and draws from it (a run's initial weights, the
 #: throwaway initial weights of a model about to load a checkpoint): runs in threads of one process
@@ -38,4 +40,15 @@ def key_seed(*keys: int, bits: int = 63) -> int:
     return state >> (64 - bits)
 
 
-__all__ = ["GLOBAL_RNG_LOCK", "key_seed"]
+__all__ = ["GLOBAL_RNG_LOCK", "key_seed", "per_sample_generators"]
+
+
+def per_sample_generators(z0: torch.Tensor) -> list[torch.Generator]:
+    """A CPU generator per sample, seeded by a hash of that sample's start noise z0 (B, ...): the noise a
+    stochastic sampler draws for sample i is then a function of its start (so of (seed, i)), not of the
+    batch it was drawn in."""
+    out = []
+    for row in z0.detach().to("cpu", torch.float32).reshape(z0.shape[0], -1).numpy():
+        digest = hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=8).digest()
+        out.append(torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1))
+    return out

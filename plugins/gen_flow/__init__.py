@@ -1,6 +1,6 @@
 """gen_flow: the flow-matching parts of ``gen`` as a plugin.
 
-Registers the prediction parameterizations (``x``, ``eps``, ``v``), the training-time schedules
+Registers the process ``flow`` (the core's linear path), the prediction parameterizations (``x``, ``eps``, ``v``), the training-time schedules
 (``logit_normal``, ``uniform``), the solvers (``euler``, ``heun``, ``ab2``, ``dpmpp_2m``, ``dpmpp_3m``,
 ``dopri5``, ``euler_maruyama``) and the sampling time grids (``linear``, ``shifted``, ``edm``, ``list``).
 """
@@ -12,7 +12,22 @@ from gen_flow import grids, solvers
 from gen_flow.predictions import EpsPrediction, VPrediction, XPrediction
 from gen_flow.schedules import LogitNormal, LogitNormalConfig, Uniform, UniformConfig
 
-__all__ = ["register_predictions", "register_schedules", "register_samplers", "register_time_grids"]
+__all__ = [
+    "register_processes",
+    "register_predictions",
+    "register_schedules",
+    "register_samplers",
+    "register_time_grids",
+]
+
+
+@gen.hookimpl
+def register_processes(register):  # noqa: ANN001, ANN201
+    register(
+        "flow",
+        lambda config: gen.LinearFlow(),
+        description="The linear path z_t = t x + (1 - t) eps (JiT, SiT); options are [objective]'s own keys.",
+    )
 
 
 @gen.hookimpl

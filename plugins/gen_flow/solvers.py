@@ -11,11 +11,9 @@ one Euler step, as published JiT does.
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import attrs
-import numpy as np
 import torch
 from attrs import validators as v
 from torch import Tensor
@@ -229,16 +227,6 @@ class Dopri5:
 # -- stochastic: Euler–Maruyama on the SDE with the flow's marginals -----------------------------------
 
 
-def per_sample_generators(z0: Tensor) -> list[torch.Generator]:
-    """A generator per sample, seeded by a hash of that sample's start noise: the noise a stochastic
-    sampler draws for sample i is then a function of its start (so of (seed, i)), not of the batch."""
-    out = []
-    for row in z0.detach().to("cpu", torch.float32).reshape(z0.shape[0], -1).numpy():
-        digest = hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=8).digest()
-        out.append(torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1))
-    return out
-
-
 @attrs.frozen(kw_only=True)
 class EulerMaruyamaConfig:
     """Options of the ``euler_maruyama`` sampler."""
@@ -261,7 +249,7 @@ class EulerMaruyama:
     ``dz = [v + w(t)/2 * score] dt + sqrt(w(t)) dW``, with ``score = -(z - t v) / (1 - t)`` on the linear
     path (ε̂ = z - t v, score = -ε̂ / (1 - t)) and ``w(t) = g (1 - t)``, so that ``w * score`` stays
     finite at t = 1. Any w >= 0 keeps the marginals of the ODE; g = 0 is Euler. The noise of sample i
-    comes from a generator keyed by its start noise (:func:`per_sample_generators`), so samples do not
+    comes from a generator keyed by its start noise (:func:`gen.per_sample_generators`), so samples do not
     depend on the batch. The last step adds no noise (``mean``) or returns x̂ (``x``). N evaluations.
     """
 
@@ -269,7 +257,7 @@ class EulerMaruyama:
         self.g, self.last_step = config.diffusion, config.last_step
 
     def __call__(self, velocity_fn: gen.VelocityFn, z0: Tensor, timesteps: Tensor) -> Tensor:
-        gens = per_sample_generators(z0)
+        gens = gen.per_sample_generators(z0)
         z = z0
         n = len(timesteps) - 1
         for i in range(n):

@@ -272,9 +272,6 @@ def export_run(
     return gen.export_checkpoint(out, recipe, spec=spec, weights=weights)
 
 
-convert_app = typer.Typer(help="Convert published checkpoints into gen's format.", no_args_is_help=True)
-
-
 def convert_jit_command(
     checkpoint: Path = typer.Argument(..., help="Published JiT training checkpoint (checkpoint-*.pth)."),
     out: Path = typer.Argument(..., help="Output directory."),
@@ -315,13 +312,7 @@ def convert_jit_command(
         typer.echo(f"wrote {path}")
 
 
-convert_app.command("jit")(convert_jit_command)
-
-
 def add_convert_command(app: typer.Typer) -> None:
-    """Add ``convert jit`` to ``app``, joining a ``convert`` group another plugin may have added."""
-    for group in app.registered_groups:
-        if group.name == "convert" and group.typer_instance is not None:
-            group.typer_instance.command("jit")(convert_jit_command)
-            return
-    app.add_typer(convert_app, name="convert")
+    """Add ``convert jit`` to ``app``'s ``convert`` group (shared with other plugins' converters)."""
+    help_text = "Convert published checkpoints into gen's format."
+    gen.command_group(app, "convert", help_text).command("jit")(convert_jit_command)

@@ -89,6 +89,14 @@ class ToyPlugin:
     def register_time_grids(self, register):
         register("linear", lambda cfg: lambda steps: gen.time_grid(steps), description="Toy grid.")
 
+    @gen.hookimpl
+    def register_processes(self, register):
+        register("flow", lambda cfg: gen.LinearFlow(), description="Toy flow.")
+
+    @gen.hookimpl
+    def register_autoencoders(self, register):
+        register("identity", lambda cfg: cfg, description="Toy pixel space.")
+
 
 @pytest.fixture
 def toy_host():

@@ -174,12 +174,12 @@ def test_check_kind():
         check_kind("samplers")
     assert str(info.value) == (
         "unknown component kind 'samplers'; did you mean 'sampler'? "
-        "Kinds: backbone, prediction, schedule, sampler, time_grid, dataset"
+        "Kinds: backbone, prediction, schedule, sampler, time_grid, dataset, process, autoencoder"
     )
     with pytest.raises(UnknownComponentError) as info:
         check_kind("zzz")
     assert str(info.value) == (
-        "unknown component kind 'zzz'. Kinds: backbone, prediction, schedule, sampler, time_grid, dataset"
+        "unknown component kind 'zzz'. Kinds: backbone, prediction, schedule, sampler, time_grid, dataset, process, autoencoder"
     )
 
 
@@ -191,6 +191,8 @@ def test_kinds_name_their_hooks():
         "sampler": "register_samplers",
         "time_grid": "register_time_grids",
         "dataset": "register_datasets",
+        "process": "register_processes",
+        "autoencoder": "register_autoencoders",
     }
 
 

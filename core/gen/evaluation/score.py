@@ -49,7 +49,7 @@ def score_model(
     dist = dist or DistInfo.local(sampler.device)
     labels = class_labels(num, sampler.spec.num_classes)
     mine = shard(num, dist.rank, dist.world_size)
-    draw = sampler.images if sampler.spec.is_image else sampler.generate
+    draw = sampler.images if sampler.output_spec.is_image else sampler.generate
     accumulator = metric.accumulator()
     with progress_bar(console or Console(quiet=True), console is not None and dist.is_main, label) as bar:
         task = bar.add_task(label, total=len(mine))

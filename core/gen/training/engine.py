@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from torch import nn
 
 from gen import distributed
 from gen.errors import GenError
+from gen.latent_space import build_autoencoder, training_data
 from gen.objective import Objective
 from gen.precision import autocast
 from gen.progress import progress_bar
@@ -40,17 +40,11 @@ from gen.training.plan import TrainingPlan, check_dataset, dataset_size
 from gen.training.provenance import provenance
 from gen.training.samples import TrainingSamples
 from gen.training.signals import StopSignals
-from gen.training.stats import StepStats
+from gen.training.stats import StepStats, peak_memory_mb
 from gen.training.tensorboard import TensorBoardLog, require_tensorboard
 
 # Keys of the run's random streams: key_seed(seed, STREAM, ...) (2 is the grids', in training/samples.py).
 INIT_RNG, STEP_DRAWS, SAMPLE_NOISE = 1, 3, 4
-
-
-def _peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 class Trainer:
@@ -142,7 +136,13 @@ class Trainer:
         self.lock = lock_run(self.run_dir, self.dist)  # one trainer per run directory, before any work
         self.device = self.dist.device
         self.dataset = self.recipe.data.build()
-        self.spec = self.dataset.spec
+        self.train_data = training_data(  # pixels, latents, or pixels encoded here by [autoencoder]
+            self.dataset,
+            build_autoencoder(self.recipe.autoencoder),
+            data_name=self.recipe.data.name,
+            device=self.device,
+        )
+        self.spec = self.train_data.spec
         check_dataset(self.recipe, self.dataset)
         self.plan = TrainingPlan.make(self.recipe, self.dist.world_size, dataset_size(self.dataset))
         # What the run really builds, so that the run directory's recipe.toml rebuilds the same model.
@@ -217,7 +217,7 @@ class Trainer:
         """This rank's batch stream, positioned at the current step."""
         batch = self.plan.batch
         return iter(
-            self.dataset.train_batches(
+            self.train_data.train_batches(
                 batch.micro_batch,
                 seed=self.cfg.seed,
                 rank=self.dist.rank,
@@ -308,7 +308,7 @@ class Trainer:
             "grad_norm": float(grad_norm),
             "lr": self.current_lr,
             "images_per_s": steps_per_s * self.plan.batch.global_batch,
-            "peak_memory_mb": _peak_memory_mb(self.device),
+            "peak_memory_mb": peak_memory_mb(self.device),
         }
         if self.dist.is_main:
             self.files.append_json(self.files.metrics_file, line)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import resource
+
 import attrs
 import torch
 from torch import Tensor
@@ -74,4 +76,11 @@ class StepStats:
         ]
 
 
-__all__ = ["T_BINS", "StepStats"]
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of this process: CUDA allocations on a GPU, else the resident set size."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+__all__ = ["T_BINS", "StepStats", "peak_memory_mb"]
