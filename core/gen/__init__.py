@@ -36,7 +36,7 @@ from gen.protocols import (
 from gen.recipe import Recipe, load_recipe
 from gen.registry import KINDS, Component, Registry
 from gen.runs.run_dir import Checkpoint, export_checkpoint, load_checkpoint
-from gen.sampling import SampleConfig, guided_velocity, sample, sample_noise, time_grid
+from gen.sampling import SampleConfig, guidance_scale, guided_velocity, sample, sample_noise, time_grid
 from gen.seeds import key_seed, per_sample_generators
 from gen.training.engine import train
 from gen.version import __version__
@@ -84,6 +84,7 @@ __all__ = [
     "fields_of",
     "from_uint8",
     "get_registry",
+    "guidance_scale",
     "guided_velocity",
     "hookimpl",
     "key_seed",

@@ -188,7 +188,7 @@ class ModelSampler:
         try:
             check_sampler(self.recipe.objective, sample)
         except ValueError as e:
-            raise GenError(f"[sample] sampler: {e}") from None
+            raise GenError(f"[sample] {e}") from None
         return SamplingSettings(ema=ema, sample=sample)
 
     def use_weights(self, ema: float | None) -> None:

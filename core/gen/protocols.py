@@ -245,8 +245,9 @@ class Process(Protocol):
         """Raise ``ValueError`` naming the ``[objective]`` key this process cannot honour."""
         ...
 
-    def check_sampler(self, sampler: Any) -> None:
-        """Raise ``ValueError`` when the built ``[sample]`` sampler cannot sample this process."""
+    def check_sample(self, sample: Any) -> None:
+        """Raise ``ValueError`` naming the ``[sample]`` key (a :class:`gen.SampleConfig`) this process
+        cannot honour: a sampler that is not its own, steps its sampler cannot take, a time grid."""
         ...
 
     def backbone_fields(self, spec: DataSpec) -> dict[str, Any]:

@@ -299,7 +299,7 @@ def validate_recipe(table: Mapping[str, Any], *, file: str | None = None) -> Rec
     try:
         check_sampler(recipe.objective, recipe.sample)
     except ValueError as e:
-        raise RecipeError(str(e), file=file, section="sample", key="sampler") from None
+        raise RecipeError(str(e), file=file, section="sample") from None
     return recipe
 
 

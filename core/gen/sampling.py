@@ -244,14 +244,14 @@ def sample_from_config(
 
 
 def check_sampler(objective: ObjectiveConfig, config: SampleConfig) -> None:
-    """Raise ``ValueError`` when ``[sample]``'s sampler cannot sample ``[objective]``'s process: the flow
-    takes its ODE/SDE solvers (a sampler of another process says which in its attribute ``process``);
-    another process says which samplers it takes."""
+    """Raise ``ValueError`` when ``[sample]`` cannot sample ``[objective]``'s process: the flow takes its
+    ODE/SDE solvers (a sampler of another process says which in its attribute ``process``); another
+    process checks the section itself (its samplers, the steps they can take)."""
     process = objective.build_process()
     solver = config.sampler.build() if isinstance(config.sampler, ComponentSpec) else config.sampler
     name = config.sampler.name if isinstance(config.sampler, ComponentSpec) else repr(config.sampler)
     if isinstance(process, Process):
-        process.check_sampler(solver)
+        process.check_sample(config)
     elif getattr(solver, "process", "flow") != "flow":
         raise ValueError(
             f"sampler {name!r} samples the {solver.process} process, not the flow of this model; choose a "
