@@ -38,6 +38,7 @@ from gen.registry import KINDS, Component, Registry
 from gen.runs.run_dir import Checkpoint, export_checkpoint, load_checkpoint
 from gen.sampling import SampleConfig, guidance_scale, guided_velocity, sample, sample_noise, time_grid
 from gen.seeds import key_seed, per_sample_generators
+from gen.tensor_files import read_safetensors, read_torch
 from gen.training.engine import train
 from gen.version import __version__
 
@@ -89,6 +90,8 @@ __all__ = [
     "hookimpl",
     "key_seed",
     "per_sample_generators",
+    "read_safetensors",
+    "read_torch",
     "load",
     "load_checkpoint",
     "load_recipe",

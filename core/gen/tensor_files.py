@@ -90,15 +90,16 @@ def torch_problem(path: Path, error: Exception) -> str:
     return f"cannot be read ({type(error).__name__}{': ' + first if first else ''})"
 
 
-def read_torch(path: str | Path) -> Any:
+def read_torch(path: str | Path, *, allow: tuple[type, ...] = ()) -> Any:
     """A torch file of tensors and plain containers, loaded on the CPU with ``weights_only=True``; a
     missing or damaged file, or one holding other Python objects (refused, never run), is a
-    :class:`~gen.errors.DamagedFileError`."""
+    :class:`~gen.errors.DamagedFileError`. ``allow`` names harmless classes a published file holds
+    beside its tensors (``argparse.Namespace``: the arguments training scripts save)."""
     path = Path(path)
     if (error := _missing(path)) is not None:
         raise error
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch.serialization.safe_globals(list(allow)):
             warnings.simplefilter("ignore")  # torch warns about pickle protocols before it refuses them
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure of an untrusted file is said in one line
