@@ -84,3 +84,27 @@ def torchrun():
         return done
 
     return launch
+
+
+@pytest.fixture(scope="session")
+def tiny_vae_dir(tmp_path_factory):
+    """A tiny random diffusers ``AutoencoderKL`` saved with ``save_pretrained`` (config.json +
+    diffusion_pytorch_model.safetensors); returns the folder. Factor 2 (two blocks), 4 latent channels,
+    seeded without touching torch's global generator. Skips the test where diffusers is not installed."""
+    import torch
+
+    diffusers = pytest.importorskip("diffusers")
+    folder = tmp_path_factory.mktemp("tiny_vae")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = diffusers.AutoencoderKL(
+            block_out_channels=(8, 16),
+            layers_per_block=1,
+            latent_channels=4,
+            norm_num_groups=4,
+            down_block_types=("DownEncoderBlock2D",) * 2,
+            up_block_types=("UpDecoderBlock2D",) * 2,
+            sample_size=32,
+        )
+    model.save_pretrained(folder)
+    return folder

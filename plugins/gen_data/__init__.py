@@ -1,14 +1,16 @@
 """gen_data: the datasets of ``gen`` and the ``gen data`` commands.
 
 Datasets: ``webdataset`` (tar shards, streamed), ``imagefolder`` (class-per-folder tree), ``shapes``
-(synthetic coloured shapes with an analytic oracle; the embedded default) and ``manifold`` (the paper's
-spiral-in-D toy). Commands: ``gen data pack`` and ``gen data info``.
+(synthetic coloured shapes with an analytic oracle; the embedded default), ``manifold`` (the paper's
+spiral-in-D toy) and ``latents`` (what ``gen data encode`` writes). Commands: ``gen data pack``,
+``gen data info`` and ``gen data encode``.
 """
 
 from __future__ import annotations
 
 import gen
 from gen_data.imagefolder import ImageFolderConfig, ImageFolderDataset, build_imagefolder
+from gen_data.latents import LatentsConfig, LatentsDataset, build_latents
 from gen_data.manifold import ManifoldConfig, ManifoldDataset, build_manifold
 from gen_data.shapes import ShapesConfig, ShapesDataset, build_shapes
 from gen_data.shards import WebDataset, WebDatasetConfig, build_webdataset
@@ -16,6 +18,8 @@ from gen_data.shards import WebDataset, WebDatasetConfig, build_webdataset
 __all__ = [
     "ImageFolderConfig",
     "ImageFolderDataset",
+    "LatentsConfig",
+    "LatentsDataset",
     "ManifoldConfig",
     "ManifoldDataset",
     "ShapesConfig",
@@ -31,6 +35,7 @@ def register_datasets(register):
     register("imagefolder", build_imagefolder, config=ImageFolderConfig)
     register("shapes", build_shapes, config=ShapesConfig)
     register("manifold", build_manifold, config=ManifoldConfig)
+    register("latents", build_latents, config=LatentsConfig)
 
 
 @gen.hookimpl

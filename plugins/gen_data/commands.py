@@ -1,4 +1,5 @@
-"""``gen data pack`` (image folder -> WebDataset shards) and ``gen data info`` (counts, classes, a grid)."""
+"""``gen data pack`` (image folder -> WebDataset shards), ``gen data info`` (counts, classes, a grid) and
+``gen data encode`` (images -> latent shards, :mod:`gen_data.encode`)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from rich.progress import (
 from rich.table import Table
 
 import gen
+from gen_data.encode import encode_command
 from gen_data.imagefolder import scan_image_folder
 from gen_data.shards import decode_sample, expand_shards, is_local, iter_shard, local_path, read_classes
 from gen_data.transforms import center_crop_arr, load_image, to_uint8_chw
@@ -266,3 +268,8 @@ def info_command(
         gen.save_png(grid, gen.make_grid(images.permute(0, 2, 3, 1).numpy()))  # (N, 3, H, W) -> HWC tiles
         note = f" ({bad} unreadable skipped)" if bad else ""
         console.print(f"wrote a grid of {len(images)} images to {grid}{note}", markup=False)
+
+
+# -- encode (its own module: images -> latent shards) ------------------------------------------------------
+
+data_app.command("encode")(encode_command)

@@ -136,12 +136,9 @@ class Trainer:
         self.lock = lock_run(self.run_dir, self.dist)  # one trainer per run directory, before any work
         self.device = self.dist.device
         self.dataset = self.recipe.data.build()
-        self.train_data = training_data(  # pixels, latents, or pixels encoded here by [autoencoder]
-            self.dataset,
-            build_autoencoder(self.recipe.autoencoder),
-            data_name=self.recipe.data.name,
-            device=self.device,
-        )
+        autoencoder, name = build_autoencoder(self.recipe.autoencoder), self.recipe.data.name
+        # Pixels, latents checked against [autoencoder], or pixels the autoencoder encodes on the device.
+        self.train_data = training_data(self.dataset, autoencoder, data_name=name, device=self.device)
         self.spec = self.train_data.spec
         check_dataset(self.recipe, self.dataset)
         self.plan = TrainingPlan.make(self.recipe, self.dist.world_size, dataset_size(self.dataset))
@@ -264,7 +261,7 @@ class Trainer:
                 with autocast(self.cfg.precision, self.device):
                     loss, s = obj.loss_at(self.train_model, x, y, t, eps)
                 (loss / plan.accum).backward()
-            stats.add(s["loss"], s["t"])
+            stats.add(s)
         stats.stop = self.signals.received is not None
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip is not None else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
@@ -305,6 +302,7 @@ class Trainer:
             "step": self.step,
             "loss": window.loss,
             "loss_by_t": window.loss_by_t(),
+            **window.term_means(),
             "grad_norm": float(grad_norm),
             "lr": self.current_lr,
             "images_per_s": steps_per_s * self.plan.batch.global_batch,
