@@ -27,11 +27,14 @@ class EMA:
         self.shadows: list[list[torch.Tensor]] = [[p.detach().clone() for p in params] for _ in self.decays]
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, keep: torch.Tensor | None = None) -> None:
+        """One EMA step toward the model's parameters; ``keep`` (a 0-dim device tensor, 0 or 1) skips it
+        on the device where the step's update was skipped (no host synchronisation)."""
         params = [p.detach() for p in model.parameters() if p.requires_grad]
         for decay, shadow in zip(self.decays, self.shadows, strict=True):
             # lerp(ema, p, 1 - decay) = ema + (1 - decay) * (p - ema) = decay * ema + (1 - decay) * p
-            torch._foreach_lerp_(shadow, params, 1.0 - decay)
+            weight = 1.0 - decay if keep is None else keep * (1.0 - decay)
+            torch._foreach_lerp_(shadow, params, weight)
 
     def state_dict(self, index: int, model: nn.Module, keep: bool = True) -> dict[str, torch.Tensor]:
         """A full state dict of ``model`` on the CPU with EMA ``index``'s parameters (buffers from the model).

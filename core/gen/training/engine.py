@@ -12,7 +12,6 @@ as one process with the whole global batch.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from gen import distributed
 from gen.errors import GenError
 from gen.latent_space import build_autoencoder, training_data
 from gen.objective import Objective
-from gen.precision import autocast
+from gen.precision import autocast, resolve_precision
 from gen.progress import progress_bar
 from gen.recipe import Recipe, build_backbone, recipe_to_toml, with_data_fields
 from gen.runs import checkpoint as ckpt
@@ -35,12 +34,13 @@ from gen.seeds import GLOBAL_RNG_LOCK, key_seed
 from gen.training import sharding
 from gen.training.checkpointing import TrainingState
 from gen.training.ema import EMA
+from gen.training.flops import flops_per_sample, mfu, peak_flops
 from gen.training.optim import lr_at, make_optimizer
 from gen.training.plan import TrainingPlan, check_dataset, dataset_size
 from gen.training.provenance import provenance
 from gen.training.samples import TrainingSamples
 from gen.training.signals import StopSignals
-from gen.training.stats import StepStats, peak_memory_mb
+from gen.training.stats import StepStats, TrainingWindow, UpdateGuard, peak_memory_mb
 from gen.training.tensorboard import TensorBoardLog, require_tensorboard
 
 # Keys of the run's random streams: key_seed(seed, STREAM, ...) (2 is the grids', in training/samples.py).
@@ -93,38 +93,36 @@ class Trainer:
         self.setup()
         self.start_run_files()
         stream = self.data_stream()
-        window, last, last_saved, stop = StepStats(), {}, self.step, False
-        window_start, window_steps = time.perf_counter(), 0
+        window, last, last_saved, stop = TrainingWindow(self.device), {}, self.step, False
         self.train_model.train()
         with self.signals, progress_bar(self.console, self.dist.is_main, "train", info=True) as bar:
             task = bar.add_task("train", total=self.plan.total_steps, completed=self.step, info="")
             while self.step < self.plan.total_steps:
-                # -- learning rate, forward and backward over the global batch -------------------
+                # -- learning rate, forward and backward over the global batch (no host sync) ------
                 self.set_learning_rate()
                 local, grad_norm = self.forward_backward(stream)
-                # -- one all-reduce: the loss sums and the stop flag of every rank -------------------
-                stats = local.reduce(self.dist)
-                # -- no update from a non-finite loss or gradient -----------------------------------
-                self.check_finite(stats, grad_norm)
-                # -- update the weights and the EMAs -------------------------------------------------
+                # -- update weights and EMAs; a non-finite step is skipped on the device -------------
+                keep = self.guard.keep(local.loss_sum, grad_norm, self.step + 1, self.dist)
+                self.optimizer.found_inf = 1.0 - keep  # the fused kernel leaves everything as it was
                 self.optimizer.step()
-                self.ema.update(self.model)
+                self.ema.update(self.model, keep)
                 self.step += 1
-                window += stats
-                window_steps += 1
-                bar.update(task, completed=self.step, info=f"loss {stats.loss:.4f}")
-                # -- metrics, grids and scores -------------------------------------------------------
+                window.add(local, grad_norm)
+                bar.update(task, completed=self.step)
+                # -- metrics: the host looks (one sync, one all-reduce) every log_every steps --------
                 if self.step % self.cfg.log_every == 0 or self.step == self.plan.total_steps:
-                    elapsed = max(time.perf_counter() - window_start, 1e-9)
-                    last = self.log_metrics(window, grad_norm, window_steps / elapsed)
-                    window, window_start, window_steps = StepStats(), time.perf_counter(), 0
-                self.periodic_samples()
-                # -- stop on a signal, else checkpoint ----------------------------------------------
-                stop = stats.stop
+                    last, stop = self.log_metrics(window), window.stop
+                    bar.update(task, info=f"loss {last['loss']:.4f} · {last['images_per_s']:.1f} img/s")
+                    window = TrainingWindow(self.device)
+                with window.paused():
+                    self.periodic_samples()
+                # -- stop on a signal (ranks agree at metrics lines), else checkpoint ---------------
+                stop = stop or (not self.dist.enabled and self.signals.received is not None)
                 if stop:
                     break
                 if self.step % self.cfg.ckpt_every == 0:
-                    self.save()
+                    with window.paused():
+                        self.save()
                     last_saved = self.step
         return self.finish(last, last_saved, stop=stop)
 
@@ -156,6 +154,7 @@ class Trainer:
             if self.fsdp:  # before the EMA and the optimizer, which then hold shards too
                 sharding.shard_model(self.model, self.device, self.dist.world_size)
             self.ema = EMA(self.model, cfg.ema_decays)
+            self.guard = UpdateGuard(self.device)
             self.optimizer = make_optimizer(self.model, cfg, self.plan.peak_lr)
             self.state = TrainingState(self.model, self.ema, self.optimizer, self.dist)
             self.samples = TrainingSamples(self.recipe, self.spec, self.dataset, self.files, self.dist)
@@ -165,6 +164,8 @@ class Trainer:
                 key_seed(cfg.seed, INIT_RNG, self.dist.rank, self.step)
             )  # dropout differs per rank
 
+        self.flops_per_image = flops_per_sample(self.recipe, self.spec)
+        self.peak_flops = peak_flops(self.device, resolve_precision(cfg.precision, self.device))
         self.train_model: nn.Module = self.model
         if cfg.compile:
             self.train_model = torch.compile(self.train_model)
@@ -262,7 +263,6 @@ class Trainer:
                     loss, s = obj.loss_at(self.train_model, x, y, t, eps)
                 (loss / plan.accum).backward()
             stats.add(s)
-        stats.stop = self.signals.received is not None
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip is not None else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
         return stats, sharding.gather(grad_norm).float()  # under FSDP the norm is itself a shard
@@ -284,28 +284,26 @@ class Trainer:
             rows.append(torch.randn(x.shape[1:], generator=g, device=x.device, dtype=x.dtype))
         return torch.stack(rows) * self.objective.config.noise_scale  # (b, *shape)
 
-    def check_finite(self, stats: StepStats, grad_norm: torch.Tensor) -> None:
-        loss, norm = stats.loss, float(grad_norm)
-        if math.isfinite(loss) and math.isfinite(norm):
-            return
-        latest = self.files.latest_checkpoint()
-        kept = f"the last good checkpoint, {latest}, is intact" if latest else "no checkpoint was written"
-        raise GenError(
-            f"loss is {loss} (grad norm {norm}) at step {self.step + 1}; training stopped before the update "
-            f"and {kept}. Lower train.blr/lr, set train.grad_clip, or check the data"
-        )
-
     # == logging and samples ==========================================================================
-    def log_metrics(self, window: StepStats, grad_norm: torch.Tensor, steps_per_s: float) -> dict[str, Any]:
-        """One line of ``metrics.jsonl`` (and TensorBoard) over the steps since the last one."""
+    def log_metrics(self, window: TrainingWindow) -> dict[str, Any]:
+        """One line of ``metrics.jsonl`` (and TensorBoard) over the window's steps: the host synchronises
+        here, and stops the run if a step was skipped for a non-finite loss."""
+        stats = window.stats
+        stats.stop = self.signals.received is not None
+        stats = stats.reduce(self.dist)
+        window.stop = stats.stop
+        self.guard.raise_if_skipped(self.step, self.files.latest_checkpoint())
+        images_per_s = window.steps_per_s() * self.plan.batch.global_batch
         line = {
             "step": self.step,
-            "loss": window.loss,
-            "loss_by_t": window.loss_by_t(),
-            **window.term_means(),
-            "grad_norm": float(grad_norm),
+            "time": time.time(),
+            "loss": stats.loss,
+            "loss_by_t": stats.loss_by_t(),
+            **stats.term_means(),
+            "grad_norm": float(window.grad_norm),
             "lr": self.current_lr,
-            "images_per_s": steps_per_s * self.plan.batch.global_batch,
+            "images_per_s": images_per_s,
+            "mfu": mfu(images_per_s, self.flops_per_image, self.peak_flops),
             "peak_memory_mb": peak_memory_mb(self.device),
         }
         if self.dist.is_main:
@@ -328,6 +326,7 @@ class Trainer:
     # == checkpoints ==================================================================================
     def save(self) -> Path | None:
         """A checkpoint of the current step (a collective: every rank calls it; rank 0 writes)."""
+        self.guard.raise_if_skipped(self.step, self.files.latest_checkpoint())  # never save past a bad step
         path = self.state.save(
             self.run_dir,
             step=self.step,

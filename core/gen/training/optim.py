@@ -28,10 +28,9 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.AdamW:
-    # foreach keeps the step to a handful of kernels; fused is CUDA-only and changes rounding.
-    return torch.optim.AdamW(
-        param_groups(model, config.weight_decay), lr=lr, betas=config.betas, foreach=True
-    )
+    # Fused (CUDA and CPU): one kernel per group, and it honours `found_inf`, which is how the engine
+    # skips a non-finite step on the device instead of asking the host (training/stats.py UpdateGuard).
+    return torch.optim.AdamW(param_groups(model, config.weight_decay), lr=lr, betas=config.betas, fused=True)
 
 
 def peak_lr(config: TrainConfig) -> float:

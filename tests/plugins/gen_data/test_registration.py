@@ -1,4 +1,4 @@
-"""The plugin registers its four datasets and the ``data`` commands through the public hooks only."""
+"""The plugin registers its datasets and the ``data`` commands through the public hooks only."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import gen
 
 def test_datasets_registered_by_gen_data():
     registry = gen.get_registry("dataset")
-    for name in ("webdataset", "imagefolder", "shapes", "manifold"):
+    for name in ("webdataset", "imagefolder", "shapes", "manifold", "latents", "synthetic"):
         component = registry.get(name)
         assert component.plugin == "gen_data" and component.description
         assert all(f.doc for f in gen.fields_of(component.config))
@@ -21,6 +21,7 @@ def test_built_datasets_follow_the_protocol(shards, tmp_path, helpers):
     built = [
         gen.build("dataset", "shapes", num_samples=10),
         gen.build("dataset", "manifold", num_samples=10),
+        gen.build("dataset", "synthetic", num_samples=10),
         gen.build("dataset", "webdataset", urls=str(folder), image_size=32, num_workers=0),
         gen.build("dataset", "imagefolder", root=str(tmp_path / "tree"), image_size=32, num_workers=0),
     ]
