@@ -2,11 +2,13 @@
 
 Layout of ``RUN/checkpoints/step_00001000/``:
 
-- ``model.safetensors`` and ``ema_<decay>.safetensors`` (:func:`weights_name`): whole state dicts of
-  the backbone, whatever the parallelism it was trained with;
+- ``model.safetensors``, ``ema_<decay>.safetensors`` and ``phema_<sigma_rel>.safetensors``
+  (:func:`weights_name`): whole state dicts of the backbone, whatever the parallelism it was trained
+  with (``phema_*``: the power-function EMAs it tracks, and lengths reconstructed after training);
 - ``state.pt``: optimizer state, step, data position and every rank's RNG state, loaded with
   ``torch.load(weights_only=True)`` (no arbitrary unpickling);
-- ``meta.json``: :class:`CheckpointMeta` (step, world size, EMA decays, backbone, data spec, version).
+- ``meta.json``: :class:`CheckpointMeta` (step, world size, EMA decays and lengths, backbone, data spec,
+  version).
 
 A checkpoint is written into a hidden temporary directory and renamed into place, so a kill during the
 write leaves at most a stray ``.step_*.tmp`` directory, which reading ignores. The latest checkpoint is
@@ -32,6 +34,7 @@ import torch
 from safetensors.torch import save_file
 
 from gen.errors import DamagedFileError, GenError
+from gen.power_ema import EmaKey, EmaLength, parse_ema
 from gen.protocols import DataSpec
 from gen.tensor_files import check_safetensors, read_safetensors, read_torch
 
@@ -42,19 +45,22 @@ RECIPE_FILE = "recipe.toml"  # the run's resolved recipe, so that a copied check
 MODEL_STEM = "model"
 
 
-def weights_name(ema: float | None) -> str:
-    """The weights file of EMA ``ema`` (a decay), or of the raw weights for None.
+def weights_name(ema: EmaKey) -> str:
+    """The weights file of EMA ``ema`` (a decay, a power EMA's :class:`~gen.power_ema.EmaLength`), or of
+    the raw weights for None.
 
     Example:
-        >>> weights_name(0.9999), weights_name(None)
-        ('ema_0.9999.safetensors', 'model.safetensors')
+        >>> weights_name(0.9999), weights_name(EmaLength(0.05)), weights_name(None)
+        ('ema_0.9999.safetensors', 'phema_0.05.safetensors', 'model.safetensors')
     """
     return f"{weights_stem(ema)}.safetensors"
 
 
-def weights_stem(ema: float | None) -> str:
-    """:func:`weights_name` without the suffix: ``ema_0.9999`` or ``model``."""
-    return MODEL_STEM if ema is None else f"ema_{float(ema)!r}"
+def weights_stem(ema: EmaKey) -> str:
+    """:func:`weights_name` without the suffix: ``ema_0.9999``, ``phema_0.05`` or ``model``."""
+    if ema is None:
+        return MODEL_STEM
+    return str(ema) if isinstance(ema, EmaLength) else f"ema_{float(ema)!r}"
 
 
 @attrs.frozen(kw_only=True)
@@ -64,7 +70,8 @@ class CheckpointMeta:
     Attributes:
         step: Optimizer steps taken.
         world_size: Processes that trained it (the RNG states in ``state.pt`` are per rank).
-        ema_decays: The EMAs stored beside the raw weights.
+        ema_decays: The exponential EMAs stored beside the raw weights.
+        ema_lengths: The power-function EMAs tracked in training, stored beside them (σ_rel).
         backbone: The registered backbone's name.
         gen_version: The version that wrote it.
         data_spec: The data the backbone was built for, so that sampling rebuilds the model without the
@@ -74,6 +81,7 @@ class CheckpointMeta:
     step: int
     world_size: int = 1
     ema_decays: tuple[float, ...] = attrs.field(default=(), converter=lambda d: tuple(float(x) for x in d))
+    ema_lengths: tuple[float, ...] = attrs.field(default=(), converter=lambda d: tuple(float(x) for x in d))
     backbone: str = ""
     gen_version: str | None = None
     data_spec: DataSpec | None = None
@@ -81,6 +89,7 @@ class CheckpointMeta:
     def to_json(self) -> dict[str, Any]:
         out = attrs.asdict(self, recurse=False)
         out["ema_decays"] = list(self.ema_decays)
+        out["ema_lengths"] = list(self.ema_lengths)
         out["data_spec"] = self.data_spec.to_json() if self.data_spec is not None else None
         return out
 
@@ -91,25 +100,33 @@ class CheckpointMeta:
             step=int(data["step"]),
             world_size=int(data.get("world_size", 1)),
             ema_decays=data.get("ema_decays", ()),
+            ema_lengths=data.get("ema_lengths", ()),
             backbone=str(data.get("backbone", "")),
             gen_version=data.get("gen_version"),
             data_spec=DataSpec.from_json(spec) if spec else None,
         )
 
-    def find_ema(self, ema: str) -> float | None:
-        """An EMA named on a command line (``0.9999``, ``0.99990``; ``none``/``raw`` = raw weights) as a
-        stored decay (None for the raw weights); a :class:`gen.GenError` listing the stored ones else."""
-        if ema.strip().lower() in ("none", "raw"):
-            return None
+    @property
+    def ema_keys(self) -> tuple[EmaKey, ...]:
+        """The EMAs tracked in training: the decays, then the power EMAs."""
+        return (*self.ema_decays, *(EmaLength(s) for s in self.ema_lengths))
+
+    def find_ema(self, ema: str, also: tuple[EmaLength, ...] = ()) -> EmaKey:
+        """An EMA named on a command line (``0.9999``, ``0.99990``, ``phema_0.05``; ``none``/``raw`` = raw
+        weights) as a stored one (None for the raw weights); a :class:`gen.GenError` listing them else.
+        ``also``: power EMAs stored or reconstructable beside the tracked ones."""
         try:
-            decay = float(ema)
+            key = parse_ema(ema)
         except ValueError:
-            decay = math.nan
-        for d in self.ema_decays:
-            if d == decay:
-                return d
-        known = ", ".join([repr(d) for d in self.ema_decays] + ["none"])
-        raise GenError(f"--ema {ema}: this checkpoint has no such EMA; choose one of: {known}")
+            key = math.nan
+        if key is None:
+            return None
+        for known in (*self.ema_keys, *also):
+            if known == key:
+                return known
+        lengths = [str(e) for e in dict.fromkeys((*self.ema_keys, *also)) if isinstance(e, EmaLength)]
+        names = ", ".join([*(repr(d) for d in self.ema_decays), *lengths, "none"])
+        raise GenError(f"--ema {ema}: this checkpoint has no such EMA; choose one of: {names}")
 
 
 # -- where --------------------------------------------------------------------------------------------
@@ -185,7 +202,7 @@ def _tensor_bytes(obj: Any) -> int:
     return 0
 
 
-def bytes_needed(weights: dict[float | None, dict[str, torch.Tensor]], state: dict[str, Any]) -> int:
+def bytes_needed(weights: dict[EmaKey, dict[str, torch.Tensor]], state: dict[str, Any]) -> int:
     """About what a checkpoint takes on disk: its tensors, and 64 KiB per file for headers and blocks."""
     return _tensor_bytes(list(weights.values())) + _tensor_bytes(state) + (len(weights) + 2) * 2**16
 
@@ -231,7 +248,7 @@ def _write_failed(tmp: Path, final: Path, needed: int, error: Exception) -> GenE
 def _write_files(
     tmp: Path,
     meta: CheckpointMeta,
-    weights: dict[float | None, dict[str, torch.Tensor]],
+    weights: dict[EmaKey, dict[str, torch.Tensor]],
     state: dict[str, Any] | None,
     recipe_text: str | None,
 ) -> None:
@@ -254,7 +271,7 @@ def save_checkpoint(
     run_dir: Path,
     meta: CheckpointMeta,
     *,
-    weights: dict[float | None, dict[str, torch.Tensor]],
+    weights: dict[EmaKey, dict[str, torch.Tensor]],
     state: dict[str, Any] | None,
     recipe_text: str | None = None,
 ) -> Path:
@@ -320,7 +337,7 @@ def _damaged(checkpoint: Path, error: DamagedFileError) -> DamagedFileError:
     return DamagedFileError(error.path, error.problem, fix)
 
 
-def load_weights(checkpoint: Path, ema: float | None = None) -> dict[str, torch.Tensor]:
+def load_weights(checkpoint: Path, ema: EmaKey = None) -> dict[str, torch.Tensor]:
     """The state dict of EMA ``ema`` (None: the raw weights) of a checkpoint; a missing or damaged file
     is a :class:`~gen.errors.DamagedFileError` naming it, what is wrong and an earlier checkpoint."""
     checkpoint = Path(checkpoint)
@@ -340,7 +357,7 @@ def load_state(checkpoint: Path) -> dict[str, Any]:
         raise _damaged(checkpoint, e) from None
 
 
-def check_weights(checkpoint: Path, emas: Iterable[float | None]) -> None:
+def check_weights(checkpoint: Path, emas: Iterable[EmaKey]) -> None:
     """Read the headers of the weights files of ``emas`` (None: the raw weights), not their data: a
     missing, truncated or foreign file is a :class:`~gen.errors.DamagedFileError`."""
     checkpoint = Path(checkpoint)

@@ -8,6 +8,7 @@ import attrs
 from attrs import validators as v
 
 from gen.config import field
+from gen.power_ema import check_sigma_rel
 
 
 @attrs.frozen(kw_only=True)
@@ -46,6 +47,21 @@ class TrainConfig:
         None, doc="Clip the gradient norm to this value; None = no clipping.", validator=v.optional(v.gt(0))
     )
     ema_decays: tuple[float, ...] = field((0.9999, 0.9996), doc="EMA decays kept alongside the weights.")
+    ema_lengths: tuple[float, ...] = field(
+        (),
+        doc="Power-function EMAs (EDM2) kept alongside the weights, by length sigma_rel in (0, 0.2887], "
+        "e.g. [0.05, 0.10]; with ema_snapshot_every, any other length can be reconstructed after training "
+        "(gen ema reconstruct, gen eval --ema-length).",
+    )
+    ema_snapshot_every: int | None = field(
+        None,
+        doc="Steps between snapshots of the ema_lengths profiles in RUN/ema_snapshots (never pruned); "
+        "None = none. Each snapshot holds one model per length.",
+        validator=v.optional(v.ge(1)),
+    )
+    ema_snapshot_dtype: Literal["fp32", "fp16"] = field(
+        "fp32", doc="Precision of the EMA snapshots: fp16 halves their disk use (see docs/ema_and_guidance.md)."
+    )
     seed: int = field(0, doc="Seed of initialisation, data order, noise and time sampling.")
     precision: Literal["auto", "fp32", "bf16"] = field(
         "auto", doc="auto = bf16 autocast on CUDA, fp32 on CPU."
@@ -75,7 +91,9 @@ class TrainConfig:
         64, doc="Images in each sample grid (fixed noise and labels).", validator=v.ge(0)
     )
     grid_ema: float | None = field(
-        None, doc="EMA decay whose weights draw the grids; None = the first of ema_decays (or raw weights)."
+        None,
+        doc="EMA decay whose weights draw the grids; None = the first of ema_decays, else of ema_lengths, "
+        "else the raw weights.",
     )
     eval_samples: int = field(
         0,
@@ -105,3 +123,12 @@ class TrainConfig:
         for d in self.ema_decays:
             if not 0.0 <= d < 1.0:
                 raise ValueError(f"ema_decays must be in [0, 1), got {d}")
+        for length in self.ema_lengths:
+            check_sigma_rel(length)
+        if len(set(self.ema_lengths)) != len(self.ema_lengths):
+            raise ValueError(f"ema_lengths has a length twice: {list(self.ema_lengths)}")
+        if self.ema_snapshot_every is not None and not self.ema_lengths:
+            raise ValueError(
+                "ema_snapshot_every snapshots the power-function EMAs, and ema_lengths is empty; "
+                "set e.g. ema_lengths = [0.05, 0.10]"
+            )

@@ -253,11 +253,12 @@ class Trainer:
             x, y = next(stream)
             x = x.to(self.device, non_blocking=True)  # (b, *shape)
             y = y.to(self.device, non_blocking=True)  # (b,)
-            pos = j * b * w + self.dist.rank * b + torch.arange(b)  # (b,) positions in the global batch
+            first = j * b * w + self.dist.rank * b  # this micro-batch's positions in the global batch
+            pos = torch.arange(first, first + b)  # (b,)
             t = t_all[pos].to(self.device)
             if obj.num_classes > 0:
                 y = torch.where(drop_all[pos].to(self.device), torch.full_like(y, obj.null_label), y)
-            eps = self._noise(pos, x)
+            eps = self._noise(range(first, first + b), x)
             with self._no_sync(last=j == plan.accum - 1):
                 with autocast(self.cfg.precision, self.device):
                     loss, s = obj.loss_at(self.train_model, x, y, t, eps)
@@ -265,7 +266,7 @@ class Trainer:
             stats.add(s)
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip is not None else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
-        return stats, sharding.gather(grad_norm).float()  # under FSDP the norm is itself a shard
+        return stats, sharding.whole(grad_norm).float()  # under FSDP the norm is itself a shard
 
     def _no_sync(self, last: bool) -> contextlib.AbstractContextManager:
         """Gradients are reduced over ranks on the last micro-batch of the step only."""
@@ -275,11 +276,11 @@ class Trainer:
             return contextlib.nullcontext()
         return contextlib.nullcontext() if sync else self.train_model.no_sync()
 
-    def _noise(self, pos: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def _noise(self, pos: range, x: torch.Tensor) -> torch.Tensor:
         """eps for the samples at global-batch positions ``pos``: each keyed by (seed, step, position)."""
         base = self.step * self.plan.batch.global_batch
         rows = []
-        for p in pos.tolist():
+        for p in pos:
             g = torch.Generator(device=x.device).manual_seed(key_seed(self.cfg.seed, SAMPLE_NOISE, base + p))
             rows.append(torch.randn(x.shape[1:], generator=g, device=x.device, dtype=x.dtype))
         return torch.stack(rows) * self.objective.config.noise_scale  # (b, *shape)

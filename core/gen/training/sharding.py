@@ -46,10 +46,14 @@ def is_sharded(model: nn.Module) -> bool:
     return any(isinstance(p, DTensor) for p in model.parameters())
 
 
+def whole(tensor: torch.Tensor) -> torch.Tensor:
+    """The whole tensor on its device (a collective for a shard: every rank calls it); no host copy."""
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+
+
 def gather(tensor: torch.Tensor, keep: bool = True) -> torch.Tensor | None:
     """The whole tensor on the CPU (a collective for a shard: every rank calls it); None if not ``keep``."""
-    if isinstance(tensor, DTensor):
-        tensor = tensor.full_tensor()
+    tensor = whole(tensor)
     return tensor.detach().cpu() if keep else None
 
 
@@ -157,4 +161,5 @@ __all__ = [
     "optimizer_state",
     "shard_like",
     "shard_model",
+    "whole",
 ]
