@@ -42,13 +42,15 @@ class EMA:
         self.steps = 0
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, keep: torch.Tensor | None = None) -> None:
+        """One EMA step toward the model's parameters; ``keep`` (a 0-dim device tensor, 0 or 1) skips it
+        on the device where the step's update was skipped (no host synchronisation)."""
         params = [p.detach() for p in model.parameters() if p.requires_grad]
         self.steps += 1
         betas = [*self.decays, *(power_beta(self.steps, g) for g in self.exponents)]
         for beta, shadow in zip(betas, self.shadows, strict=True):
             # lerp(ema, p, 1 - beta) = ema + (1 - beta) * (p - ema) = beta * ema + (1 - beta) * p
-            torch._foreach_lerp_(shadow, params, 1.0 - beta)
+            torch._foreach_lerp_(shadow, params, (1.0 - beta) if keep is None else keep * (1.0 - beta))
 
     def index(self, key: EmaKey) -> int:
         """The position of the EMA named ``key`` in :attr:`keys`."""

@@ -114,12 +114,12 @@ def test_a_skipped_step_changes_nothing(tmp_path):
     trainer.optimizer.step()
     trainer.ema.update(trainer.model, keep)
     assert float(keep) == 0.0
-    assert all(torch.equal(a, p) for a, p in zip(before, trainer.model.parameters()))
+    assert all(torch.equal(a, p) for a, p in zip(before, trainer.model.parameters(), strict=True))
     assert all(
         torch.equal(m, trainer.optimizer.state[p]["exp_avg"])
-        for m, p in zip(moments, trainer.model.parameters())
+        for m, p in zip(moments, trainer.model.parameters(), strict=True)
     )
-    assert all(torch.equal(a, b) for a, b in zip(ema, trainer.ema.shadows[0]))
+    assert all(torch.equal(a, b) for a, b in zip(ema, trainer.ema.shadows[0], strict=True))
     assert torch.equal(steps, trainer.optimizer.state[next(trainer.model.parameters())]["step"])
     with pytest.raises(
         gen.GenError, match=r"loss is nan \(grad norm .*\) at step 2; training stopped at step 5"
