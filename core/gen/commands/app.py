@@ -14,6 +14,7 @@ from rich.console import Console
 
 from gen.errors import GenError
 from gen.plugins import get_host
+from gen.threads import configure_threads
 from gen.version import __version__
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -61,8 +62,15 @@ def root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="CPU threads for torch (default: OMP_NUM_THREADS, else the CPUs this process may use).",
+    ),
 ) -> None:
     ctx.obj = {"debug": debug}
+    configure_threads(threads)
     for err in get_host().errors:
         err_console.print(f"warning: plugin {err.plugin!r}: {err.error}", markup=False)
 
