@@ -2,8 +2,9 @@
 
 Datasets: ``webdataset`` (tar shards, streamed), ``imagefolder`` (class-per-folder tree), ``shapes``
 (synthetic coloured shapes with an analytic oracle; the embedded default), ``manifold`` (the paper's
-spiral-in-D toy) and ``latents`` (what ``gen data encode`` writes). Commands: ``gen data pack``,
-``gen data info`` and ``gen data encode``.
+spiral-in-D toy), ``latents`` (what ``gen data encode`` writes) and ``synthetic`` (standard-normal
+tensors of any shape, for benchmarks and smoke tests). Commands: ``gen data pack``, ``gen data info`` and
+``gen data encode``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from gen_data.latents import LatentsConfig, LatentsDataset, build_latents
 from gen_data.manifold import ManifoldConfig, ManifoldDataset, build_manifold
 from gen_data.shapes import ShapesConfig, ShapesDataset, build_shapes
 from gen_data.shards import WebDataset, WebDatasetConfig, build_webdataset
+from gen_data.synthetic import FiniteSyntheticDataset, SyntheticConfig, SyntheticDataset, build_synthetic
 
 __all__ = [
+    "FiniteSyntheticDataset",
     "ImageFolderConfig",
     "ImageFolderDataset",
     "LatentsConfig",
@@ -24,6 +27,8 @@ __all__ = [
     "ManifoldDataset",
     "ShapesConfig",
     "ShapesDataset",
+    "SyntheticConfig",
+    "SyntheticDataset",
     "WebDataset",
     "WebDatasetConfig",
 ]
@@ -36,6 +41,7 @@ def register_datasets(register):
     register("shapes", build_shapes, config=ShapesConfig)
     register("manifold", build_manifold, config=ManifoldConfig)
     register("latents", build_latents, config=LatentsConfig)
+    register("synthetic", build_synthetic, config=SyntheticConfig)
 
 
 @gen.hookimpl

@@ -16,14 +16,6 @@ import torch
 import typer
 import webdataset
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 import gen
@@ -93,15 +85,8 @@ def pack_command(
     workers = workers or os.cpu_count() or 1
     written, bad, last_error = 0, 0, ""
     pattern = os.path.join(str(out).replace("%", "%%"), SHARD_PATTERN)
-    columns = (
-        TextColumn("packing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
     with webdataset.ShardWriter(pattern, maxcount=shard_size, verbose=0, encoder=False, mtime=0) as sink:
-        with Progress(*columns, console=console, transient=False) as progress:
+        with gen.progress_bar(console, True, "packing") as progress:
             task = progress.add_task("pack", total=len(jobs))
             if workers > 1:
                 pool = multiprocessing.get_context("spawn" if os.name == "nt" else "fork").Pool(workers)

@@ -31,14 +31,6 @@ import torch
 import typer
 import webdataset
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 import gen
 from gen_data.imagefolder import scan_image_folder
@@ -280,15 +272,8 @@ def encode_all(
     """Decode, encode and write every job; returns (labels written, unreadable images, last error)."""
     batch_size, seed, flip = options.batch_size, options.seed, options.flip
     bad, last_error = 0, ""
-    columns = (
-        TextColumn("encoding"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
     stream = decoded(jobs, options.workers, WINDOW_BATCHES * batch_size)
-    with Progress(*columns, console=console) as progress:
+    with gen.progress_bar(console, True, "encoding") as progress:
         task = progress.add_task("encode", total=total)
         while chunk := list(itertools.islice(stream, batch_size)):
             progress.advance(task, len(chunk))

@@ -29,8 +29,6 @@ from typing import Any, Literal
 import attrs
 import torch
 from attrs import validators as v
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 import gen
@@ -103,23 +101,18 @@ def _autoencoder_kl() -> type:
 
 def _check_safetensors(path: Path) -> None:
     """Read the header of a safetensors file (no tensor data): a missing, empty, truncated or foreign
-    file is one :class:`gen.GenError` line naming it."""
-    fix = "point it to the VAE's diffusion_pytorch_model.safetensors (download it again if it is damaged)"
-    if not path.is_file():
-        raise _error(path, "is missing", fix)
+    file is one :class:`gen.GenError` line naming it and the recipe key that points to it."""
     try:
-        with safe_open(str(path), "pt"):
-            return
-    except (SafetensorError, OSError) as e:
-        with open(path, "rb") as f:
-            head = f.read(2)
-        if not head:
-            problem = "is empty (0 bytes), not a safetensors file"
-        elif head.startswith((b"PK", b"\x80")):  # torch.save's zip or a raw pickle: never loaded
-            problem = "is a pickle (a torch.save file), not a safetensors file; it was not loaded"
-        else:
-            problem = f"is damaged or not a safetensors file ({' '.join(str(e).split())})"
-        raise _error(path, problem, fix) from None
+        gen.check_safetensors(path)
+    except gen.GenError as e:  # the core's "PATH PROBLEM" line, put in this plugin's words
+        fix = "point it to the VAE's diffusion_pytorch_model.safetensors (download it again if it is damaged)"
+        raise _damaged(e, fix) from None
+
+
+def _damaged(error: gen.GenError, fix: str) -> gen.GenError:
+    """``error``, a one-line ``PATH PROBLEM`` of the core's tensor-file readers, with the recipe key
+    and the fix, as :func:`_error` words it."""
+    return gen.GenError(f"autoencoder 'sd_vae': {error} (recipe key autoencoder.path); {fix}")
 
 
 def _read_architecture(path: Path, fix: str, key: str = "path") -> dict[str, Any]:
@@ -212,9 +205,9 @@ def _load_folder(source: _Source, dtype: torch.dtype) -> nn.Module:
 def _load_file(source: _Source, dtype: torch.dtype) -> nn.Module:
     autoencoder_kl = _autoencoder_kl()
     try:
-        state = {k: t.to(dtype) for k, t in load_file(str(source.path)).items()}
-    except (SafetensorError, OSError) as e:
-        raise _error(source.path, f"is damaged ({' '.join(str(e).split())})", "download it again") from None
+        state = {k: t.to(dtype) for k, t in gen.read_safetensors(source.path).items()}
+    except gen.GenError as e:
+        raise _damaged(e, "download it again") from None
     if any(k.startswith(("encoder.down.", "first_stage_model.")) for k in state):
         raise _error(
             source.path,
