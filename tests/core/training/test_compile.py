@@ -1,0 +1,52 @@
+"""torch.compile sees one graph: the forward and loss of JiT and DiT (flow and DDPM) trace with zero
+graph breaks (a break splits the compiled step and, on a GPU, costs a launch gap and a host round
+trip)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import gen
+
+JIT = dict(input_size=16, patch_size=4, hidden_size=32, depth=2, num_heads=2, num_classes=5,
+           bottleneck_dim=16, in_context_len=2, in_context_start=1)  # fmt: skip
+DIT = dict(input_size=16, in_channels=3, patch_size=4, hidden_size=32, depth=2, num_heads=2, num_classes=5)
+
+
+def explain(fn, *args):
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(fn)(*args)
+    reasons = [b.reason for b in explanation.break_reasons]
+    return explanation.graph_break_count, explanation.graph_count, reasons
+
+
+@pytest.mark.parametrize(
+    ("backbone", "fields", "objective"),
+    [
+        ("jit", JIT, gen.ObjectiveConfig()),
+        ("dit", DIT, gen.ObjectiveConfig()),
+        ("dit", {**DIT, "out_channels": 6}, None),  # the DDPM process, learned variance
+    ],
+)
+def test_training_loss_traces_without_graph_breaks(backbone, fields, objective):
+    if objective is None:
+        objective = (
+            gen.build("backbone", "dit", **DIT)
+            and gen.load_recipe(
+                "recipes/dit_s2.toml",
+                ["autoencoder.name='identity'", "data={name='synthetic', shape=[3, 16, 16]}"],
+            ).objective
+        )
+    net = gen.build("backbone", backbone, **fields)
+    obj = gen.Objective(objective, num_classes=5)
+    g = torch.Generator().manual_seed(0)
+    x, eps = torch.randn(2, 3, 16, 16, generator=g), torch.randn(2, 3, 16, 16, generator=g)
+    t = obj.sample_time(2, generator=g)
+    y = torch.tensor([0, 5])
+
+    def loss(x, y, t, eps):
+        return obj.loss_at(net, x, y, t, eps)[0]
+
+    breaks, graphs, reasons = explain(loss, x, y, t, eps)
+    assert (breaks, graphs) == (0, 1), reasons
