@@ -39,12 +39,18 @@ PEAK_ENV = "GEN_PEAK_TFLOPS"
 def flops_per_sample(recipe: Recipe, spec: DataSpec) -> float:
     """FLOPs of one forward and one backward of the recipe's backbone on one sample of ``spec``."""
     with torch.device("meta"):
-        net = build_backbone(recipe, spec)
-        z = torch.zeros(1, *spec.shape)  # (1, *shape)
-        t = torch.full((1,), 0.5)
-        y = torch.zeros(1, dtype=torch.long)
-        with FlopCounterMode(display=False) as counter:
-            net(z, t, y).float().sum().backward()
+        return count_flops(build_backbone(recipe, spec), spec.shape)
+
+
+def count_flops(net: torch.nn.Module, shape: tuple[int, ...]) -> float:
+    """FLOPs of ``net(z, t, y)`` forward and backward for one sample ``z`` of ``shape`` (the inputs need
+    no gradient, as in training). Put ``net`` on the meta device to count without computing."""
+    device = next(net.parameters()).device
+    z = torch.zeros(1, *shape, device=device)  # (1, *shape)
+    t = torch.full((1,), 0.5, device=device)
+    y = torch.zeros(1, dtype=torch.long, device=device)
+    with FlopCounterMode(display=False) as counter:
+        net(z, t, y).float().sum().backward()
     return float(counter.get_total_flops())
 
 
@@ -74,4 +80,4 @@ def describe_peak(device: torch.device, precision: str) -> dict[str, Any]:
     return {"peak_tflops": None if peak is None else peak / 1e12, "peak_source": source}
 
 
-__all__ = ["PEAK_ENV", "PEAK_TFLOPS", "describe_peak", "flops_per_sample", "mfu", "peak_flops"]
+__all__ = ["PEAK_ENV", "PEAK_TFLOPS", "count_flops", "describe_peak", "flops_per_sample", "mfu", "peak_flops"]
