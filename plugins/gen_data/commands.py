@@ -20,9 +20,9 @@ from rich.table import Table
 
 import gen
 from gen_data.encode import encode_command
-from gen_data.imagefolder import scan_image_folder
+from gen_data.folders import LAYOUTS, scan_image_folder
 from gen_data.shards import decode_sample, expand_shards, is_local, iter_shard, local_path, read_classes
-from gen_data.transforms import center_crop_arr, load_image, to_uint8_chw
+from gen_data.transforms import CHANNEL_MODES, center_crop_arr, load_image, to_uint8_chw
 
 data_app = typer.Typer(
     help="Prepare and inspect datasets (WebDataset shards, image folders).", no_args_is_help=True
@@ -35,11 +35,18 @@ SHARD_PATTERN = "shard-%06d.tar"
 # -- pack ------------------------------------------------------------------------------------------------
 
 
-def _encode(job: tuple[str, int, str, int]) -> tuple[bytes | None, str]:
-    """Worker: read, center-crop and encode one image; returns (bytes, "") or (None, error)."""
-    path, size, fmt, quality = job
+def _encode(job: tuple[str, int, str, int, str]) -> tuple[bytes | None, str, bool]:
+    """Worker: read, center-crop and encode one image in PIL ``mode`` (L, RGB, RGBA).
+
+    Returns:
+        ``(bytes, "", upscaled)`` or ``(None, error, False)``; ``upscaled`` when the image's short side
+        was below ``size``.
+    """
+    path, size, fmt, quality, mode = job
     try:
-        image = center_crop_arr(load_image(path), size)
+        image = load_image(path, mode)
+        upscaled = min(image.size) < size
+        image = center_crop_arr(image, size)
         buffer = io.BytesIO()
         if fmt == "jpg":
             image.save(buffer, format="JPEG", quality=quality, subsampling=0)
@@ -47,18 +54,34 @@ def _encode(job: tuple[str, int, str, int]) -> tuple[bytes | None, str]:
             image.save(buffer, format="WEBP", quality=quality)
         else:
             image.save(buffer, format="PNG", compress_level=6)
-        return buffer.getvalue(), ""
+        return buffer.getvalue(), "", upscaled
     except Exception as e:  # noqa: BLE001 - a corrupt file is skipped and reported
-        return None, f"{path}: {type(e).__name__}: {e}"
+        return None, f"{path}: {type(e).__name__}: {e}", False
+
+
+def _check_layout(layout: str, labels: str) -> None:
+    if layout not in LAYOUTS:
+        raise gen.GenError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if labels and layout != "auto":
+        raise gen.GenError(f"--labels gives the labels; leave --layout at auto (it was {layout})")
+
+
+_LAYOUT_HELP = "auto (class sub-folders if any, else flat), classes, or flat (unconditional)."
+_LABELS_HELP = "A .csv (filename,label) or .json labels file, relative to SRC; replaces the layout's labels."
 
 
 @data_app.command("pack")
 def pack_command(
     src: Path = typer.Argument(
-        ..., help="Image folder with one sub-folder per class (ImageNet train layout)."
+        ..., help="Image folder: one sub-folder per class (ImageNet train layout), or images directly."
     ),
     out: Path = typer.Argument(..., help="Output folder for the shards and classes.json."),
     size: int = typer.Option(256, "--size", min=1, help="Side of the center crop stored in the shards."),
+    channels: int = typer.Option(
+        3, "--channels", help="Channels stored: 1 grayscale (PNG L), 3 RGB, 4 RGBA (png or webp)."
+    ),
+    layout: str = typer.Option("auto", "--layout", help=_LAYOUT_HELP),
+    labels: str = typer.Option("", "--labels", help=_LABELS_HELP),
     shard_size: int = typer.Option(5000, "--shard-size", min=1, help="Samples per shard."),
     fmt: str = typer.Option("png", "--format", help="Stored image format: png (lossless), jpg or webp."),
     quality: int = typer.Option(95, "--quality", min=1, max=100, help="jpg/webp quality."),
@@ -71,7 +94,12 @@ def pack_command(
     """Pack an image folder into WebDataset shards, center-cropped once (ADM/DiT/JiT crop)."""
     if fmt not in ("png", "jpg", "webp"):
         raise gen.GenError(f"--format must be png, jpg or webp, got {fmt!r}")
-    classes, samples = scan_image_folder(src)
+    if channels not in CHANNEL_MODES:
+        raise gen.GenError(f"--channels must be 1, 3 or 4, got {channels}")
+    if channels == 4 and fmt == "jpg":
+        raise gen.GenError("--format jpg cannot store 4 channels (RGBA); use --format png or webp")
+    _check_layout(layout, labels)
+    classes, samples = scan_image_folder(src, layout=layout, labels=labels)
     out.mkdir(parents=True, exist_ok=True)
     existing = sorted(out.glob("shard-*.tar"))
     if existing:
@@ -81,9 +109,9 @@ def pack_command(
     order = list(range(len(samples)))
     if shuffle:
         random.Random(seed).shuffle(order)
-    jobs = [(samples[i][0], size, fmt, quality) for i in order]
+    jobs = [(samples[i][0], size, fmt, quality, CHANNEL_MODES[channels]) for i in order]
     workers = workers or os.cpu_count() or 1
-    written, bad, last_error = 0, 0, ""
+    written, bad, last_error, upscaled = 0, 0, "", 0
     pattern = os.path.join(str(out).replace("%", "%%"), SHARD_PATTERN)
     with webdataset.ShardWriter(pattern, maxcount=shard_size, verbose=0, encoder=False, mtime=0) as sink:
         with gen.progress_bar(console, True, "packing") as progress:
@@ -95,12 +123,13 @@ def pack_command(
                 pool = None
                 results = map(_encode, jobs)
             try:
-                for i, (data, error) in zip(order, results, strict=True):
+                for i, (data, error, small) in zip(order, results, strict=True):
                     progress.advance(task)
                     if data is None:
                         bad += 1
                         last_error = error
                         continue
+                    upscaled += small
                     label = samples[i][1]
                     sink.write({"__key__": f"{written:08d}", fmt: data, "cls": str(label).encode("ascii")})
                     written += 1
@@ -117,10 +146,18 @@ def pack_command(
     )
     if bad:
         console.print(f"warning: skipped {bad} unreadable image(s); last: {last_error}", markup=False)
+    if upscaled:
+        console.print(
+            f"warning: {upscaled} of {written} images were smaller than --size {size} (short side) and were "
+            "upscaled (BICUBIC)",
+            markup=False,
+        )
     last = max(shards - 1, 0)
+    what = f"of {len(classes)} classes" if classes else "(unconditional: no classes)"
+    read_as = f", {channels} channel(s): read them with channels = {channels}" if channels != 3 else ""
     console.print(
-        f"wrote {written} samples of {len(classes)} classes in {shards} shard(s): "
-        f"{out}/shard-{{000000..{last:06d}}}.tar (+ classes.json)",
+        f"wrote {written} samples {what} in {shards} shard(s): "
+        f"{out}/shard-{{000000..{last:06d}}}.tar (+ classes.json){read_as}",
         markup=False,
     )
 
@@ -213,38 +250,50 @@ def _looks_like_shards(path: str) -> bool:
 @data_app.command("info")
 def info_command(
     path: str = typer.Argument(
-        ..., help="Shards (folder, .tar file or brace pattern) or a class-per-folder tree."
+        ...,
+        help="Shards (folder, .tar file or brace pattern) or an image folder (class sub-folders or flat).",
     ),
+    layout: str = typer.Option("auto", "--layout", help="An image folder's layout: " + _LAYOUT_HELP),
+    labels: str = typer.Option("", "--labels", help=_LABELS_HELP.replace("SRC", "PATH")),
     grid: Path | None = typer.Option(None, "--grid", help="Also write a grid of sample images to this PNG."),
     grid_count: int = typer.Option(64, "--grid-count", min=1, help="Images in the grid."),
     grid_size: int = typer.Option(64, "--grid-size", min=8, help="Side of each grid image (center crop)."),
 ) -> None:
     """Print sample and class counts of a dataset; optionally write a grid of its images."""
     if _looks_like_shards(path):
+        if labels or layout != "auto":
+            raise gen.GenError("--layout and --labels are for image folders; shards carry their labels")
         shards = expand_shards(path)
         remote = [u for u in shards if not is_local(u)]
         if remote:
             raise gen.GenError(f"data info reads local shards only; {remote[0]} is remote")
         classes = read_classes(shards)
         names = {i: n for n, i in classes.items()} if classes else None
-        total, labels, formats = 0, Counter(), Counter()
+        total, label_counts, formats = 0, Counter(), Counter()
         for url in shards:
             try:
                 n, lab, fmts = _shard_stats(url)
             except (tarfile.TarError, OSError, EOFError) as e:
                 raise gen.GenError(f"cannot read shard {local_path(url)}: {e}") from None
             total += n
-            labels.update(lab)
+            label_counts.update(lab)
             formats.update(fmts)
         fmt_text = ", ".join(f"{k} {v}" for k, v in sorted(formats.items()))
         extra = f" in {len(shards)} shard(s); images: {fmt_text or 'none'}"
         extra += f"; classes.json: {len(classes)} names" if classes else "; no classes.json"
-        _print_counts("webdataset", total, labels, names, extra)
+        _print_counts("webdataset", total, label_counts, names, extra)
         images, bad = _grid_from_shards(shards, grid_count, grid_size) if grid else (None, 0)
     else:
-        class_names, samples = scan_image_folder(path)
-        labels = Counter(label for _, label in samples)
-        _print_counts("imagefolder", len(samples), labels, dict(enumerate(class_names)), "")
+        _check_layout(layout, labels)
+        class_names, samples = scan_image_folder(path, layout=layout, labels=labels)
+        if class_names:
+            counts = Counter(label for _, label in samples)
+            _print_counts("imagefolder", len(samples), counts, dict(enumerate(class_names)), "")
+        else:
+            console.print(
+                f"imagefolder: {len(samples)} samples, unconditional (a flat folder: every label 0)",
+                markup=False,
+            )
         images, bad = _grid_from_folder(samples, grid_count, grid_size) if grid else (None, 0)
     if grid is not None and images is not None:
         if len(images) == 0:

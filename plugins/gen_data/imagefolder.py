@@ -1,17 +1,20 @@
-"""``imagefolder``: a class-per-folder image tree (the ImageNet ``train/`` layout), decoded on the fly.
+"""``imagefolder``: a folder of images, decoded on the fly: class sub-folders (the ImageNet ``train/``
+layout), a flat unconditional folder (FFHQ), or labels from a CSV or JSON file.
 
-Classes are the sorted sub-folder names (label = position in that order, as torchvision's ImageFolder
-does). Images go through the ADM/DiT/JiT center crop and an optional random horizontal flip. The order
-is the shared epoch-permutation stream (:mod:`gen_data.stream`): deterministic from the seed, disjoint
-across ranks within an epoch, exactly resumable. A corrupt image is replaced by the next good image of
-the same epoch's order (so batch positions never shift), counted, and reported with a warning.
+How a folder is listed and labelled is :mod:`gen_data.folders` (``layout``, ``labels``). Images are
+decoded to ``channels`` (1 = grayscale, 3 = RGB, 4 = RGBA) and go through the ADM/DiT/JiT center crop
+and an optional random horizontal flip. The order is the shared epoch-permutation stream
+(:mod:`gen_data.stream`): deterministic from the seed, disjoint across ranks within an epoch, exactly
+resumable. A corrupt image is replaced by the next good image of the same epoch's order (so batch
+positions never shift), counted, and reported with a warning. At build the header of every image is read
+to count those smaller than ``image_size`` (upscaled): one warning with the count.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Literal
 
 import attrs
 import numpy as np
@@ -20,6 +23,7 @@ from attrs import validators as v
 from torch.utils.data import DataLoader, Dataset
 
 import gen
+from gen_data.folders import count_classes, scan_image_folder, warn_if_smaller
 from gen_data.stream import (
     EpochPermutation,
     SkipReporter,
@@ -28,7 +32,16 @@ from gen_data.stream import (
     mix_seed,
     unwrap_worker_error,
 )
-from gen_data.transforms import IMAGE_EXTENSIONS, center_crop_arr, load_image, to_uint8_chw, uint8_to_float
+from gen_data.transforms import (
+    CHANNEL_MODES,
+    RANDOM_FLIP_DOC,
+    center_crop_arr,
+    load_image,
+    to_uint8_chw,
+    uint8_to_float,
+)
+
+__all__ = ["ImageFolderConfig", "ImageFolderDataset", "build_imagefolder", "scan_image_folder"]
 
 #: How many consecutive corrupt images a read may skip before giving up.
 MAX_CONSECUTIVE_CORRUPT = 1000
@@ -36,60 +49,52 @@ MAX_CONSECUTIVE_CORRUPT = 1000
 
 @attrs.frozen(kw_only=True)
 class ImageFolderConfig:
-    """A folder with one sub-folder of images per class (ImageNet's train/ layout)."""
+    """A folder of images: one sub-folder per class, flat (unconditional), or labels from a file."""
 
-    root: str = gen.field("", doc="The folder holding one sub-folder per class.")
+    root: str = gen.field(
+        "", doc="The folder of images: one sub-folder per class (ImageNet's train/), or images directly."
+    )
+    layout: Literal["auto", "classes", "flat"] = gen.field(
+        "auto",
+        doc="auto: class sub-folders if root has any, else flat; classes: one class per sub-folder; "
+        "flat: every image under root (recursively), unconditional (num_classes 0).",
+    )
+    labels: str = gen.field(
+        "",
+        doc="A .csv (filename,label rows) or .json ({filename: label}) file of labels, relative to root; "
+        "labels are class ids or class names (ids in sorted order). Empty: labels from the layout.",
+    )
     image_size: int = gen.field(256, doc="Side of the square center crop in pixels.", validator=v.ge(1))
-    random_flip: bool = gen.field(True, doc="Mirror each training image left-right with probability 1/2.")
+    channels: Literal[1, 3, 4] = gen.field(
+        3, doc="Channels images are decoded to: 1 grayscale (L), 3 RGB, 4 RGBA."
+    )
+    random_flip: bool = gen.field(True, doc=RANDOM_FLIP_DOC)
+    check_sizes: bool = gen.field(
+        True,
+        doc="Read every image's header at start and warn once how many are smaller than image_size "
+        "(upscaled); about 30 us an image.",
+    )
     num_workers: int = gen.field(
         4, doc="DataLoader worker processes decoding images (0 = in process).", validator=v.ge(0)
     )
 
+    def __attrs_post_init__(self) -> None:
+        if self.labels and self.layout != "auto":
+            raise ValueError(
+                f'labels = {self.labels!r} gives the labels; leave layout at "auto" (it was {self.layout!r})'
+            )
+
     def sample_shape(self) -> tuple[int, int, int]:
-        """(3, image_size, image_size): known without the folder."""
-        return (3, self.image_size, self.image_size)
+        """(channels, image_size, image_size): known without the folder."""
+        return (self.channels, self.image_size, self.image_size)
 
     def spec(self) -> gen.DataSpec | None:
-        """The spec, its classes counted from the class sub-folders (a directory listing, no image is
+        """The spec, its classes counted from a listing of ``root`` or from the labels file (no image is
         read); None when the folder is not on this machine."""
-        if not self.root or not os.path.isdir(self.root):
+        num_classes = count_classes(self.root, layout=self.layout, labels=self.labels)
+        if num_classes is None:
             return None
-        classes = [e for e in os.scandir(self.root) if e.is_dir() and not e.name.startswith(".")]
-        return gen.DataSpec(shape=self.sample_shape(), num_classes=len(classes))
-
-
-def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, int]]]:
-    """List a class-per-folder tree.
-
-    Returns:
-        ``(classes, samples)``: the sorted class names and ``(path, label)`` for every image, sorted by
-        class then file name.
-
-    Raises:
-        gen.GenError: when the folder is missing or holds no images.
-    """
-    path = Path(root)
-    if not str(root):
-        raise gen.GenError("imagefolder: set `root` to the folder that holds one sub-folder per class")
-    if not path.is_dir():
-        raise gen.GenError(f"imagefolder: folder not found: {path}")
-    classes = sorted(
-        entry.name for entry in os.scandir(path) if entry.is_dir() and not entry.name.startswith(".")
-    )
-    samples: list[tuple[str, int]] = []
-    for label, name in enumerate(classes):
-        files = []
-        for dirpath, _, filenames in os.walk(path / name, followlinks=True):
-            for filename in filenames:
-                if filename.rsplit(".", 1)[-1].lower() in IMAGE_EXTENSIONS and not filename.startswith("."):
-                    files.append(os.path.join(dirpath, filename))
-        samples.extend((f, label) for f in sorted(files))
-    if not samples:
-        exts = ", ".join(IMAGE_EXTENSIONS)
-        raise gen.GenError(
-            f"imagefolder: no images ({exts}) in class sub-folders of {path}; expected {path}/<class>/<image>"
-        )
-    return classes, samples
+        return gen.DataSpec(shape=self.sample_shape(), num_classes=num_classes)
 
 
 class SampleTable:
@@ -113,15 +118,16 @@ class SampleTable:
 class _PositionDataset(Dataset):
     """Map-style view for the DataLoader: item ``p`` is the sample at global stream position ``p``.
 
-    Returns ``(image uint8 (3, S, S), label, skipped, note)``: ``skipped`` counts corrupt images
+    Returns ``(image uint8 (C, S, S), label, skipped, note)``: ``skipped`` counts corrupt images
     passed over to fill this position, ``note`` names the last one.
     """
 
-    def __init__(self, samples: SampleTable, image_size: int, seed: int, flip: bool):
+    def __init__(self, samples: SampleTable, image_size: int, seed: int, flip: bool, mode: str):
         self.samples = samples
         self.image_size = image_size
         self.seed = seed
         self.flip = flip
+        self.mode = mode
         self.order = EpochPermutation(len(samples), seed)
 
     def __len__(self) -> int:  # the stream is endless; this only satisfies the Dataset protocol
@@ -135,7 +141,7 @@ class _PositionDataset(Dataset):
         for skipped in range(min(n, MAX_CONSECUTIVE_CORRUPT)):
             path, label = self.samples[int(perm[(offset + skipped) % n])]
             try:
-                image = center_crop_arr(load_image(path), self.image_size)
+                image = center_crop_arr(load_image(path, self.mode), self.image_size)
             except Exception as e:  # noqa: BLE001 - any decoding failure means a corrupt file
                 note = f"{path}: {type(e).__name__}: {e}"
                 continue
@@ -171,11 +177,17 @@ class ImageFolderDataset:
 
     def __init__(self, config: ImageFolderConfig):
         self.config = config
-        self.classes, samples = scan_image_folder(config.root)
+        #: The class names, label = position (``[]`` for an unconditional folder: every label 0).
+        self.classes, samples = scan_image_folder(config.root, layout=config.layout, labels=config.labels)
         self.table = SampleTable(samples)
-        s = config.image_size
-        self.spec = gen.DataSpec(shape=(3, s, s), num_classes=len(self.classes))
+        self.spec = gen.DataSpec(shape=config.sample_shape(), num_classes=len(self.classes))
         self.skips = SkipReporter(f"imagefolder {config.root}")
+        #: Images smaller than ``image_size`` (upscaled); None when ``check_sizes`` is off.
+        self.smaller: int | None = None
+        if config.check_sizes:
+            self.smaller = warn_if_smaller(
+                f"imagefolder {config.root}", [p for p, _ in samples], config.image_size, config.num_workers
+            )
 
     @property
     def num_samples(self) -> int:
@@ -212,15 +224,16 @@ class ImageFolderDataset:
     def train_batches(
         self, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1, start_batch: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Endless batches ``(x (B, 3, S, S) in [-1, 1], y (B,) int64)``; see :mod:`gen_data.stream`."""
+        """Endless batches ``(x (B, C, S, S) in [-1, 1], y (B,) int64)``; see :mod:`gen_data.stream`."""
         check_stream_args(batch_size, seed, rank, world_size, start_batch)
-        dataset = _PositionDataset(self.table, self.config.image_size, seed, self.config.random_flip)
+        mode = CHANNEL_MODES[self.config.channels]
+        dataset = _PositionDataset(self.table, self.config.image_size, seed, self.config.random_flip, mode)
         sampler = _Positions(batch_size, rank, world_size, start_batch)
         return self._stream(self._loader(dataset, batch_size, sampler))
 
     def iter_images(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One pass over every image in folder order, center-cropped, never flipped (corrupt ones skipped)."""
-        dataset = _FolderPass(self.table, self.config.image_size)
+        dataset = _FolderPass(self.table, self.config.image_size, self.config.channels)
         loader = DataLoader(
             dataset,
             batch_size=None,
@@ -241,9 +254,10 @@ def _chunks(n: int, size: int) -> list[range]:
 class _FolderPass(Dataset):
     """Item = a range of sample indices -> one batch ``(uint8 images, labels, skipped, note)``."""
 
-    def __init__(self, samples: SampleTable, image_size: int):
+    def __init__(self, samples: SampleTable, image_size: int, channels: int):
         self.samples = samples
         self.image_size = image_size
+        self.channels = channels
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -253,16 +267,17 @@ class _FolderPass(Dataset):
         for i in indices:
             path, label = self.samples[i]
             try:
-                images.append(to_uint8_chw(center_crop_arr(load_image(path), self.image_size)))
+                image = load_image(path, CHANNEL_MODES[self.channels])
+                images.append(to_uint8_chw(center_crop_arr(image, self.image_size)))
             except Exception as e:  # noqa: BLE001 - a corrupt file is skipped
                 note = f"{path}: {type(e).__name__}: {e}"
                 continue
             labels.append(label)
         s = self.image_size
-        x = torch.stack(images) if images else torch.zeros(0, 3, s, s, dtype=torch.uint8)
+        x = torch.stack(images) if images else torch.zeros(0, self.channels, s, s, dtype=torch.uint8)
         return x, torch.tensor(labels, dtype=torch.int64), len(indices) - len(images), note
 
 
 def build_imagefolder(config: ImageFolderConfig) -> ImageFolderDataset:
-    """Class-per-folder images (ImageNet train layout), center-cropped and flipped as JiT trains."""
+    """A folder of images (class sub-folders, flat, or labels from a file), center-cropped as JiT trains."""
     return ImageFolderDataset(config)

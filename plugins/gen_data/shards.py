@@ -17,7 +17,8 @@ the same sample:
   samples were dropped before ``start_batch`` in that epoch, or ``num_workers`` changed: streaming has
   no random access, so that is the best approximation.
 
-Each sample: the first of ``jpg``, ``jpeg``, ``png``, ``webp`` is decoded to RGB, center-cropped as
+Each sample: the first of ``jpg``, ``jpeg``, ``png``, ``webp`` is decoded to ``channels`` (1 grayscale,
+3 RGB, 4 RGBA; ``gen data pack --channels`` keeps the count in the PNGs), center-cropped as
 ADM/DiT/JiT do, optionally flipped; ``cls`` holds the class id as ASCII digits. A sample that cannot be
 decoded, lacks a part or has an out-of-range label is skipped, counted and reported with a warning. A
 local shard that is not a tar file at all is refused when the dataset is built, with the list of them,
@@ -33,7 +34,7 @@ import re
 import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import torch
@@ -45,7 +46,15 @@ from webdataset.tariterators import base_plus_ext, tar_file_iterator
 
 import gen
 from gen_data.stream import SkipReporter, check_stream_args, logger, mix_seed, unwrap_worker_error
-from gen_data.transforms import IMAGE_EXTENSIONS, center_crop_arr, decode_image, to_uint8_chw, uint8_to_float
+from gen_data.transforms import (
+    CHANNEL_MODES,
+    IMAGE_EXTENSIONS,
+    RANDOM_FLIP_DOC,
+    center_crop_arr,
+    decode_image,
+    to_uint8_chw,
+    uint8_to_float,
+)
 
 #: How many consecutive bad samples a reader may meet before it gives up with an error.
 MAX_CONSECUTIVE_CORRUPT = 1000
@@ -61,6 +70,9 @@ class WebDatasetConfig:
         doc="Shards: a brace pattern ('data/train-{000000..000127}.tar'), a folder of .tar files, or a list.",
     )
     image_size: int = gen.field(256, doc="Side of the square center crop in pixels.", validator=v.ge(1))
+    channels: Literal[1, 3, 4] = gen.field(
+        3, doc="Channels images are decoded to: 1 grayscale (L), 3 RGB, 4 RGBA (as packed with --channels)."
+    )
     num_classes: int | None = gen.field(
         None,
         doc="Number of classes; None reads classes.json beside the shards.",
@@ -74,14 +86,14 @@ class WebDatasetConfig:
     shuffle_buffer: int = gen.field(
         1000, doc="Samples held in each reader's shuffle buffer (0 = no shuffling).", validator=v.ge(0)
     )
-    random_flip: bool = gen.field(True, doc="Mirror each training image left-right with probability 1/2.")
+    random_flip: bool = gen.field(True, doc=RANDOM_FLIP_DOC)
     num_workers: int = gen.field(
         4, doc="DataLoader worker processes reading shards (0 = in process).", validator=v.ge(0)
     )
 
     def sample_shape(self) -> tuple[int, int, int]:
-        """(3, image_size, image_size): known without the shards."""
-        return (3, self.image_size, self.image_size)
+        """(channels, image_size, image_size): known without the shards."""
+        return (self.channels, self.image_size, self.image_size)
 
     def spec(self) -> gen.DataSpec | None:
         """The spec, with the classes from the recipe or from ``classes.json`` beside local shards; None
@@ -237,9 +249,10 @@ def iter_shard(url: str, errors: list[str]) -> Iterator[dict[str, Any]]:
 
 
 def decode_sample(
-    sample: dict[str, Any], image_size: int, num_classes: int, flip: bool
+    sample: dict[str, Any], image_size: int, num_classes: int, flip: bool, channels: int = 3
 ) -> tuple[torch.Tensor, int]:
-    """A raw sample -> (uint8 image (3, S, S), label). Raises ValueError (or a PIL error) if it is bad.
+    """A raw sample -> (uint8 image (C, S, S), label), C = ``channels``. Raises ValueError (or a PIL
+    error) if it is bad.
 
     With ``num_classes == 0`` (unconditional) the ``cls`` part is optional and every label is 0.
     """
@@ -253,7 +266,7 @@ def decode_sample(
         label = int(bytes(sample["cls"]).decode("ascii").strip())
         if not 0 <= label < num_classes:
             raise ValueError(f"label {label} out of range for num_classes={num_classes}")
-    image = center_crop_arr(decode_image(data), image_size)
+    image = center_crop_arr(decode_image(data, CHANNEL_MODES[channels]), image_size)
     return to_uint8_chw(image, flip=flip), label
 
 
@@ -288,6 +301,7 @@ class _Plan:
     seed: int
     rank: int
     image_size: int
+    channels: int
     num_classes: int
     shuffle_buffer: int
     random_flip: bool
@@ -337,7 +351,7 @@ class _Reader:
                 self.note = note
 
     def batches(self, start_batch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, int, str]]:
-        """Endless ``(uint8 images (B, 3, S, S), labels (B,), skipped, note)`` of this reader's batches."""
+        """Endless ``(uint8 images (B, C, S, S), labels (B,), skipped, note)`` of this reader's batches."""
         p = self.plan
         g = start_batch + (self.role - start_batch) % p.readers  # first owned batch >= start_batch
         epoch = g // p.batches_per_epoch
@@ -363,7 +377,7 @@ class _Reader:
             ordinal, sample = next(samples)
             flip = p.random_flip and bool(mix_seed(p.seed, p.rank, epoch, self.role, ordinal) & 1)
             try:
-                image, label = decode_sample(sample, p.image_size, p.num_classes, flip)
+                image, label = decode_sample(sample, p.image_size, p.num_classes, flip, p.channels)
             except Exception as e:  # noqa: BLE001 - any failure means a corrupt sample
                 self.skipped += 1
                 self.note = f"{sample.get('__url__')}/{sample.get('__key__')}: {type(e).__name__}: {e}"
@@ -403,12 +417,13 @@ class _RankStream(IterableDataset):
 class _Pass(IterableDataset):
     """One finite pass over all shards (reference statistics), split among workers, no flips."""
 
-    def __init__(self, shards: list[str], batch_size: int, image_size: int, num_classes: int):
-        self.shards, self.batch_size, self.image_size, self.num_classes = (
+    def __init__(self, shards: list[str], batch_size: int, image_size: int, num_classes: int, channels: int):
+        self.shards, self.batch_size, self.image_size, self.num_classes, self.channels = (
             shards,
             batch_size,
             image_size,
             num_classes,
+            channels,
         )
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, int, str]]:
@@ -421,7 +436,9 @@ class _Pass(IterableDataset):
             errors: list[str] = []
             for sample in iter_shard(url, errors):
                 try:
-                    image, label = decode_sample(sample, self.image_size, self.num_classes, False)
+                    image, label = decode_sample(
+                        sample, self.image_size, self.num_classes, False, self.channels
+                    )
                 except Exception as e:  # noqa: BLE001
                     skipped += 1
                     note = f"{url}/{sample.get('__key__')}: {type(e).__name__}: {e}"
@@ -435,7 +452,7 @@ class _Pass(IterableDataset):
             note = errors[-1] if errors else note
         if images or skipped:
             s = self.image_size
-            x = torch.stack(images) if images else torch.zeros(0, 3, s, s, dtype=torch.uint8)
+            x = torch.stack(images) if images else torch.zeros(0, self.channels, s, s, dtype=torch.uint8)
             yield x, torch.tensor(labels, dtype=torch.int64), skipped, note
 
 
@@ -455,8 +472,7 @@ class WebDataset:
                     "webdataset: set num_classes (no classes.json beside the shards; `gen data pack` writes one)"
                 )
             num_classes = max(self.classes.values(), default=-1) + 1
-        s = config.image_size
-        self.spec = gen.DataSpec(shape=(3, s, s), num_classes=num_classes)
+        self.spec = gen.DataSpec(shape=config.sample_shape(), num_classes=num_classes)
         self._num_samples = config.num_samples
         if self._num_samples is None:
             remote = [u for u in self.shards if not is_local(u)]
@@ -503,6 +519,7 @@ class WebDataset:
             seed=seed,
             rank=rank,
             image_size=self.config.image_size,
+            channels=self.config.channels,
             num_classes=self.spec.num_classes,
             shuffle_buffer=self.config.shuffle_buffer,
             random_flip=self.config.random_flip,
@@ -511,7 +528,7 @@ class WebDataset:
     def train_batches(
         self, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1, start_batch: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Endless batches ``(x (B, 3, S, S) in [-1, 1], y (B,) int64)``; see the module docstring."""
+        """Endless batches ``(x (B, C, S, S) in [-1, 1], y (B,) int64)``; see the module docstring."""
         check_stream_args(batch_size, seed, rank, world_size, start_batch)
         plan = self.plan(batch_size, seed=seed, rank=rank, world_size=world_size)
         if self.config.num_workers == 0:
@@ -536,7 +553,8 @@ class WebDataset:
 
     def iter_images(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One pass over every shard, center-cropped, never flipped (corrupt samples skipped)."""
-        dataset = _Pass(self.shards, batch_size, self.config.image_size, self.spec.num_classes)
+        config = self.config
+        dataset = _Pass(self.shards, batch_size, config.image_size, self.spec.num_classes, config.channels)
         workers = min(self.config.num_workers, len(self.shards))
         source = DataLoader(dataset, batch_size=None, num_workers=workers) if workers > 0 else iter(dataset)
         return self._stream(source)

@@ -13,6 +13,13 @@ from PIL import Image
 
 #: File extensions read as images (lower case, without the dot).
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+#: The doc of ``random_flip`` for image datasets: on by default, and what that does to some data.
+RANDOM_FLIP_DOC = (
+    "Mirror each training image left-right with probability 1/2. On by default: it mirrors digits and "
+    "text too, so set random_flip = false for such data."
+)
+#: The PIL mode images are converted to for each channel count: grayscale, RGB, RGB with alpha.
+CHANNEL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
 
 def center_crop_arr(image: Image.Image, image_size: int) -> Image.Image:
@@ -21,7 +28,7 @@ def center_crop_arr(image: Image.Image, image_size: int) -> Image.Image:
     Exactly ``center_crop_arr`` of the guided-diffusion, DiT and JiT training scripts.
 
     Args:
-        image: A PIL image (any size; RGB expected).
+        image: A PIL image (any size) of mode L, RGB or RGBA (resized with premultiplied alpha).
         image_size: Side of the square output.
 
     Returns:
@@ -37,26 +44,33 @@ def center_crop_arr(image: Image.Image, image_size: int) -> Image.Image:
     return Image.fromarray(arr[crop_y : crop_y + image_size, crop_x : crop_x + image_size])
 
 
-def decode_image(data: bytes) -> Image.Image:
-    """Decode encoded image bytes into an RGB PIL image (fully loaded, so truncation raises here)."""
+def decode_image(data: bytes, mode: str = "RGB") -> Image.Image:
+    """Decode encoded image bytes into a PIL image of ``mode`` (fully loaded, so truncation raises here).
+
+    ``mode`` is a value of :data:`CHANNEL_MODES`: ``L`` takes the ITU-R 601 luma of a colour image and
+    drops alpha, ``RGBA`` adds an opaque alpha to an image without one.
+    """
     image = Image.open(io.BytesIO(data))
     image.load()
-    return image.convert("RGB")
+    return image.convert(mode)
 
 
-def load_image(path: str) -> Image.Image:
-    """Read an image file into an RGB PIL image (fully loaded)."""
+def load_image(path: str, mode: str = "RGB") -> Image.Image:
+    """Read an image file into a PIL image of ``mode`` (fully loaded; see :func:`decode_image`)."""
     with Image.open(path) as image:
         image.load()
-        return image.convert("RGB")
+        return image.convert(mode)
 
 
 def to_uint8_chw(image: Image.Image, *, flip: bool = False) -> torch.Tensor:
-    """PIL RGB image -> uint8 tensor (3, H, W), mirrored left-right when ``flip``."""
-    arr = np.asarray(image, dtype=np.uint8)  # (H, W, 3)
+    """PIL image (L, RGB or RGBA) -> uint8 tensor (C, H, W) with C = 1, 3 or 4, mirrored left-right when
+    ``flip``."""
+    arr = np.asarray(image, dtype=np.uint8)  # (H, W) or (H, W, C)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]  # (H, W, 1)
     if flip:
         arr = arr[:, ::-1]
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))  # (3, H, W)
+    return torch.from_numpy(arr.transpose(2, 0, 1).copy())  # (C, H, W), contiguous and writable
 
 
 def uint8_to_float(x: torch.Tensor) -> torch.Tensor:
