@@ -182,7 +182,9 @@ def agreement(recipe: gen.Recipe, compiled: bool) -> str:
 
 
 def sampling_speed(small: bool, size: dict[str, Any], device: torch.device) -> str:
-    recipe = training_recipe("jit_b16.toml", [SYNTHETIC_IMAGES % (size["image"], size["image"]), *size["jit_b"]], 8)
+    recipe = training_recipe(
+        "jit_b16.toml", [SYNTHETIC_IMAGES % (size["image"], size["image"]), *size["jit_b"]], 8
+    )
     spec = gen.DataSpec(shape=(3, size["image"], size["image"]), num_classes=1000)
     from gen.recipe import build_backbone
 

@@ -101,6 +101,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "objective and sampling",
         [
             "objective",
+            "guidance",
             "sampling",
             "latent_space",
             "training.config",
@@ -110,7 +111,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ),
     ("recipes", ["recipe"]),
     ("runs on disk", ["runs", "runs.checkpoint", "runs.ema_snapshots", "runs.lock", "runs.run_dir"]),
-    ("sampling trained models", ["model_sampler", "sample_files"]),
+    ("sampling trained models", ["guides", "model_sampler", "sample_files"]),
     ("metrics", ["metrics", "metrics.*"]),
     ("evaluation", ["evaluation", "evaluation.*"]),
     ("training", ["training", "training.*"]),

@@ -14,6 +14,7 @@ from gen.images import from_uint8, make_grid, save_png, to_uint8
 from gen.model_sampler import ModelSampler, SamplingSettings, load
 from gen.objective import LinearFlow, Objective, ObjectiveConfig
 from gen.plugins import command_group, get_registry
+from gen.power_ema import EmaLength
 from gen.progress import progress_bar
 from gen.protocols import (
     Autoencoder,
@@ -37,7 +38,7 @@ from gen.protocols import (
 from gen.recipe import Recipe, load_recipe
 from gen.registry import KINDS, Component, Registry
 from gen.runs.run_dir import Checkpoint, export_checkpoint, load_checkpoint
-from gen.sampling import SampleConfig, guidance_scale, guided_velocity, sample, sample_noise, time_grid
+from gen.sampling import Guide, SampleConfig, guidance_scale, guided_velocity, sample, sample_noise, time_grid
 from gen.seeds import key_seed, per_sample_generators
 from gen.tensor_files import check_safetensors, read_safetensors, read_torch
 from gen.training.engine import train
@@ -56,7 +57,9 @@ __all__ = [
     "DataSpec",
     "Dataset",
     "DuplicateComponentError",
+    "EmaLength",
     "GenError",
+    "Guide",
     "KINDS",
     "KnowsSize",
     "ListsImages",

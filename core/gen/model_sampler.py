@@ -10,6 +10,7 @@ contiguous slice :func:`shard` of the ``N`` indices; together they draw each ind
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -19,8 +20,11 @@ from torch import Tensor, nn
 
 from gen.components import ComponentSpec, validate_config
 from gen.errors import GenError
+from gen.guidance import Guidance, Guide
+from gen.guides import check_guide, load_guide
 from gen.images import to_uint8
 from gen.latent_space import build_autoencoder
+from gen.power_ema import EmaKey, EmaLength
 from gen.precision import autocast
 from gen.protocols import DataSpec
 from gen.recipe import Recipe, build_backbone, to_table
@@ -77,9 +81,11 @@ def class_labels(
 # -- how to sample ----------------------------------------------------------------------------------
 
 
-def ema_text(ema: float | None) -> str:
-    """How results and messages name an EMA: ``0.9999``, or ``none`` for the raw weights."""
-    return "none" if ema is None else repr(ema)
+def ema_text(ema: EmaKey) -> str:
+    """How results and messages name an EMA: ``0.9999``, ``phema_0.05``, or ``none`` for the raw weights."""
+    if ema is None:
+        return "none"
+    return str(ema) if isinstance(ema, EmaLength) else repr(ema)
 
 
 @attrs.frozen(kw_only=True)
@@ -87,24 +93,32 @@ class SamplingSettings:
     """One way to sample a trained model (a row of a sweep): the weights and the ``[sample]`` section.
 
     Attributes:
-        ema: The EMA decay whose weights sample, or None for the raw weights.
+        ema: The EMA whose weights sample (a decay or a power EMA), or None for the raw weights.
         sample: Solver, steps and guidance, validated like the recipe's ``[sample]`` section.
     """
 
-    ema: float | None
+    ema: EmaKey
     sample: SampleConfig
 
     def describe(self) -> dict[str, Any]:
-        """JSON-able: ema, cfg, interval, steps, sampler (the keys of ``gen eval`` results)."""
+        """JSON-able: ema, cfg, interval, steps, sampler, and the guide under autoguidance (the keys of
+        ``gen eval`` results; classifier-free rows keep the keys they always had)."""
         s = self.sample
         sampler = s.sampler.name if isinstance(s.sampler, ComponentSpec) else s.sampler
-        return {
+        out = {
             "ema": ema_text(self.ema),
             "cfg": s.cfg,
             "interval": list(s.cfg_interval),
             "steps": s.steps,
             "sampler": sampler,
         }
+        if s.guidance == "auto":
+            out["guide"] = s.guide.describe()
+        return out
+
+
+#: The ``[sample]`` keys that name autoguidance's guiding model.
+GUIDE_KEYS = ("guide_step", "guide_ema", "guide_run")
 
 
 def sample_config_with(base: SampleConfig, **given: Any) -> SampleConfig:
@@ -116,6 +130,9 @@ def sample_config_with(base: SampleConfig, **given: Any) -> SampleConfig:
     table: dict[str, Any] = to_table(base)
     if "sampler" in given and not isinstance(given["sampler"], Mapping):
         table.pop("sampler")  # another solver: the old one's options do not apply
+    if given.get("guidance") == "cfg":
+        for key in GUIDE_KEYS:
+            table.pop(key, None)  # classifier-free guidance: the recipe's guiding model does not apply
     table.update({k: list(v) if isinstance(v, tuple) else v for k, v in given.items()})
     return validate_config(SampleConfig, table, section="sample", file=None)
 
@@ -138,6 +155,8 @@ class ModelSampler:
         spec: The data the backbone was built for.
         device: Where to sample.
         checkpoint: Where :meth:`use_weights` loads EMAs from (None for a model in memory).
+        guides: Guiding models already built, for autoguidance (a model in memory: the training
+            engine's); others are read from disk when a setting needs them (:mod:`gen.guides`).
     """
 
     def __init__(
@@ -148,6 +167,7 @@ class ModelSampler:
         spec: DataSpec,
         device: Any = None,
         checkpoint: Checkpoint | None = None,
+        guides: dict[Guidance, Guide] | None = None,
     ):
         self.model = model
         self.recipe = recipe
@@ -157,7 +177,9 @@ class ModelSampler:
         #: Decodes the model's samples to what is written and scored (identity in pixel space).
         self.autoencoder = build_autoencoder(recipe.autoencoder)
         # The EMA whose weights the model holds (None: the raw ones); nothing loaded yet from a checkpoint.
-        self.ema: float | None | object = _NOTHING_LOADED if checkpoint is not None else None
+        self.ema: EmaKey | object = _NOTHING_LOADED if checkpoint is not None else None
+        self.guides = dict(guides or {})
+        self._loaded_guide: tuple[Guidance, Guide] | None = None  # one guide read from disk at a time
 
     @property
     def output_spec(self) -> DataSpec:
@@ -177,9 +199,13 @@ class ModelSampler:
             model, recipe=checkpoint.recipe, spec=checkpoint.spec, device=device, checkpoint=checkpoint
         )
 
-    def settings(self, ema: str | float | None = "default", **given: Any) -> SamplingSettings:
+    def settings(self, ema: str | float | EmaLength | None = "default", **given: Any) -> SamplingSettings:
         """The recipe's ``[sample]`` with ``given`` values replacing it, and the EMA named ``ema`` (text
-        such as ``0.9999`` or ``none``; ``default``: the checkpoint's first EMA)."""
+        such as ``0.9999``, ``phema_0.05`` or ``none``; ``default``: the checkpoint's first EMA). A power
+        EMA the checkpoint does not store must be reconstructable; a guide of autoguidance must exist and
+        fit the model (both checked here, before any sampling)."""
+        if isinstance(ema, EmaLength):
+            ema = str(ema)
         if isinstance(ema, str):
             if self.checkpoint is None:
                 raise GenError("a model in memory has one set of weights; name no EMA (ema=None)")
@@ -189,9 +215,28 @@ class ModelSampler:
             check_sampler(self.recipe.objective, sample)
         except ValueError as e:
             raise GenError(f"[sample] {e}") from None
+        if sample.guidance == "auto" and sample.guide not in self.guides:
+            check_guide(sample.guide, self._main_path(), self.recipe, self.spec)
         return SamplingSettings(ema=ema, sample=sample)
 
-    def use_weights(self, ema: float | None) -> None:
+    def _main_path(self) -> Path | None:
+        return self.checkpoint.path if self.checkpoint is not None else None
+
+    def guide_for(self, sample: SampleConfig) -> Guide | None:
+        """The guiding model of ``sample`` under autoguidance (None under classifier-free guidance):
+        given at construction, else read from disk, keeping the last one read."""
+        if sample.guidance != "auto":
+            return None
+        key = sample.guide
+        if key in self.guides:
+            return self.guides[key]
+        if self._loaded_guide is None or self._loaded_guide[0] != key:
+            self._loaded_guide = None  # free the previous guide before reading the next
+            guide = load_guide(key, self._main_path(), self.recipe, self.spec, self.device)
+            self._loaded_guide = (key, guide)
+        return self._loaded_guide[1]
+
+    def use_weights(self, ema: EmaKey) -> None:
         """Load the weights of EMA ``ema`` (None: the raw ones) from the checkpoint, unless loaded."""
         if self.checkpoint is None or ema == self.ema:
             return
@@ -228,6 +273,7 @@ class ModelSampler:
         """
         self.use_weights(settings.ema)
         objective, s = self.recipe.objective, settings.sample
+        guide = self.guide_for(s)
         k = self.spec.num_classes
         labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         for start in range(0, len(indices), batch_size):
@@ -237,7 +283,7 @@ class ModelSampler:
             )  # (b, *shape)
             y = labels[part.start : part.stop].to(self.device) if k else None  # (b,)
             with autocast(self.recipe.train.precision, self.device):
-                x = sample_from_config(self.model, noise, y, s, objective, num_classes=k)  # (b, *shape)
+                x = sample_from_config(self.model, noise, y, s, objective, num_classes=k, guide=guide)
             x = self.autoencoder.decode(x.float())  # (b, *output_spec.shape)
             yield part, x.float().cpu()
 
@@ -247,7 +293,7 @@ class ModelSampler:
         *,
         num: int | None = None,
         seed: int = 0,
-        ema: str | float | None = "default",
+        ema: str | float | EmaLength | None = "default",
         batch_size: int = 64,
         **sample: Any,
     ) -> Tensor:
@@ -258,9 +304,11 @@ class ModelSampler:
                 ``num`` samples balanced over the classes, as ``gen sample --num`` draws them.
             num: How many, when no labels are given.
             seed: Sample i's noise depends only on (seed, i), as in ``gen sample``.
-            ema: ``default`` (the first EMA), a decay such as ``"0.9999"``, or ``"none"``.
+            ema: ``default`` (the first EMA), a decay such as ``"0.9999"``, a power EMA such as
+                ``"phema_0.05"`` (reconstructed when not stored), or ``"none"``.
             batch_size: Samples per forward pass (does not change the samples).
-            **sample: ``[sample]`` keys to override: ``cfg=2.9``, ``steps=12``, ``sampler="dpmpp_3m"``...
+            **sample: ``[sample]`` keys to override: ``cfg=2.9``, ``steps=12``, ``sampler="dpmpp_3m"``,
+                autoguidance with ``guidance="auto", guide_step=1000``...
 
         Example:
             >>> model = gen.load("runs/demo")

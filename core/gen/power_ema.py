@@ -12,8 +12,9 @@ discrete EMA *is* the continuous profile, for weights that hold between steps.
 
 Post-hoc reconstruction. Snapshots of a few profiles (t_i, γ_i) are kept during training; the EMA of
 any other profile (t, γ) is approximated by the combination ``Σ x_i EMA_i`` whose profile
-``Σ x_i ω_i`` is closest to ω in L2. The normal equations ``A x = b`` need only the inner products of two
-profiles, which are closed forms: for t_a ≤ t_b,
+``Σ x_i ω_i`` is closest to ω in L2 — with ``Σ x_i = 1``, a refinement of EDM2's plain least squares (see
+:func:`fit_profile`). The normal equations ``A x = b`` need only the inner products of two profiles,
+which are closed forms: for t_a ≤ t_b,
 
     <ω_a, ω_b> = (γ_a + 1)(γ_b + 1) / (γ_a + γ_b + 1) · (t_a / t_b)^γ_b / t_b.
 
@@ -114,7 +115,7 @@ class Fit:
     """The combination of stored profiles that best matches a requested one.
 
     Attributes:
-        coefficients: (S,) float64 weight of each stored profile (they sum to about 1).
+        coefficients: (S,) float64 weight of each stored profile (they sum to 1).
         error: Relative L2 distance between the requested profile and the combination's.
     """
 
@@ -123,7 +124,8 @@ class Fit:
 
 
 def fit_profile(sources: Sequence[tuple[float, float]], target: tuple[float, float]) -> Fit:
-    """The least-squares combination of ``sources`` (time, σ_rel) that best matches ``target``.
+    """The combination of ``sources`` (time, σ_rel) whose profile is closest to ``target``'s in L2,
+    among those whose coefficients sum to 1.
 
     Args:
         sources: (t_i, σ_rel_i) of the stored profiles: the times of their snapshots and their lengths.
@@ -140,7 +142,14 @@ def fit_profile(sources: Sequence[tuple[float, float]], target: tuple[float, flo
     g = np.array([exponent_of(s[1]) for s in sources], dtype=np.float64)  # (S,)
     a = profile_dot(t[:, None], g[:, None], t[None, :], g[None, :])  # (S, S) Gram matrix
     b = profile_dot(t, g, 1.0, gamma_target)  # (S,)
-    x = np.linalg.lstsq(a, b, rcond=None)[0]  # a is SPD; lstsq also takes repeated profiles
+    # Least squares with the coefficients summing to 1 (Lagrange multiplier in the last row): an average
+    # of weights must weigh them in all by 1, else every parameter is scaled by sum(x) (0.98-1.01 with 8
+    # snapshots unconstrained) and parameters that never move (frozen, buffers) would not be kept.
+    n = len(t)
+    kkt = np.ones((n + 1, n + 1), dtype=np.float64)
+    kkt[:n, :n], kkt[n, n] = a, 0.0
+    rhs = np.append(b, 1.0)
+    x = np.linalg.lstsq(kkt, rhs, rcond=None)[0][:n]  # lstsq: a repeated profile makes kkt singular
     norm2 = float(profile_dot(1.0, gamma_target, 1.0, gamma_target))
     residual = norm2 - 2.0 * float(b @ x) + float(x @ a @ x)
     return Fit(coefficients=x, error=math.sqrt(max(residual, 0.0) / norm2))

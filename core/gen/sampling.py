@@ -1,4 +1,5 @@
-"""The sampling driver: guidance (CFG on an interval), the time grid, and a registered solver.
+"""The sampling driver: guidance (CFG or autoguidance on an interval), the time grid, and a registered
+solver.
 
 The driver turns the network into a velocity field ``velocity_fn(z, t)`` — the prediction converted to
 ``v`` (``(x̂ - z) / max(1 - t, t_eps)`` for x-prediction), guided by classifier-free guidance on an
@@ -6,16 +7,13 @@ interval — and hands it to a solver with the times of a registered time grid (
 steps``; ``shifted``, ``edm``, ``list``...). Solvers never see the prediction type or the guidance, and
 guidance is decided by the time t, never by the step index, so it holds on any grid.
 
-Guidance, as the published JiT code does it: ``v = v_u + s * (v_c - v_u)`` with ``s = cfg`` when
-``t < high and (low == 0 or t > low)`` and ``s = 1`` otherwise (``low, high = cfg_interval``). The
-conditional and the unconditional pass run as one batched forward; where ``s == 1`` (outside the
-interval, ``cfg == 1``, or an unconditional model) the unconditional pass is skipped.
+Guidance (classifier-free, or autoguidance with ``guidance = "auto"``) is :mod:`gen.guidance`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import torch
@@ -25,8 +23,10 @@ from torch import Tensor, nn
 from gen.components import ComponentSpec, build_component
 from gen.config import component_field, field
 from gen.errors import GenError
+from gen.guidance import Guidance, Guide, guidance_scale, guided_velocity
 from gen.objective import ObjectiveConfig
-from gen.protocols import ClampsAtDataEnd, Prediction, Process, Solver, TimeGrid, VelocityFn
+from gen.power_ema import parse_ema
+from gen.protocols import Prediction, Process, Solver, TimeGrid
 from gen.seeds import key_seed
 
 
@@ -47,14 +47,52 @@ class SampleConfig:
         "linear",
         doc="Where the steps fall in t (a registered time grid: linear, shifted, edm, list).",
     )
-    cfg: float = field(1.0, doc="Classifier-free guidance scale (1.0 = no guidance).", validator=v.ge(0))
+    cfg: float = field(
+        1.0,
+        doc="Guidance scale (1.0 = no guidance): classifier-free, or of autoguidance with guidance = 'auto'.",
+        validator=v.ge(0),
+    )
     cfg_interval: tuple[float, float] = field(
         (0.0, 1.0),
         doc="Guidance applies for low < t < high (low = 0 means from the start).",
         validator=_interval,
     )
+    guidance: Literal["cfg", "auto"] = field(
+        "cfg",
+        doc="What guides: cfg = the model without the label (classifier-free); auto = a weaker model of the "
+        "same data with the label (autoguidance; guide_step, guide_ema and guide_run name it). The flow only.",
+    )
+    guide_step: int | None = field(
+        None,
+        doc="Autoguidance: the step of the guiding checkpoint (of guide_run, else of this run); None = the "
+        "main model's own checkpoint (this run) or the latest one (guide_run).",
+        validator=v.optional(v.ge(0)),
+    )
+    guide_ema: str = field(
+        "default",
+        doc="Autoguidance: the guiding model's weights: an EMA decay, phema_<sigma_rel>, none (raw) or "
+        "default (its checkpoint's first EMA).",
+    )
+    guide_run: str | None = field(
+        None,
+        doc="Autoguidance: another run directory (or checkpoint) of the same data and backbone whose model "
+        "guides; None = this run.",
+    )
 
     def __attrs_post_init__(self):
+        if self.guidance == "cfg" and self.guide != Guidance():
+            raise ValueError(
+                "guide_step, guide_ema and guide_run name the guiding model of autoguidance; set guidance = "
+                "'auto', or drop them"
+            )
+        if self.guide_ema != "default":
+            try:
+                parse_ema(self.guide_ema)
+            except ValueError:
+                raise ValueError(
+                    f"guide_ema = {self.guide_ema!r}: give an EMA decay (0.9999), phema_<sigma_rel> "
+                    "(phema_0.05), none or default"
+                ) from None
         if isinstance(self.sampler, ComponentSpec):
             try:  # a solver that cannot be made here (a missing package) says so at recipe load
                 self.sampler.build()
@@ -65,6 +103,11 @@ class SampleConfig:
                 grid_times(self.grid, self.steps)
             except ValueError as e:
                 raise ValueError(f"grid {self.grid.name!r} with steps = {self.steps}: {e}") from None
+
+    @property
+    def guide(self) -> Guidance:
+        """Which model guides under autoguidance (the guide_* keys)."""
+        return Guidance(step=self.guide_step, ema=self.guide_ema, run=self.guide_run)
 
 
 def check_grid(t: Tensor, steps: int) -> Tensor:
@@ -94,64 +137,6 @@ def time_grid(steps: int, *, device: Any = None, dtype: torch.dtype = torch.floa
     return (torch.arange(steps + 1, dtype=torch.float64) / steps).to(device=device, dtype=dtype)
 
 
-def guidance_scale(t: Tensor | float, cfg: float, cfg_interval: tuple[float, float]) -> float:
-    """The guidance scale at time t: ``cfg`` when ``t < high and (low == 0 or t > low)``, else 1.
-
-    A tensor ``t`` is compared in its own dtype, exactly as the reference code compares its float32 grid.
-    """
-    low, high = cfg_interval
-    t = torch.as_tensor(t)
-    inside = bool((t < high) & ((low == 0) | (t > low)))
-    return float(cfg) if inside else 1.0
-
-
-def guided_velocity(
-    net: nn.Module,
-    labels: Tensor,
-    *,
-    prediction: Prediction | str,
-    cfg: float = 1.0,
-    cfg_interval: tuple[float, float] = (0.0, 1.0),
-    t_eps: float = 0.05,
-    num_classes: int,
-) -> VelocityFn:
-    """The guided velocity field of ``net`` for the given labels.
-
-    Args:
-        net: The backbone ``net(z, t, y)``; run it in eval mode.
-        labels: (B,) int64 class ids; ``num_classes`` is the null label (all 0 when unconditional).
-        prediction: What the network predicts (a :class:`gen.Prediction` or a registered name).
-        cfg: Guidance scale; 1 disables guidance.
-        cfg_interval: (low, high): guidance applies where ``t < high and (low == 0 or t > low)``.
-        t_eps: Clamp of ``1 - t`` (and ``t``) in the conversion to a velocity.
-        num_classes: Classes of the model; 0 = unconditional (no guidance possible).
-
-    Returns:
-        ``velocity_fn(z, t) -> v``: z (B, ...), t a float or a 0-dim tensor, v (B, ...). Its attribute
-        ``t_eps`` is where the data-end clamp begins (:class:`gen.DataClampedVelocity`; 0 when the
-        prediction has none).
-    """
-    if isinstance(prediction, str):
-        prediction = build_component("prediction", prediction)
-    null = torch.full_like(labels, num_classes)  # (B,)
-    clamped = isinstance(prediction, ClampsAtDataEnd) and prediction.clamps_at_data_end
-
-    def velocity_fn(z: Tensor, t: Tensor | float) -> Tensor:
-        t = torch.as_tensor(t, dtype=z.dtype).to(z.device)  # 0-dim
-        s = guidance_scale(t, cfg, cfg_interval)
-        if s == 1.0 or num_classes == 0:
-            # v_u + 1 * (v_c - v_u) is v_c: the unconditional pass is not needed.
-            out = net(z, t.repeat(z.shape[0]), labels).to(z.dtype)  # (B, ...)
-            return prediction.to_v(out, z, t, t_eps=t_eps)
-        z_in = torch.cat([z, z])  # (2B, ...) conditional and unconditional as one batch
-        out = net(z_in, t.repeat(z_in.shape[0]), torch.cat([labels, null])).to(z.dtype)
-        v_cond, v_uncond = prediction.to_v(out, z_in, t, t_eps=t_eps).chunk(2)  # (B, ...) each
-        return v_uncond + s * (v_cond - v_uncond)
-
-    velocity_fn.t_eps = t_eps if clamped else 0.0  # type: ignore[attr-defined]
-    return velocity_fn
-
-
 @torch.no_grad()
 def sample(
     net: nn.Module,
@@ -166,6 +151,7 @@ def sample(
     t_eps: float = 0.05,
     num_classes: int,
     grid: TimeGrid | str | Any = "linear",
+    guide: Guide | None = None,
 ) -> Tensor:
     """Generate samples: integrate the guided velocity field from ``noise`` at t = 0 to t = 1.
 
@@ -180,6 +166,7 @@ def sample(
         t_eps: Clamp of ``1 - t`` (and ``t``) in the conversion to a velocity.
         num_classes: Classes of the model; 0 = unconditional.
         grid: Where the steps fall: a time grid ``steps -> t``, a registered name or a ComponentSpec.
+        guide: The guiding model of autoguidance at scale ``cfg`` (None: classifier-free guidance).
 
     Returns:
         (B, ...) the samples at t = 1, in the data's range (images in [-1, 1], not clipped).
@@ -197,6 +184,7 @@ def sample(
         cfg_interval=cfg_interval,
         t_eps=t_eps,
         num_classes=num_classes,
+        guide=guide,
     )
     times = grid_times(grid, steps).to(device=noise.device, dtype=noise.dtype)  # (steps + 1,)
     return solver(velocity_fn, noise, times)
@@ -210,11 +198,18 @@ def sample_from_config(
     objective: ObjectiveConfig,
     *,
     num_classes: int,
+    guide: Guide | None = None,
 ) -> Tensor:
     """:func:`sample` with the solver, steps and guidance of a ``[sample]`` section and the prediction
     and ``t_eps`` of the ``[objective]`` section the model was trained with; a process other than the
-    flow (DDPM) samples itself with its own samplers."""
+    flow (DDPM) samples itself with its own samplers. ``guide``: the guiding model that ``guidance =
+    'auto'`` needs (:class:`gen.ModelSampler` loads it from the ``guide_*`` keys)."""
     process = objective.build_process()
+    if config.guidance == "auto" and guide is None:
+        raise GenError(
+            "[sample] guidance = 'auto' needs its guiding model; sample through gen.ModelSampler (gen sample, "
+            "gen eval), which loads it from guide_step, guide_ema and guide_run"
+        )
     if isinstance(process, Process):
         if labels is None:
             labels = torch.full((noise.shape[0],), num_classes, dtype=torch.long, device=noise.device)
@@ -240,6 +235,7 @@ def sample_from_config(
         t_eps=objective.t_eps,
         num_classes=num_classes,
         grid=config.grid,
+        guide=guide if config.guidance == "auto" else None,
     )
 
 
@@ -250,6 +246,11 @@ def check_sampler(objective: ObjectiveConfig, config: SampleConfig) -> None:
     process = objective.build_process()
     solver = config.sampler.build() if isinstance(config.sampler, ComponentSpec) else config.sampler
     name = config.sampler.name if isinstance(config.sampler, ComponentSpec) else repr(config.sampler)
+    if isinstance(process, Process) and config.guidance == "auto":
+        raise ValueError(
+            f"guidance = 'auto' (autoguidance) guides the flow's velocity; the {type(process).__name__} "
+            "process of this model samples with classifier-free guidance only: set guidance = 'cfg'"
+        )
     if isinstance(process, Process):
         process.check_sample(config)
     elif getattr(solver, "process", "flow") != "flow":
@@ -299,6 +300,8 @@ def sample_noise(
 
 
 __all__ = [
+    "Guidance",  # re-exported from gen.guidance, where guidance lives
+    "Guide",
     "SampleConfig",
     "check_grid",
     "check_sampler",

@@ -12,7 +12,7 @@ import typer
 import typer.core
 
 from gen import distributed
-from gen.commands.app import app, err_console, out_console, parse_interval, parse_list
+from gen.commands.app import app, err_console, guide_options, out_console, parse_interval, parse_list
 from gen.errors import GenError
 from gen.evaluation.results import render_table, save_table
 from gen.evaluation.sweep import combinations, evaluate_checkpoint
@@ -61,6 +61,13 @@ def _intervals(values: list[str] | None) -> list[tuple[float, float]] | None:
     if not values:
         return None
     return [parse_interval(part) for text in values for part in text.split(";") if part.strip()]
+
+
+def ema_list(ema: str | None, lengths: str | None) -> list[str] | None:
+    """``--ema`` and ``--ema-length`` as one list of EMA names (None: neither given, the first EMA)."""
+    names = parse_list(ema, str, "--ema") or []
+    names += [f"phema_{s!r}" for s in parse_list(lengths, float, "--ema-length") or []]
+    return names or None
 
 
 def _default_device() -> torch.device:
@@ -113,7 +120,27 @@ def eval_command(
         None, "--cfg", help="Guidance scale(s), comma-separated (default: the recipe's)."
     ),
     ema: str | None = typer.Option(
-        None, "--ema", help="EMA decay(s) or 'none', comma-separated (default: the first EMA)."
+        None,
+        "--ema",
+        help="EMA(s), comma-separated: decays, phema_<sigma_rel> or 'none' (default: the first EMA).",
+    ),
+    ema_length: str | None = typer.Option(
+        None,
+        "--ema-length",
+        help="Power-EMA length(s) sigma_rel, comma-separated: reconstructed from the run's snapshots "
+        "when the checkpoint does not store them (EDM2's post-hoc EMA).",
+    ),
+    guidance: str | None = typer.Option(
+        None, "--guidance", help="cfg (classifier-free) or auto (autoguidance), comma-separated to sweep."
+    ),
+    guide_step: str | None = typer.Option(
+        None, "--guide-step", help="Autoguidance: step(s) of the guiding checkpoint, comma-separated."
+    ),
+    guide_ema: str | None = typer.Option(
+        None, "--guide-ema", help="Autoguidance: the guiding model's EMA(s), comma-separated."
+    ),
+    guide_run: str | None = typer.Option(
+        None, "--guide-run", help="Autoguidance: another run (or checkpoint) whose model guides."
     ),
     steps: str | None = typer.Option(None, "--steps", help="Solver step count(s), comma-separated."),
     sampler: str | None = typer.Option(None, "--sampler", help="Sampler name(s), comma-separated."),
@@ -151,7 +178,9 @@ def eval_command(
     if out is not None and not str(out).endswith(".json"):
         raise GenError(f"--out {out}: the results file must end in .json")
     path = Path(source)
-    sweep = {"--cfg": cfg, "--ema": ema, "--steps": steps, "--sampler": sampler, "--interval": interval}
+    sweep = {"--cfg": cfg, "--ema": ema, "--steps": steps, "--sampler": sampler, "--interval": interval,
+             "--ema-length": ema_length, "--guidance": guidance, "--guide-step": guide_step,
+             "--guide-ema": guide_ema, "--guide-run": guide_run}  # fmt: skip
     if not _is_checkpoint(path):
         if not path.exists():
             raise GenError(f"{path} does not exist; give a run directory, a checkpoint, a folder or an .npz")
@@ -182,7 +211,8 @@ def eval_command(
         model = ModelSampler.from_checkpoint(checkpoint, dist.device)
         settings_list = combinations(
             model,
-            emas=parse_list(ema, str, "--ema"),
+            emas=ema_list(ema, ema_length),
+            guides=guide_options(guidance, guide_step, guide_ema, guide_run),
             cfgs=parse_list(cfg, float, "--cfg"),
             intervals=_intervals(interval),
             steps=parse_list(steps, int, "--steps"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from gen import distributed
-from gen.commands.app import app, err_console, parse_interval, parse_list
+from gen.commands.app import app, err_console, guide_options, parse_interval, parse_list
 from gen.errors import GenError
 from gen.model_sampler import ModelSampler, class_labels
 from gen.plugins import get_registry
@@ -34,7 +34,31 @@ def sample_command(
         None, "--sampler", help="A registered sampler (default: the recipe's)."
     ),
     ema: str | None = typer.Option(
-        None, "--ema", help="EMA decay to use, or 'none' for the raw weights (default: the first EMA)."
+        None,
+        "--ema",
+        help="EMA to use: a decay, phema_<sigma_rel>, or 'none' for the raw weights (default: the first EMA).",
+    ),
+    ema_length: float | None = typer.Option(
+        None,
+        "--ema-length",
+        help="A power-EMA length sigma_rel (as --ema phema_<sigma_rel>): reconstructed from the run's "
+        "snapshots when the checkpoint does not store it.",
+    ),
+    guidance: str | None = typer.Option(
+        None, "--guidance", help="cfg (classifier-free) or auto (autoguidance; default: the recipe's)."
+    ),
+    guide_step: int | None = typer.Option(
+        None,
+        "--guide-step",
+        help="Autoguidance: the step of the guiding checkpoint (implies --guidance auto).",
+    ),
+    guide_ema: str | None = typer.Option(
+        None, "--guide-ema", help="Autoguidance: the guiding model's EMA (a decay, phema_<sigma_rel>, none)."
+    ),
+    guide_run: str | None = typer.Option(
+        None,
+        "--guide-run",
+        help="Autoguidance: another run (or checkpoint) of the same data whose model guides.",
     ),
     seed: int = typer.Option(0, "--seed", help="Sample i depends only on (seed, i)."),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Images per forward pass and process."),
@@ -45,6 +69,18 @@ def sample_command(
     output_kind(out)
     if sampler_name is not None:
         get_registry("sampler").get(sampler_name)  # an unknown name fails with the known ones
+    if ema is not None and ema_length is not None:
+        raise GenError("give either --ema or --ema-length, not both")
+    if ema_length is not None:
+        ema = f"phema_{ema_length!r}"
+    guides = guide_options(
+        guidance,
+        str(guide_step) if guide_step is not None else None,
+        guide_ema,
+        guide_run,
+    )
+    if guides and len(guides) > 1:
+        raise GenError(f"--guidance {guidance}: gen sample takes one guidance (gen eval sweeps them)")
     checkpoint = load_checkpoint(run)
     _require_images(checkpoint)
     ys = class_labels(
@@ -58,6 +94,7 @@ def sample_command(
             cfg_interval=parse_interval(interval) if interval is not None else None,
             steps=steps,
             sampler=sampler_name,
+            **(guides[0] if guides else {}),
         )
         # Loaded before any output: a damaged weights file is the only line printed.
         sampler.use_weights(settings.ema)
@@ -65,7 +102,8 @@ def sample_command(
             s = settings.describe()
             err_console.print(
                 f"sampling {len(ys)} images from {checkpoint.path} (step {checkpoint.step}): ema {s['ema']}, "
-                f"cfg {s['cfg']}, interval {s['interval']}, {s['steps']} {s['sampler']} steps, seed {seed}",
+                f"{'autoguidance by ' + s['guide'] + ', scale' if 'guide' in s else 'cfg'} {s['cfg']}, "
+                f"interval {s['interval']}, {s['steps']} {s['sampler']} steps, seed {seed}",
                 markup=False,
             )
         path = sample_to(

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 #: The columns that say how a row was sampled, in their order.
-SETTING_COLUMNS = ("ema", "cfg", "interval", "steps", "sampler")
+SETTING_COLUMNS = ("ema", "as_decay", "guide", "cfg", "interval", "steps", "sampler")
 
 
 @attrs.frozen
@@ -62,12 +62,15 @@ def render_table(rows: list[dict[str, Any]], best: int | None, title: str, metri
     screen_cols = [k for k in metrics if any(f"screen_{k}" in r for r in rows)]
     cols = ["", *setting_cols, *(f"screen {metrics[k]}" for k in screen_cols), "images", *metrics.values()]
     for c in cols:
-        table.add_column(c, justify="right" if c not in ("", "ema", "interval", "sampler") else "left")
+        table.add_column(
+            c, justify="right" if c not in ("", "ema", "guide", "interval", "sampler") else "left"
+        )
     for i, r in enumerate(rows):
         cells = ["*" if i == best else ""]
         for c in setting_cols:
             v = r.get(c)
-            cells.append(",".join(_fmt(x, 2) for x in v) if isinstance(v, list) else _fmt(v))
+            digits = 5 if c == "as_decay" else 3  # 0.99992 next to 0.9999
+            cells.append(",".join(_fmt(x, 2) for x in v) if isinstance(v, list) else _fmt(v, digits))
         cells += [_fmt(r.get(f"screen_{k}")) for k in screen_cols]
         cells += [_fmt(r.get("num_images")), *(_fmt(r.get(k)) for k in metrics)]
         table.add_row(*cells, style="bold" if i == best else None)

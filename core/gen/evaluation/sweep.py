@@ -24,6 +24,7 @@ from gen.evaluation.results import ResultLog, save_table
 from gen.evaluation.score import score_model
 from gen.metrics.base import SampleMetric
 from gen.model_sampler import ModelSampler, SamplingSettings
+from gen.power_ema import EmaLength, equivalent_decay
 
 
 def combinations(
@@ -34,17 +35,34 @@ def combinations(
     intervals: list[tuple[float, float]] | None = None,
     steps: list[int] | None = None,
     samplers: list[str] | None = None,
+    guides: list[dict[str, Any]] | None = None,
 ) -> list[SamplingSettings]:
-    """Every combination of the given values (None = the recipe's, the first EMA), EMA outermost;
-    repeated values collapse. Every value is checked before any work."""
+    """Every combination of the given values (None = the recipe's, the first EMA), EMA outermost, then
+    the guide (each EMA and guide is loaded once); repeated values collapse. ``emas``: decays,
+    ``phema_<sigma_rel>`` (power EMAs, reconstructed when not stored) or ``none``. ``guides``: ``[sample]``
+    keys of the guidance (``guidance``, ``guide_step``, ``guide_ema``, ``guide_run``). Every value is
+    checked before any work."""
     grid = itertools.product(
-        emas or ["default"], samplers or [None], steps or [None], intervals or [None], cfgs or [None]
+        emas or ["default"],
+        guides or [{}],
+        samplers or [None],
+        steps or [None],
+        intervals or [None],
+        cfgs or [None],
     )
     out = [
-        sampler.settings(ema, sampler=name, steps=n, cfg_interval=interval, cfg=cfg)
-        for ema, name, n, interval, cfg in grid
+        sampler.settings(ema, sampler=name, steps=n, cfg_interval=interval, cfg=cfg, **guide)
+        for ema, guide, name, n, interval, cfg in grid
     ]
     return list(dict.fromkeys(out))
+
+
+def ema_columns(settings: SamplingSettings, step: int) -> dict[str, Any]:
+    """What a result row adds about a power EMA beside its name: the exponential decay of the same width
+    at this step (to compare with 0.9999), not part of the row's key."""
+    if not isinstance(settings.ema, EmaLength):
+        return {}
+    return {"as_decay": round(equivalent_decay(settings.ema.sigma_rel, step), 6)}
 
 
 def best_first(rows: list[dict[str, Any]], goal: tuple[str, str]) -> Callable[[int], float]:
@@ -117,6 +135,8 @@ def evaluate_checkpoint(
         return result
 
     rows, best = _sweep(settings_list, metric, score, num=num, screen=screen, confirm=confirm)
+    for row, settings in zip(rows, settings_list, strict=True):
+        row.update(ema_columns(settings, checkpoint.step))
     title = f"{checkpoint.path} (step {checkpoint.step}), {num} images, seed {seed}"
     extra = {
         "checkpoint": str(checkpoint.path),
@@ -167,4 +187,4 @@ def _sweep(
     return rows, min(finalists, key=best_first(rows, goal))  # the first of equals
 
 
-__all__ = ["best_first", "combinations", "evaluate_checkpoint"]
+__all__ = ["best_first", "combinations", "ema_columns", "evaluate_checkpoint"]

@@ -90,6 +90,8 @@ class CheckpointMeta:
         out = attrs.asdict(self, recurse=False)
         out["ema_decays"] = list(self.ema_decays)
         out["ema_lengths"] = list(self.ema_lengths)
+        if not self.ema_lengths:
+            del out["ema_lengths"]  # a run without power EMAs writes the meta.json it always did
         out["data_spec"] = self.data_spec.to_json() if self.data_spec is not None else None
         return out
 
@@ -111,21 +113,25 @@ class CheckpointMeta:
         """The EMAs tracked in training: the decays, then the power EMAs."""
         return (*self.ema_decays, *(EmaLength(s) for s in self.ema_lengths))
 
-    def find_ema(self, ema: str, also: tuple[EmaLength, ...] = ()) -> EmaKey:
+    def find_ema(self, ema: str) -> EmaKey:
         """An EMA named on a command line (``0.9999``, ``0.99990``, ``phema_0.05``; ``none``/``raw`` = raw
-        weights) as a stored one (None for the raw weights); a :class:`gen.GenError` listing them else.
-        ``also``: power EMAs stored or reconstructable beside the tracked ones."""
+        weights) as a tracked one (None for the raw weights); a :class:`gen.GenError` listing them else."""
         try:
             key = parse_ema(ema)
         except ValueError:
             key = math.nan
         if key is None:
             return None
-        for known in (*self.ema_keys, *also):
+        for known in self.ema_keys:
             if known == key:
                 return known
-        lengths = [str(e) for e in dict.fromkeys((*self.ema_keys, *also)) if isinstance(e, EmaLength)]
-        names = ", ".join([*(repr(d) for d in self.ema_decays), *lengths, "none"])
+        names = ", ".join(
+            [
+                *(repr(d) for d in self.ema_decays),
+                *(str(e) for e in self.ema_keys[len(self.ema_decays) :]),
+                "none",
+            ]
+        )
         raise GenError(f"--ema {ema}: this checkpoint has no such EMA; choose one of: {names}")
 
 

@@ -7,6 +7,7 @@ Layout of ``RUN/``:
 - ``metrics.jsonl``: one line every ``train.log_every`` steps;
 - ``eval.jsonl`` / ``eval.json``: the training-time scores with the dataset's metric (all / latest);
 - ``samples/``: sample grids; ``checkpoints/``: see :mod:`gen.runs.checkpoint`;
+- ``ema_snapshots/``: the power EMAs every ``train.ema_snapshot_every`` steps (:mod:`gen.runs.ema_snapshots`);
 - ``eval/``: ``gen eval`` results (``results.jsonl``, one table per step).
 """
 
@@ -21,9 +22,11 @@ import attrs
 import torch
 
 from gen.errors import GenError
+from gen.power_ema import EmaKey, EmaLength, parse_ema
 from gen.protocols import DataSpec
 from gen.recipe import Recipe, build_backbone, load_recipe, recipe_to_toml
 from gen.runs import checkpoint as ckpt
+from gen.runs import ema_snapshots
 from gen.runs.checkpoint import CheckpointMeta
 from gen.version import __version__
 
@@ -117,24 +120,50 @@ class Checkpoint:
     def ema_decays(self) -> tuple[float, ...]:
         return self.meta.ema_decays
 
-    def default_ema(self) -> float | None:
-        """The first EMA, or None (the raw weights) for a run without EMA."""
-        return self.ema_decays[0] if self.ema_decays else None
+    def default_ema(self) -> EmaKey:
+        """The first EMA (a decay, else a power EMA), or None (the raw weights) for a run without EMA."""
+        return self.meta.ema_keys[0] if self.meta.ema_keys else None
 
-    def find_ema(self, ema: str) -> float | None:
-        """``--ema`` text as a stored decay (None: the raw weights); an unknown one is a one-line error."""
+    def find_ema(self, ema: str) -> EmaKey:
+        """``--ema`` text as a stored EMA (None: the raw weights) — a decay, or a power EMA
+        (``phema_0.05``) that is tracked, was reconstructed before, or can be reconstructed from the run's
+        snapshots; else a one-line error."""
+        if ema.strip().lower().startswith("phema_"):
+            try:
+                key = parse_ema(ema)
+            except ValueError as e:
+                raise GenError(f"{self.path}: --ema {ema.strip()}: {e}") from None
+            self.check_length(key)  # type: ignore[arg-type]
+            return key
         try:
             return self.meta.find_ema(ema)
         except GenError as e:
             raise GenError(f"{self.path}: {e}") from None
 
-    def load_weights(self, ema: float | None):  # noqa: ANN201 - a state dict
+    def check_length(self, key: EmaLength) -> None:
+        """That the power EMA ``key`` is stored here or can be reconstructed (one-line error else)."""
+        if key not in self.meta.ema_keys and key not in ema_snapshots.stored_lengths(self.path):
+            ema_snapshots.plan(self.path, [key.sigma_rel])
+
+    def load_weights(self, ema: EmaKey):  # noqa: ANN201 - a state dict
+        """The state dict of ``ema``; a power EMA that is not stored is reconstructed from the snapshots."""
+        if isinstance(ema, EmaLength) and not (self.path / ckpt.weights_name(ema)).is_file():
+            return ema_snapshots.reconstruct(self.path, [ema.sigma_rel])[ema]
         return ckpt.load_weights(self.path, ema)
 
-    def check_weights(self, emas: Iterable[float | None]) -> None:
+    def check_weights(self, emas: Iterable[EmaKey]) -> None:
         """Before any work: the weights files of ``emas`` (None: the raw ones) are there and whole (their
-        headers are read); else a one-line :class:`~gen.errors.DamagedFileError` naming the file."""
-        ckpt.check_weights(self.path, emas)
+        headers are read; for a power EMA to reconstruct, those of its sources); else a one-line
+        :class:`~gen.errors.DamagedFileError` naming the file."""
+        emas = list(emas)
+        rebuilt = [
+            e for e in emas if isinstance(e, EmaLength) and not (self.path / ckpt.weights_name(e)).is_file()
+        ]
+        ckpt.check_weights(self.path, [e for e in emas if e not in rebuilt])
+        if rebuilt:
+            for key in rebuilt:
+                self.check_length(key)
+            ema_snapshots.check_sources(self.path)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -176,7 +205,7 @@ def export_checkpoint(
     recipe: Recipe,
     *,
     spec: DataSpec,
-    weights: dict[float | None, dict],
+    weights: dict[EmaKey, dict],
     step: int = 0,
 ) -> Path:
     """Write weights made elsewhere (a converted published checkpoint) as a checkpoint of ``run_dir``
@@ -211,7 +240,8 @@ def export_checkpoint(
     run.recipe_file.write_text(text)
     meta = CheckpointMeta(
         step=step,
-        ema_decays=tuple(d for d in weights if d is not None),
+        ema_decays=tuple(d for d in weights if d is not None and not isinstance(d, EmaLength)),
+        ema_lengths=tuple(d.sigma_rel for d in weights if isinstance(d, EmaLength)),
         backbone=recipe.backbone.name,
         gen_version=__version__,
         data_spec=spec,

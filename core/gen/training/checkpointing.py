@@ -2,7 +2,8 @@
 
 One object owns both directions, so that what is written is exactly what is read. Under FSDP saving
 gathers whole tensors shard by shard (a collective: every rank calls it) and rank 0 writes; loading
-hands each rank its shard. The file format itself is :mod:`gen.runs.checkpoint`.
+hands each rank its shard. The file format itself is :mod:`gen.runs.checkpoint`; the snapshots of the
+power EMAs (written every ``train.ema_snapshot_every`` steps) are :mod:`gen.runs.ema_snapshots`.
 
 A resume checks a checkpoint's files before it loads any (every weights file's header, and the state,
 which it reads anyway): when the latest is damaged — a file missing, truncated, of another format, or a
@@ -22,10 +23,13 @@ from torch import nn
 from gen import distributed
 from gen.distributed import DistInfo
 from gen.errors import DamagedFileError, GenError
+from gen.power_ema import EmaKey, EmaLength
 from gen.protocols import DataSpec
 from gen.runs import checkpoint as ckpt
+from gen.runs import ema_snapshots
 from gen.runs.checkpoint import CheckpointMeta
 from gen.training import sharding
+from gen.training.config import TrainConfig
 from gen.training.ema import EMA
 from gen.version import __version__
 
@@ -53,11 +57,11 @@ class TrainingState:
         rng = distributed.all_gather_objects(torch.get_rng_state(), self.dist)
         main = self.dist.is_main
         # Whole tensors, gathered shard by shard under FSDP (every rank takes part); rank 0 keeps them.
-        weights: dict[float | None, dict[str, torch.Tensor]] = {
+        weights: dict[EmaKey, dict[str, torch.Tensor]] = {
             None: sharding.gather_state(self.model.state_dict(), main)
         }
-        for i, decay in enumerate(self.ema.decays):
-            weights[decay] = self.ema.state_dict(i, self.model, main)
+        for i, key in enumerate(self.ema.keys):
+            weights[key] = self.ema.state_dict(i, self.model, main)
         optimizer = sharding.optimizer_state(self.model, self.optimizer, main)
         path, error = None, None
         if main:
@@ -66,6 +70,7 @@ class TrainingState:
                 step=step,
                 world_size=self.dist.world_size,
                 ema_decays=self.ema.decays,
+                ema_lengths=self.ema.lengths,
                 backbone=backbone,
                 gen_version=__version__,
                 data_spec=spec,
@@ -76,9 +81,34 @@ class TrainingState:
                 )
             except GenError as e:
                 error = str(e)
+        self._raise_everywhere(error)
+        return path
+
+    def _raise_everywhere(self, error: str | None) -> None:
+        """Raise rank 0's ``error`` (None: none) on every rank."""
         error = distributed.all_gather_objects(error, self.dist)[0]
         if error is not None:
             raise GenError(error)
+
+    def snapshot(self, run_dir: Path, step: int, cfg: TrainConfig) -> Path | None:
+        """At a multiple of ``train.ema_snapshot_every``, write the power EMAs as the snapshot of ``step``
+        (:mod:`gen.runs.ema_snapshots`; a collective: every rank calls it); rank 0 returns its path."""
+        every = cfg.ema_snapshot_every
+        if not every or step % every or not self.ema.lengths:
+            return None
+        main = self.dist.is_main
+        weights = {
+            key.sigma_rel: self.ema.state_dict(i, self.model, main)
+            for i, key in enumerate(self.ema.keys)
+            if isinstance(key, EmaLength)
+        }
+        path, error = None, None
+        if main:
+            try:
+                path = ema_snapshots.write_snapshot(run_dir, step, weights, dtype=cfg.ema_snapshot_dtype)
+            except GenError as e:
+                error = str(e)
+        self._raise_everywhere(error)
         return path
 
     def resume(self, run_dir: Path, warn: Callable[[str], None]) -> tuple[int, Path]:
@@ -100,7 +130,11 @@ class TrainingState:
                 continue
             if damaged:
                 warn(f"warning: {'; '.join(damaged)}; resuming from the newest intact checkpoint, {path}")
-            return self.load(path, state), path
+            step = self.load(path, state)
+            if self.dist.is_main and (gone := ema_snapshots.discard_after(run_dir, step)):
+                # They belong to the steps this resume trains again, and it writes them again.
+                warn(f"removed {len(gone)} EMA snapshot(s) after step {step}, from {gone[0]} on")
+            return step, path
         raise GenError(
             f"--resume: no intact checkpoint in {Path(run_dir) / 'checkpoints'}: {'; '.join(damaged)}"
         )
@@ -109,14 +143,18 @@ class TrainingState:
         """That the checkpoint ``path`` can restore this state: its meta, the EMAs of the recipe, every
         weights file's header; returns its training state. Damage is a :class:`gen.errors.DamagedFileError`."""
         meta = ckpt.read_meta(path)
-        missing = [d for d in self.ema.decays if d not in meta.ema_decays]
-        if missing:
-            raise GenError(
-                f"--resume: the recipe's train.ema_decays {list(self.ema.decays)} differ from the checkpoint's "
-                f"{list(meta.ema_decays)} ({path} has no EMA {', '.join(map(repr, missing))}); set "
-                f"train.ema_decays = {list(meta.ema_decays)} to resume, or start a new run in another --run-dir"
-            )
-        ckpt.check_weights(path, (None, *self.ema.decays))
+        for key, ours, theirs in (
+            ("ema_decays", self.ema.decays, meta.ema_decays),
+            ("ema_lengths", self.ema.lengths, meta.ema_lengths),
+        ):
+            missing = [d for d in ours if d not in theirs]
+            if missing:
+                raise GenError(
+                    f"--resume: the recipe's train.{key} {list(ours)} differ from the checkpoint's {list(theirs)} "
+                    f"({path} has no EMA {', '.join(map(repr, missing))}); set train.{key} = {list(theirs)} to "
+                    "resume, or start a new run in another --run-dir"
+                )
+        ckpt.check_weights(path, (None, *self.ema.keys))
         state = ckpt.load_state(path)
         lacks = [k for k in ("optimizer", "step", "rng") if not isinstance(state, dict) or k not in state]
         if lacks:
@@ -130,13 +168,14 @@ class TrainingState:
         meta = ckpt.read_meta(path)
         model_file = path / ckpt.weights_name(None)
         sharding.load_model_state(self.model, ckpt.load_weights(path), str(model_file))
-        for i, decay in enumerate(self.ema.decays):
-            self.ema.load(i, ckpt.load_weights(path, decay))
+        for i, key in enumerate(self.ema.keys):
+            self.ema.load(i, ckpt.load_weights(path, key))
         state = state if state is not None else ckpt.load_state(path)
         state_file = str(path / ckpt.STATE_FILE)
         sharding.load_optimizer_state(self.model, self.optimizer, state["optimizer"], state_file)
         if meta.world_size == self.dist.world_size:
             torch.set_rng_state(state["rng"][self.dist.rank])
+        self.ema.steps = int(state["step"])  # the power EMAs' decays continue from this step
         return int(state["step"])
 
 

@@ -60,13 +60,19 @@ class TrainConfig:
         validator=v.optional(v.ge(1)),
     )
     ema_snapshot_dtype: Literal["fp32", "fp16"] = field(
-        "fp32", doc="Precision of the EMA snapshots: fp16 halves their disk use (see docs/ema_and_guidance.md)."
+        "fp32",
+        doc="Precision of the EMA snapshots: fp16 halves their disk use (see docs/ema_and_guidance.md).",
     )
     seed: int = field(0, doc="Seed of initialisation, data order, noise and time sampling.")
     precision: Literal["auto", "fp32", "bf16"] = field(
         "auto", doc="auto = bf16 autocast on CUDA, fp32 on CPU."
     )
     compile: bool = field(False, doc="torch.compile the backbone.")
+    activation_checkpointing: Literal["none", "blocks", "attention"] = field(
+        "none",
+        doc="Recompute activations in the backward pass to save memory: each transformer block, or only "
+        "its attention (none: keep them all).",
+    )
     parallel: Literal["ddp", "fsdp"] = field(
         "ddp",
         doc="With several processes: ddp keeps a whole model on each; fsdp shards parameters, gradients, "

@@ -35,10 +35,11 @@ from gen.training import sharding
 from gen.training.checkpointing import TrainingState
 from gen.training.ema import EMA
 from gen.training.flops import flops_per_sample, mfu, peak_flops
+from gen.training.memory import checkpoint_activations
 from gen.training.optim import lr_at, make_optimizer
 from gen.training.plan import TrainingPlan, check_dataset, dataset_size
 from gen.training.provenance import provenance
-from gen.training.samples import TrainingSamples
+from gen.training.samples import TrainingSamples, format_scores
 from gen.training.signals import StopSignals
 from gen.training.stats import StepStats, TrainingWindow, UpdateGuard, peak_memory_mb
 from gen.training.tensorboard import TensorBoardLog, require_tensorboard
@@ -116,6 +117,7 @@ class Trainer:
                     window = TrainingWindow(self.device)
                 with window.paused():
                     self.periodic_samples()
+                    self.state.snapshot(self.run_dir, self.step, self.cfg)  # power EMAs, if it is time
                 # -- stop on a signal (ranks agree at metrics lines), else checkpoint ---------------
                 stop = stop or (not self.dist.enabled and self.signals.received is not None)
                 if stop:
@@ -150,10 +152,13 @@ class Trainer:
         with GLOBAL_RNG_LOCK:  # seeded and drawn from as one piece, whatever other threads do
             torch.manual_seed(cfg.seed)  # the same initial weights on every rank
             self.model = build_backbone(self.recipe, self.spec).to(self.device)
+            checkpoint_activations(
+                self.model, cfg.activation_checkpointing, backbone=self.recipe.backbone.name
+            )
             self.fsdp = cfg.parallel == "fsdp" and self.dist.enabled
             if self.fsdp:  # before the EMA and the optimizer, which then hold shards too
                 sharding.shard_model(self.model, self.device, self.dist.world_size)
-            self.ema = EMA(self.model, cfg.ema_decays)
+            self.ema = EMA(self.model, cfg.ema_decays, cfg.ema_lengths)
             self.guard = UpdateGuard(self.device)
             self.optimizer = make_optimizer(self.model, cfg, self.plan.peak_lr)
             self.state = TrainingState(self.model, self.ema, self.optimizer, self.dist)
@@ -322,7 +327,7 @@ class Trainer:
         if cfg.eval_every and step % cfg.eval_every == 0:
             scores = self.samples.evaluate(step, self.model, self.ema)
             if scores:
-                self._log(f"eval at step {step}: " + _format_scores(scores))
+                self._log(f"eval at step {step}: " + format_scores(scores))
 
     # == checkpoints ==================================================================================
     def save(self) -> Path | None:
@@ -363,7 +368,7 @@ class Trainer:
         scores = self.samples.evaluate(self.step, self.model, self.ema)
         if scores:
             summary["eval"] = scores
-            self._log("eval: " + _format_scores(scores))
+            self._log("eval: " + format_scores(scores))
         self._log(
             f"done: step {self.step}, loss {last.get('loss', float('nan')):.4f}; run directory {self.run_dir}"
         )
@@ -372,10 +377,6 @@ class Trainer:
     def _log(self, text: str) -> None:
         if self.dist.is_main:
             self.console.print(text, markup=False, highlight=False)
-
-
-def _format_scores(scores: dict[str, float]) -> str:
-    return ", ".join(f"{k} = {v:.4f}" for k, v in scores.items())
 
 
 def train(

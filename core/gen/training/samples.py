@@ -2,7 +2,8 @@
 
 Both sample the weights of the grid EMA (``train.grid_ema``, else the first EMA, else the raw weights)
 through :class:`gen.ModelSampler`, on rank 0, from a plain copy of the model (gathered whole under
-FSDP). The score is :func:`gen.evaluation.score.score_model`, the function behind ``gen eval RUN
+FSDP). With ``[sample] guidance = "auto"`` the guide is another EMA of the model in training, or a
+checkpoint (of this run or another) that must exist when training starts and is read then. The score is :func:`gen.evaluation.score.score_model`, the function behind ``gen eval RUN
 --metric data``: the same checkpoint, seed and count give the same number in both.
 """
 
@@ -12,14 +13,20 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 import torch
 from torch import nn
 
+from gen import distributed
 from gen.distributed import DistInfo
+from gen.errors import GenError
 from gen.evaluation.score import score_model
+from gen.guidance import Guidance, Guide
+from gen.guides import load_guide
 from gen.images import make_grid, save_grid, to_uint8
 from gen.metrics.dataset_metric import DatasetMetric
 from gen.model_sampler import ModelSampler, SamplingSettings
+from gen.power_ema import EmaKey, EmaLength, parse_ema
 from gen.protocols import DataSpec
 from gen.recipe import Recipe, build_backbone
 from gen.runs.run_dir import RunDir
@@ -50,30 +57,85 @@ class TrainingSamples:
         self.files = files
         self.dist = dist
         self.tensorboard: TensorBoardLog | None = None
+        self.guidance = recipe.sample.guide if recipe.sample.guidance == "auto" else None
+        #: Autoguidance by a checkpoint (of this run or another): read once, at the start, on rank 0.
+        self.disk_guide: Guide | None = None
+        if self.guidance is not None:
+            self._start_guide(self.guidance)
 
-    def ema_decay(self, ema: EMA) -> float | None:
-        """The decay whose weights sample (None: the raw weights)."""
-        if not ema.decays:
+    def _start_guide(self, guidance: Guidance) -> None:
+        """Check the guide of ``[sample] guidance = 'auto'`` before training; read it if on disk."""
+        if guidance.step is None and guidance.run is None:  # another EMA of the model in training
+            if self.guide_ema() not in (None, *self.cfg.ema_decays, *map(EmaLength, self.cfg.ema_lengths)):
+                raise GenError(
+                    f"[sample] guide_ema = {guidance.ema!r}: this run tracks the EMAs "
+                    f"{list(self.cfg.ema_decays)} and lengths {list(self.cfg.ema_lengths)}; guide with one "
+                    "of them (0.999, phema_0.05...) or none"
+                )
+            return
+        error = None
+        if self.dist.is_main:
+            on_disk = (
+                guidance if guidance.run is not None else attrs.evolve(guidance, run=str(self.files.path))
+            )
+            try:
+                self.disk_guide = load_guide(on_disk, None, self.recipe, self.spec, self.dist.device)
+            except GenError as e:
+                error = (
+                    f"[sample] guidance = 'auto': {e}; the training grids and scores need the guide from the "
+                    "start: set guidance = 'cfg' while training and choose the guide afterwards (gen sample "
+                    "--guide-step), or guide with another EMA of this run (guide_ema)"
+                )
+        error = distributed.all_gather_objects(error, self.dist)[0]
+        if error is not None:
+            raise GenError(error)
+
+    def guide_ema(self) -> EmaKey:
+        """The EMA of the model in training that guides (``[sample] guide_ema``; default: the first)."""
+        assert self.guidance is not None
+        if self.guidance.ema == "default":
+            return (*self.cfg.ema_decays, *map(EmaLength, self.cfg.ema_lengths), None)[0]
+        return parse_ema(self.guidance.ema)
+
+    def ema_decay(self, ema: EMA) -> EmaKey:
+        """The EMA whose weights sample: ``grid_ema``, else the first EMA (None: the raw weights)."""
+        if not ema.keys:
             return None
-        return self.cfg.grid_ema if self.cfg.grid_ema is not None else ema.decays[0]
+        return self.cfg.grid_ema if self.cfg.grid_ema is not None else ema.keys[0]
 
-    def sampler(self, model: nn.Module, ema: EMA) -> ModelSampler | None:
-        """A plain (unsharded) copy of ``model`` with the sampling EMA's weights, in eval mode, on rank 0.
+    def _state(self, key: EmaKey, model: nn.Module, ema: EMA) -> dict[str, torch.Tensor]:
+        """The whole weights of EMA ``key`` (None: raw) on rank 0 (a collective under FSDP)."""
+        if key is None:
+            return sharding.gather_state(model.state_dict(), self.dist.is_main)
+        return ema.state_dict(ema.index(key), model, self.dist.is_main)
 
-        A collective under FSDP (every rank calls it; the others get None).
-        """
-        decay, main = self.ema_decay(ema), self.dist.is_main
-        if decay is None:
-            state = sharding.gather_state(model.state_dict(), main)
-        else:
-            state = ema.state_dict(ema.decays.index(decay), model, main)
-        if not main:
-            return None
+    def _net(self, state: dict[str, torch.Tensor]) -> nn.Module:
         device = self.dist.device
         with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             net = build_backbone(self.recipe, self.spec)  # its random init must not move the training RNG
         net.load_state_dict(state)
-        return ModelSampler(net.to(device).eval(), recipe=self.recipe, spec=self.spec, device=device)
+        return net.to(device).eval()
+
+    def sampler(self, model: nn.Module, ema: EMA) -> ModelSampler | None:
+        """A plain (unsharded) copy of ``model`` with the sampling EMA's weights, in eval mode, on rank 0,
+        with the guide of autoguidance when ``[sample]`` asks for it.
+
+        A collective under FSDP (every rank calls it; the others get None).
+        """
+        state = self._state(self.ema_decay(ema), model, ema)
+        in_memory = self.guidance is not None and self.disk_guide is None
+        guide_state = self._state(self.guide_ema(), model, ema) if in_memory else None
+        if not self.dist.is_main:
+            return None
+        guides = {}
+        if self.guidance is not None:
+            objective = self.recipe.objective
+            guides[self.guidance] = self.disk_guide or Guide(
+                self._net(guide_state), prediction=objective.prediction, t_eps=objective.t_eps
+            )
+        return ModelSampler(
+            self._net(state), recipe=self.recipe, spec=self.spec, device=self.dist.device, guides=guides
+        )
 
     def grid(self, name: str, step: int, model: nn.Module, ema: EMA) -> Path | None:
         """``samples/<name>.png``: ``grid_samples`` samples with fixed noise and labels (class ``i % K``),
@@ -116,4 +178,9 @@ class TrainingSamples:
         return result
 
 
-__all__ = ["TrainingSamples"]
+def format_scores(scores: dict[str, float]) -> str:
+    """Scores as the log line shows them: ``accuracy = 0.9800, colour = 0.9920``."""
+    return ", ".join(f"{k} = {v:.4f}" for k, v in scores.items())
+
+
+__all__ = ["TrainingSamples", "format_scores"]

@@ -36,9 +36,10 @@ def test_two_process_gloo_equals_one_process(torchrun, train_env, tmp_path):
 def test_fsdp_on_two_processes_equals_one_process_and_resumes_on_one(torchrun, train_env, tmp_path):
     """FSDP shards the update but computes the same one; its checkpoints are whole, so any layout resumes."""
     fsdp = tmp_path / "fsdp"
+    power = ["train.ema_lengths=[0.1]", "train.ema_snapshot_every=2"]  # sharded power EMAs and snapshots too
     done = torchrun(
         ["-m", "gen", "train", train_env, "train.steps=3", "train.parallel=fsdp", "train.micro_batch=2",
-         "--run-dir", fsdp],
+         *power, "--run-dir", fsdp],
         clean=[fsdp],
     )  # fmt: skip
     assert (
@@ -46,20 +47,24 @@ def test_fsdp_on_two_processes_equals_one_process_and_resumes_on_one(torchrun, t
         in (" ".join(done.stderr.split()))
     )
     one = tmp_path / "one"
-    train(load_recipe(train_env, ["train.steps=3"]), one)
-    for stem in ("model", "ema_0.9", "ema_0.5"):
-        a = load_file(str(ckpt.latest_checkpoint(one) / f"{stem}.safetensors"))
-        b = load_file(str(ckpt.latest_checkpoint(fsdp) / f"{stem}.safetensors"))
+    train(load_recipe(train_env, ["train.steps=3", *power]), one)
+    last_one, last_fsdp = ckpt.latest_checkpoint(one), ckpt.latest_checkpoint(fsdp)
+    names = [f"{stem}.safetensors" for stem in ("model", "ema_0.9", "ema_0.5", "phema_0.1")]
+    pairs = [(last_one / name, last_fsdp / name) for name in names]
+    snapshot = Path("ema_snapshots") / "step_00000002" / "phema_0.1.safetensors"
+    pairs.append((one / snapshot, fsdp / snapshot))
+    for a_file, b_file in pairs:
+        a, b = load_file(str(a_file)), load_file(str(b_file))
         assert a.keys() == b.keys()
         for k in a:
-            torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=f"{stem} {k}")
+            torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=f"{a_file} {k}")
     # Grids and scores are drawn from the gathered EMA on rank 0.
     assert (fsdp / "samples" / "final.png").is_file() and (fsdp / "eval.json").is_file()
     # The sharded run's checkpoint (optimizer moments included) resumes in one process: 3 + 3 steps
     # equal 6 straight.
-    train(load_recipe(train_env), fsdp, resume=True)
+    train(load_recipe(train_env, power), fsdp, resume=True)
     straight = tmp_path / "straight"
-    train(load_recipe(train_env), straight)
+    train(load_recipe(train_env, power), straight)
     a = load_file(str(ckpt.latest_checkpoint(straight) / "model.safetensors"))
     b = load_file(str(ckpt.latest_checkpoint(fsdp) / "model.safetensors"))
     for k in a:
