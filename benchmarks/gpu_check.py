@@ -102,13 +102,7 @@ def time_steps(recipe: gen.Recipe, steps: int, warmup: int, *, forbid_sync: bool
             torch.cuda.reset_peak_memory_stats(device)
 
         def step() -> None:
-            trainer.set_learning_rate()
-            local, grad_norm = trainer.forward_backward(stream)
-            keep = trainer.guard.keep(local.loss_sum, grad_norm, trainer.step + 1, trainer.dist)
-            trainer.optimizer.found_inf = 1.0 - keep
-            trainer.optimizer.step()
-            trainer.ema.update(trainer.model, keep)
-            trainer.step += 1
+            trainer.train_step(stream)
 
         for _ in range(warmup):
             step()

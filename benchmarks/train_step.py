@@ -59,13 +59,7 @@ def main() -> None:
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 start = time.perf_counter()
-            trainer.set_learning_rate()
-            local, grad_norm = trainer.forward_backward(stream)
-            keep = trainer.guard.keep(local.loss_sum, grad_norm, trainer.step + 1, trainer.dist)
-            trainer.optimizer.found_inf = 1.0 - keep
-            trainer.optimizer.step()
-            trainer.ema.update(trainer.model, keep)
-            trainer.step += 1
+            trainer.train_step(stream)
         if device.type == "cuda":
             torch.cuda.synchronize()
         timed = time.perf_counter() - start

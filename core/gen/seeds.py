@@ -40,7 +40,18 @@ def key_seed(*keys: int, bits: int = 63) -> int:
     return state >> (64 - bits)
 
 
-__all__ = ["GLOBAL_RNG_LOCK", "key_seed", "per_sample_generators"]
+__all__ = ["GLOBAL_RNG_LOCK", "key_seed", "keyed_noise", "per_sample_generators"]
+
+
+def keyed_noise(seed: int, stream: int, first: int, like: torch.Tensor) -> torch.Tensor:
+    """N(0, I) noise shaped like ``like`` (b, ...), row i keyed by ``(seed, stream, first + i)``: the
+    training noise of global-batch position ``first + i`` whatever the batch split. Drawn on ``like``'s
+    device by a generator there, so nothing crosses to the host."""
+    rows = []
+    for p in range(first, first + like.shape[0]):
+        g = torch.Generator(device=like.device).manual_seed(key_seed(seed, stream, p))
+        rows.append(torch.randn(like.shape[1:], generator=g, device=like.device, dtype=like.dtype))
+    return torch.stack(rows)  # (b, ...)
 
 
 def per_sample_generators(z0: torch.Tensor) -> list[torch.Generator]:

@@ -30,7 +30,7 @@ from gen.recipe import Recipe, build_backbone, recipe_to_toml, with_data_fields
 from gen.runs import checkpoint as ckpt
 from gen.runs.lock import RunLock, lock_run
 from gen.runs.run_dir import RunDir
-from gen.seeds import GLOBAL_RNG_LOCK, key_seed
+from gen.seeds import GLOBAL_RNG_LOCK, key_seed, keyed_noise
 from gen.training import sharding
 from gen.training.checkpointing import TrainingState
 from gen.training.ema import EMA
@@ -99,15 +99,8 @@ class Trainer:
         with self.signals, progress_bar(self.console, self.dist.is_main, "train", info=True) as bar:
             task = bar.add_task("train", total=self.plan.total_steps, completed=self.step, info="")
             while self.step < self.plan.total_steps:
-                # -- learning rate, forward and backward over the global batch (no host sync) ------
-                self.set_learning_rate()
-                local, grad_norm = self.forward_backward(stream)
-                # -- update weights and EMAs; a non-finite step is skipped on the device -------------
-                keep = self.guard.keep(local.loss_sum, grad_norm, self.step + 1, self.dist)
-                self.optimizer.found_inf = 1.0 - keep  # the fused kernel leaves everything as it was
-                self.optimizer.step()
-                self.ema.update(self.model, keep)
-                self.step += 1
+                # -- one optimizer step; no host sync; a non-finite step is skipped on the device -----
+                local, grad_norm = self.train_step(stream)
                 window.add(local, grad_norm)
                 bar.update(task, completed=self.step)
                 # -- metrics: the host looks (one sync, one all-reduce) every log_every steps --------
@@ -242,6 +235,19 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.current_lr
 
+    def train_step(self, stream) -> tuple[StepStats, torch.Tensor]:  # noqa: ANN001
+        """One optimizer step over the global batch without a host synchronisation: learning rate,
+        forward and backward, then weights and EMAs updated, or left as they were (on the device) when
+        the loss or gradient is not finite. Returns this rank's stats and the gradient norm."""
+        self.set_learning_rate()
+        local, grad_norm = self.forward_backward(stream)
+        keep = self.guard.keep(local.loss_sum, grad_norm, self.step + 1, self.dist)
+        self.optimizer.found_inf = 1.0 - keep  # the fused kernel leaves everything as it was
+        self.optimizer.step()
+        self.ema.update(self.model, keep)
+        self.step += 1
+        return local, grad_norm
+
     def forward_backward(self, stream) -> tuple[StepStats, torch.Tensor]:  # noqa: ANN001
         """Forward and backward over this rank's part of one global batch (no optimizer update).
 
@@ -263,7 +269,8 @@ class Trainer:
             t = t_all[pos].to(self.device)
             if obj.num_classes > 0:
                 y = torch.where(drop_all[pos].to(self.device), torch.full_like(y, obj.null_label), y)
-            eps = self._noise(range(first, first + b), x)
+            eps = keyed_noise(self.cfg.seed, SAMPLE_NOISE, self.step * plan.global_batch + first, x)
+            eps = eps * obj.config.noise_scale  # (b, *shape)
             with self._no_sync(last=j == plan.accum - 1):
                 with autocast(self.cfg.precision, self.device):
                     loss, s = obj.loss_at(self.train_model, x, y, t, eps)
@@ -280,15 +287,6 @@ class Trainer:
             self.model.set_requires_gradient_sync(sync)
             return contextlib.nullcontext()
         return contextlib.nullcontext() if sync else self.train_model.no_sync()
-
-    def _noise(self, pos: range, x: torch.Tensor) -> torch.Tensor:
-        """eps for the samples at global-batch positions ``pos``: each keyed by (seed, step, position)."""
-        base = self.step * self.plan.batch.global_batch
-        rows = []
-        for p in pos:
-            g = torch.Generator(device=x.device).manual_seed(key_seed(self.cfg.seed, SAMPLE_NOISE, base + p))
-            rows.append(torch.randn(x.shape[1:], generator=g, device=x.device, dtype=x.dtype))
-        return torch.stack(rows) * self.objective.config.noise_scale  # (b, *shape)
 
     # == logging and samples ==========================================================================
     def log_metrics(self, window: TrainingWindow) -> dict[str, Any]:

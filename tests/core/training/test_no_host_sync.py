@@ -47,13 +47,7 @@ def steady_steps(recipe, run_dir, steps: int) -> Counter:
     stream = trainer.data_stream()
 
     def one_step():
-        trainer.set_learning_rate()
-        local, grad_norm = trainer.forward_backward(stream)
-        keep = trainer.guard.keep(local.loss_sum, grad_norm, trainer.step + 1, trainer.dist)
-        trainer.optimizer.found_inf = 1.0 - keep
-        trainer.optimizer.step()
-        trainer.ema.update(trainer.model, keep)
-        trainer.step += 1
+        trainer.train_step(stream)
 
     one_step()  # first-step allocations (optimizer state) are not the steady state
     counter: Counter = Counter()
