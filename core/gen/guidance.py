@@ -77,6 +77,7 @@ def guided_velocity(
     t_eps: float = 0.05,
     num_classes: int,
     guide: Guide | None = None,
+    compile: str | None = None,
 ) -> VelocityFn:
     """The guided velocity field of ``net`` for the given labels.
 
@@ -90,6 +91,9 @@ def guided_velocity(
         num_classes: Classes of the model; 0 = unconditional (no classifier-free guidance possible).
         guide: Autoguidance's guiding model: ``v = v_g + s * (v - v_g)``, both passes with the labels,
             in place of classifier-free guidance (same scale and interval rule). None: classifier-free.
+        compile: A ``torch.compile`` backend (``"inductor"``) for the conditional and the guided
+            evaluation, each one graph (``fullgraph``: a graph break is an error); None: eager. The
+            guidance decision stays in Python, on the CPU time of the grid: no host synchronisation.
 
     Returns:
         ``velocity_fn(z, t) -> v``: z (B, ...), t a float or a 0-dim tensor, v (B, ...). Its attribute
@@ -99,21 +103,32 @@ def guided_velocity(
     if isinstance(prediction, str):
         prediction = build_component("prediction", prediction)
     if guide is not None:
-        return _autoguided(net, labels, prediction, guide, cfg, cfg_interval, t_eps, num_classes)
+        return _autoguided(net, labels, prediction, guide, cfg, cfg_interval, t_eps, num_classes, compile)
     null = torch.full_like(labels, num_classes)  # (B,)
     clamped = isinstance(prediction, ClampsAtDataEnd) and prediction.clamps_at_data_end
 
-    def velocity_fn(z: Tensor, t: Tensor | float) -> Tensor:
-        t = torch.as_tensor(t, dtype=z.dtype).to(z.device)  # 0-dim
-        s = guidance_scale(t, cfg, cfg_interval)
-        if s == 1.0 or num_classes == 0:
-            # v_u + 1 * (v_c - v_u) is v_c: the unconditional pass is not needed.
-            out = net(z, t.repeat(z.shape[0]), labels).to(z.dtype)  # (B, ...)
-            return prediction.to_v(out, z, t, t_eps=t_eps)
+    # Tensor code only, no Python decision on a value: what torch.compile turns into one graph each.
+    def conditional(z: Tensor, t: Tensor) -> Tensor:
+        out = net(z, t.repeat(z.shape[0]), labels).to(z.dtype)  # (B, ...)
+        return prediction.to_v(out, z, t, t_eps=t_eps)
+
+    def guided(z: Tensor, t: Tensor, s: float) -> Tensor:
         z_in = torch.cat([z, z])  # (2B, ...) conditional and unconditional as one batch
         out = net(z_in, t.repeat(z_in.shape[0]), torch.cat([labels, null])).to(z.dtype)
         v_cond, v_uncond = prediction.to_v(out, z_in, t, t_eps=t_eps).chunk(2)  # (B, ...) each
         return v_uncond + s * (v_cond - v_uncond)
+
+    if compile is not None:
+        conditional = torch.compile(conditional, backend=compile, fullgraph=True, dynamic=False)
+        guided = torch.compile(guided, backend=compile, fullgraph=True, dynamic=False)
+
+    def velocity_fn(z: Tensor, t: Tensor | float) -> Tensor:
+        t = torch.as_tensor(t, dtype=z.dtype)  # 0-dim; on the CPU (the grid's), so deciding costs no sync
+        s = guidance_scale(t, cfg, cfg_interval)
+        t = t.to(z.device)
+        if s == 1.0 or num_classes == 0:
+            return conditional(z, t)  # v_u + 1 * (v_c - v_u) is v_c: no unconditional pass
+        return guided(z, t, s)
 
     velocity_fn.t_eps = t_eps if clamped else 0.0  # type: ignore[attr-defined]
     return velocity_fn
@@ -128,12 +143,20 @@ def _autoguided(
     cfg_interval: tuple[float, float],
     t_eps: float,
     num_classes: int,
+    compile: str | None = None,
 ) -> VelocityFn:
     """Autoguidance (Karras et al., 2024): ``v = v_g + s * (v - v_g)``; both models see the labels, each
     converts its own output to a velocity. Where ``s == 1`` the guide is not run."""
-    main = guided_velocity(net, labels, prediction=prediction, t_eps=t_eps, num_classes=num_classes)
+    main = guided_velocity(
+        net, labels, prediction=prediction, t_eps=t_eps, num_classes=num_classes, compile=compile
+    )
     weak = guided_velocity(
-        guide.net, labels, prediction=guide.prediction, t_eps=guide.t_eps, num_classes=num_classes
+        guide.net,
+        labels,
+        prediction=guide.prediction,
+        t_eps=guide.t_eps,
+        num_classes=num_classes,
+        compile=compile,
     )
 
     def velocity_fn(z: Tensor, t: Tensor | float) -> Tensor:

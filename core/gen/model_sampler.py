@@ -181,6 +181,10 @@ class ModelSampler:
         self.guides = dict(guides or {})
         self._loaded_guide: tuple[Guidance, Guide] | None = None  # one guide read from disk at a time
 
+    def precision(self, sample: SampleConfig) -> str:
+        """The precision ``sample`` asks for, its ``auto`` being the run's ``train.precision``."""
+        return self.recipe.train.precision if sample.precision == "auto" else sample.precision
+
     @property
     def output_spec(self) -> DataSpec:
         """The spec of what :meth:`generate` yields: the model's, or the images its latents decode to."""
@@ -282,7 +286,7 @@ class ModelSampler:
                 part, tuple(self.spec.shape), seed=seed, noise_scale=objective.noise_scale, device=self.device
             )  # (b, *shape)
             y = labels[part.start : part.stop].to(self.device) if k else None  # (b,)
-            with autocast(self.recipe.train.precision, self.device):
+            with autocast(self.precision(s), self.device):
                 x = sample_from_config(self.model, noise, y, s, objective, num_classes=k, guide=guide)
             x = self.autoencoder.decode(x.float())  # (b, *output_spec.shape)
             yield part, x.float().cpu()

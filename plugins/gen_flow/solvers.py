@@ -217,7 +217,7 @@ class Dopri5:
         self.odeint, self.atol, self.rtol = odeint, config.atol, config.rtol
 
     def __call__(self, velocity_fn: gen.VelocityFn, z0: Tensor, timesteps: Tensor) -> Tensor:
-        ends = torch.stack([timesteps[0], timesteps[-1]])
+        ends = torch.stack([timesteps[0], timesteps[-1]]).to(z0.device)  # the adaptive solver reads t there
         path = self.odeint(
             lambda t, z: velocity_fn(z, t), z0, ends, method="dopri5", atol=self.atol, rtol=self.rtol
         )

@@ -50,3 +50,19 @@ def test_training_loss_traces_without_graph_breaks(backbone, fields, objective):
 
     breaks, graphs, reasons = explain(loss, x, y, t, eps)
     assert (breaks, graphs) == (0, 1), reasons
+
+
+@pytest.mark.parametrize("cfg", [1.0, 2.9])
+def test_guided_sampling_compiles_to_whole_graphs(cfg):
+    """fullgraph compilation of the conditional and the guided evaluation (the ``eager`` backend traces
+    with dynamo as inductor would, and fails on any graph break) gives the eager samples."""
+    net = gen.build("backbone", "jit", **JIT).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=torch.Generator().manual_seed(0)))
+    noise = gen.sample_noise(range(3), (3, 16, 16), seed=0)
+    kwargs = dict(prediction="x", sampler="heun", steps=4, cfg=cfg, cfg_interval=(0.1, 1.0), num_classes=5)
+    torch._dynamo.reset()
+    eager = gen.sample(net, noise, torch.tensor([0, 1, 2]), **kwargs)
+    compiled = gen.sample(net, noise, torch.tensor([0, 1, 2]), compile="eager", **kwargs)
+    torch.testing.assert_close(compiled, eager)
