@@ -1,6 +1,6 @@
-"""``gen eval``: score a checkpoint (sweeps over sampling settings) or saved samples, and compute FID
-reference statistics. The metric is chosen once (``--metric fid|data``) as a metric object; the
-scoring itself is :mod:`gen.evaluation`."""
+"""``gen eval``: score a checkpoint (sweeps over sampling settings) or saved samples, and compute
+reference statistics. The metric is chosen once (``--metric fid,kid,pr,sfid,fd_dinov2`` or ``data``) as a
+metric object; the scoring itself is :mod:`gen.evaluation`."""
 
 from __future__ import annotations
 
@@ -16,18 +16,16 @@ from gen.commands.app import app, err_console, guide_options, out_console, parse
 from gen.errors import GenError
 from gen.evaluation.results import render_table, save_table
 from gen.evaluation.sweep import combinations, evaluate_checkpoint
+from gen.metrics.base import SampleMetric
 from gen.metrics.dataset_metric import DatasetMetric
-from gen.metrics.features import feature_extractor
-from gen.metrics.fid import FIDMetric
 from gen.metrics.image_sources import count_images, image_batches
-from gen.metrics.reference import reference_stats_of
+from gen.metrics.kid import KID_SUBSET_SIZE, KID_SUBSETS
+from gen.metrics.suite import build_metrics, min_images, parse_metrics, reference_for
 from gen.model_sampler import ModelSampler
 from gen.plugins import get_registry
 from gen.progress import progress_bar
 from gen.protocols import ScoresSamples
 from gen.runs.run_dir import Checkpoint, load_checkpoint
-
-METRICS = ("fid", "data")
 
 
 class EvalGroup(typer.core.TyperGroup):
@@ -44,7 +42,8 @@ class EvalGroup(typer.core.TyperGroup):
 eval_app = typer.Typer(
     cls=EvalGroup,
     help=(
-        "FID and Inception Score. `gen eval RUN --ref STATS.npz` scores a checkpoint (comma lists sweep); "
+        "FID and IS, KID, precision/recall, sFID, FD-DINOv2 (--metric). `gen eval RUN --ref STATS.npz` scores "
+        "a checkpoint (comma lists sweep); "
         "`gen eval SAMPLES.npz|FOLDER --ref ...` scores saved samples; `gen eval ref-stats SRC OUT.npz` "
         "computes reference statistics."
     ),
@@ -84,9 +83,17 @@ def _data_metric_hint(checkpoint: Checkpoint) -> str:
 
 
 def checkpoint_metric(
-    checkpoint: Checkpoint, metric: str, *, ref: str | None, weights: str | None, device: Any, batch_size: int
-) -> FIDMetric | DatasetMetric:
-    """The metric object of ``--metric`` for a checkpoint, with every check before any sampling."""
+    checkpoint: Checkpoint,
+    metric: str,
+    *,
+    ref: str | None,
+    weights: str | None,
+    device: Any,
+    batch_size: int,
+    **options: Any,
+) -> SampleMetric:
+    """The metric object of ``--metric`` for a checkpoint, with every check before any sampling
+    (``options``: the other keyword arguments of :func:`gen.metrics.suite.build_metrics`)."""
     if metric == "data":
         if ref:
             raise GenError("--ref is the FID reference; --metric data scores with the dataset's own metric")
@@ -100,7 +107,14 @@ def checkpoint_metric(
             "scores images; score it with --metric data"
         )
     try:
-        return FIDMetric.load(weights=weights, reference=ref, device=device, batch_size=batch_size)
+        return build_metrics(
+            parse_metrics(metric),
+            ref=ref,
+            inception_weights=weights,
+            device=device,
+            batch_size=batch_size,
+            **options,
+        )
     except GenError as e:
         raise GenError(f"{e}{_data_metric_hint(checkpoint)}") from e
 
@@ -167,14 +181,32 @@ def eval_command(
     metric: str = typer.Option(
         "fid",
         "--metric",
-        help="fid: FID (with --ref) and IS; data: the dataset's own metric (e.g. the shapes oracle).",
+        help="fid: FID (with --ref) and IS; a comma list of fid, kid, pr, sfid, fd_dinov2 (the first ranks "
+        "rows); data: the dataset's own metric (e.g. the shapes oracle).",
+    ),
+    dinov2_weights: str | None = typer.Option(
+        None, "--dinov2-weights", help="DINOv2 ViT-L/14 weights for fd_dinov2 (default: $GEN_DINOV2_WEIGHTS)."
+    ),
+    kid_subsets: int = typer.Option(KID_SUBSETS, "--kid-subsets", help="KID: subsets averaged over."),
+    kid_subset_size: int = typer.Option(
+        KID_SUBSET_SIZE,
+        "--kid-subset-size",
+        help="KID: images per subset (of the samples and of the reference).",
     ),
 ) -> None:
     """Score a checkpoint (generating --num images per combination) or saved samples."""
     if batch_size < 1 or seed < 0 or num < 2:
         raise GenError(f"need --batch-size >= 1, --seed >= 0 and --num >= 2; got {batch_size}, {seed}, {num}")
-    if metric not in METRICS:
-        raise GenError(f"--metric {metric}: use fid (FID and IS) or data (the dataset's own metric)")
+    if metric != "data":
+        least, why = min_images(parse_metrics(metric), kid_subset_size=kid_subset_size)
+        for option, n in (("--num", num), ("--screen", screen)):
+            if n is not None and n < least:
+                raise GenError(f"{option} {n}: {why} images; give at least {least}")
+    options = {
+        "dinov2_weights": dinov2_weights,
+        "kid_subsets": kid_subsets,
+        "kid_subset_size": kid_subset_size,
+    }
     if out is not None and not str(out).endswith(".json"):
         raise GenError(f"--out {out}: the results file must end in .json")
     path = Path(source)
@@ -189,7 +221,9 @@ def eval_command(
         )
         if given:
             raise GenError(f"{', '.join(given)} apply to a checkpoint; {path} holds samples")
-        score_samples(path, batch_size=batch_size, ref=ref, weights=inception_weights, out=out)
+        score_samples(
+            path, batch_size=batch_size, ref=ref, weights=inception_weights, out=out, metric=metric, **options
+        )
         return
     samplers = parse_list(sampler, str, "--sampler")
     for name in samplers or []:
@@ -197,8 +231,13 @@ def eval_command(
     checkpoint = load_checkpoint(path)
     with distributed.process_group() as dist:
         the_metric = checkpoint_metric(
-            checkpoint, metric, ref=ref, weights=inception_weights, device=dist.device, batch_size=batch_size
-        )
+            checkpoint, metric, ref=ref, weights=inception_weights, device=dist.device, batch_size=batch_size,
+            **options,
+        )  # fmt: skip
+        if screen is not None and the_metric.goal is None and metric != "data":
+            raise GenError(
+                f"--screen needs a metric that ranks rows, and --metric {metric} does not: list fid first"
+            )
         if screen is not None and the_metric.goal is None:
             raise GenError(
                 f"--screen needs to know which result is best: dataset {checkpoint.recipe.data.name!r} "
@@ -231,17 +270,30 @@ def eval_command(
 
 
 def score_samples(
-    source: Path, *, batch_size: int, ref: str | None, weights: str | None, out: str | None
+    source: Path,
+    *,
+    batch_size: int,
+    ref: str | None,
+    weights: str | None,
+    out: str | None,
+    metric: str = "fid",
+    **options: Any,
 ) -> None:
-    """FID/IS of saved samples (a folder of images or an ADM ``.npz``); the JSON goes to ``out``
-    (default: ``<source>.eval.json`` beside the source)."""
+    """The ``--metric`` scores of saved samples (a folder of images or an ADM ``.npz``); the JSON goes to
+    ``out`` (default: ``<source>.eval.json`` beside the source)."""
     total = count_images(source)  # the source is read first: a damaged or pickled one fails at once
-    metric = FIDMetric.load(weights=weights, reference=ref, device=_default_device(), batch_size=batch_size)
-    if metric.reference is None:
+    names = parse_metrics(metric)
+    least, why = min_images(names, kid_subset_size=options.get("kid_subset_size", KID_SUBSET_SIZE))
+    if total < least:
+        raise GenError(f"{source} holds {total} images: {why} images; give at least {least}")
+    the_metric = build_metrics(
+        names, ref=ref, inception_weights=weights, device=_default_device(), batch_size=batch_size, **options
+    )
+    if names == ["fid"] and ref is None:
         err_console.print(
             "no --ref given: FID is skipped, only the Inception Score is computed", markup=False
         )
-    accumulator = metric.accumulator()
+    accumulator = the_metric.accumulator()
     with progress_bar(err_console, True, "score") as progress:
         task = progress.add_task("score", total=total)
         for batch in image_batches(source, batch_size):
@@ -249,9 +301,10 @@ def score_samples(
             progress.update(task, advance=len(batch))
     row = {"source": str(source), **accumulator.compute(distributed.DistInfo.local())}
     path = Path(out) if out else source.parent / f"{source.name.removesuffix('.npz')}.eval.json"
-    extra = metric.info()
-    out_console.print(render_table([row], 0, str(source), metric.columns([row])))
-    save_table([row], 0, str(source), path, extra, metric.columns([row]))
+    extra = {**the_metric.info(), "metric": the_metric.name}
+    columns = the_metric.columns([row])
+    out_console.print(render_table([row], 0, str(source), columns))
+    save_table([row], 0, str(source), path, extra, columns)
     err_console.print(f"results: {path}", markup=False)
 
 
@@ -265,15 +318,25 @@ def ref_stats_command(
     inception_weights: str | None = typer.Option(
         None, "--inception-weights", help="The FID Inception weights file (default: $GEN_INCEPTION_WEIGHTS)."
     ),
+    metric: str = typer.Option(
+        "fid",
+        "--metric",
+        help="The metrics to serve: mu, sigma and the spatial mu_s, sigma_s always; kid or pr add the pool "
+        "features, fd_dinov2 the DINOv2 statistics.",
+    ),
+    dinov2_weights: str | None = typer.Option(
+        None, "--dinov2-weights", help="DINOv2 ViT-L/14 weights for fd_dinov2 (default: $GEN_DINOV2_WEIGHTS)."
+    ),
 ) -> None:
-    """Compute FID reference statistics (mu, sigma of the Inception pool features) of real images."""
+    """Compute reference statistics of real images (what --metric compares with)."""
     if not out.endswith(".npz"):
         raise GenError(f"{out}: the statistics file must end in .npz")
-    device = _default_device()
-    extractor = feature_extractor(inception_weights, device)
-    stats = reference_stats_of(image_batches(src, batch_size), extractor, device=device, source=str(src))
-    path = stats.save(out)
-    err_console.print(
-        f"wrote {path}: mu {stats.mu.shape}, sigma {stats.sigma.shape} from {stats.num_samples} images",
-        markup=False,
-    )
+    reference = reference_for(
+        parse_metrics(metric), src, inception_weights=inception_weights, dinov2_weights=dinov2_weights,
+        device=_default_device(), batch_size=batch_size,
+    )  # fmt: skip
+    path = reference.save(out)
+    parts = [f"{k} {v.mu.shape[0]}-d" for k, v in reference.stats.items()]
+    if reference.features is not None:
+        parts.append(f"features {reference.features.shape}")
+    err_console.print(f"wrote {path}: {', '.join(parts)} from {reference.num_samples} images", markup=False)

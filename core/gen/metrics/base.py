@@ -2,7 +2,8 @@
 
 A :class:`SampleMetric` says how its results are keyed and shown and which is best; an
 :class:`Accumulator` takes the samples of one scoring batch by batch, in sample order, and reduces them
-over ranks. Adding a metric (KID, precision/recall, FD-DINOv2...) is one class of each.
+over ranks. Adding a metric is one class of each; a metric of image features (:class:`FeatureMetric`) also takes
+features already extracted, so that several metrics share one pass of each network.
 """
 
 from __future__ import annotations
@@ -59,4 +60,30 @@ class SampleMetric(Protocol):
         ...
 
 
-__all__ = ["Accumulator", "SampleMetric"]
+@runtime_checkable
+class FeatureAccumulator(Accumulator, Protocol):
+    """An accumulator that also takes features already extracted (a :class:`gen.metrics.suite.MetricSuite`
+    extracts each batch's features once for all its metrics)."""
+
+    def add_features(self, features: dict[str, Tensor]) -> None:
+        """Add a batch's features by space (``pool`` (B, 2048), ``logits``, ``spatial``, ``dinov2``),
+        in sample order."""
+        ...
+
+
+@runtime_checkable
+class FeatureMetric(SampleMetric, Protocol):
+    """A metric of image features.
+
+    Attributes:
+        spaces: The feature spaces its accumulator reads (keys of :meth:`gen.metrics.features.Extractors.extract`).
+    """
+
+    spaces: frozenset[str]
+
+    def accumulator(self) -> FeatureAccumulator:
+        """A fresh accumulator for one scoring."""
+        ...
+
+
+__all__ = ["Accumulator", "FeatureAccumulator", "FeatureMetric", "SampleMetric"]

@@ -1,18 +1,25 @@
-"""The feature extractor of FID and IS: the FID Inception-v3 with weights from a local file.
+"""The feature extractors of the metrics and the features of a batch, each network run once.
 
-The weights are not downloaded: give the file with ``--inception-weights`` or the environment variable
-``GEN_INCEPTION_WEIGHTS``. Tests and other feature spaces swap the network with
-:func:`use_feature_extractor`; results name the feature space they were computed in (:func:`extractor_id`).
+The FID Inception-v3 (FID, IS, KID, precision/recall, sFID) and DINOv2 ViT-L/14 (FD-DINOv2) take weights
+from local files, never downloaded: the Inception from ``--inception-weights``, ``$GEN_INCEPTION_WEIGHTS``
+or where torch-fidelity and pytorch-fid keep it (torch hub's ``checkpoints`` folder). Tests and other
+feature spaces swap the Inception with :func:`use_feature_extractor`; results name the feature space they
+were computed in (:func:`extractor_id`).
+
+Feature spaces (the keys of :meth:`Extractors.extract`): ``pool`` (B, 2048) Inception pool features,
+``logits`` (B, 1008) its unbiased logits, ``spatial`` (B, 2023) sFID's ``mixed_6/conv`` features,
+``dinov2`` (B, 1024) DINOv2's class token.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -24,7 +31,12 @@ from gen.tensor_files import read_safetensors, read_torch
 WEIGHTS_NAME = "weights-inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{WEIGHTS_NAME}"
 WEIGHTS_ENV = "GEN_INCEPTION_WEIGHTS"
+#: The same TensorFlow graph as pytorch-fid downloads it (same parameter names).
+PYTORCH_FID_NAME = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_ID = "fid-inception-2015-12-05"
+
+POOL, LOGITS, SPATIAL, DINOV2 = "pool", "logits", "spatial", "dinov2"
+INCEPTION_SPACES = frozenset({POOL, LOGITS, SPATIAL})
 
 _override: list[nn.Module] = []
 
@@ -33,7 +45,8 @@ _override: list[nn.Module] = []
 def use_feature_extractor(module: nn.Module) -> Iterator[nn.Module]:
     """Use ``module`` instead of the FID Inception inside this block (tests, other feature spaces).
 
-    ``module(images)`` takes (B, 3, H, W) uint8 and returns ``(features (B, D), logits (B, K))``.
+    ``module(images)`` takes (B, 3, H, W) uint8 and returns ``(features (B, D), logits (B, K))``, or
+    ``(features, logits, spatial (B, S))`` to serve sFID as well.
     """
     _override.append(module)
     try:
@@ -42,14 +55,54 @@ def use_feature_extractor(module: nn.Module) -> Iterator[nn.Module]:
         _override.remove(module)
 
 
+def hub_checkpoint_dirs() -> list[Path]:
+    """Where ``torch.hub`` keeps downloaded weights (torch-fidelity, pytorch-fid and DINOv2 use it):
+    ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME``) and ``~/.cache/torch/hub/checkpoints``."""
+    dirs = [
+        Path(torch.hub.get_dir()) / "checkpoints",
+        Path.home() / ".cache" / "torch" / "hub" / "checkpoints",
+    ]
+    return list(dict.fromkeys(dirs))
+
+
+def find_weights(
+    given: str | Path | None, env: str, names: Collection[str], dirs: Collection[Path]
+) -> tuple[Path | None, str]:
+    """A weights file: ``given``, else ``$env``, else the first of ``names`` in ``dirs``.
+
+    Returns:
+        (the file or None, what was looked at, as the start of an error message).
+
+    Raises:
+        GenError: ``given`` or ``$env`` names a file that does not exist.
+    """
+    for value, what in ((given, ""), (os.environ.get(env), f"${env}=")):
+        if value:
+            if Path(value).is_file():
+                return Path(value), ""
+            raise GenError(f"{what}{value} does not exist")
+    for folder in dirs:
+        for name in names:
+            if (folder / name).is_file():
+                return folder / name, ""
+    return None, f"not in {', '.join(str(d) for d in dirs)}"
+
+
 def weights_path(path: str | Path | None = None) -> Path:
-    """The Inception weights file: ``path``, else ``$GEN_INCEPTION_WEIGHTS``; a clear error when missing."""
-    given = path or os.environ.get(WEIGHTS_ENV)
-    if given and Path(given).is_file():
-        return Path(given)
-    where = f"{given} does not exist; " if given else ""
+    """The Inception weights file: ``path``, else ``$GEN_INCEPTION_WEIGHTS``, else torch-fidelity's or
+    pytorch-fid's download in torch hub's cache; a clear error naming where it looked when missing."""
+    try:
+        found, looked = find_weights(
+            path, WEIGHTS_ENV, (WEIGHTS_NAME, PYTORCH_FID_NAME), hub_checkpoint_dirs()
+        )
+    except GenError as e:
+        raise GenError(
+            f"{e}: FID/IS need the FID Inception-v3 weights {WEIGHTS_NAME} (download it from {WEIGHTS_URL})"
+        ) from None
+    if found is not None:
+        return found
     raise GenError(
-        f"FID/IS need the FID Inception-v3 weights {WEIGHTS_NAME} ({where}download it from {WEIGHTS_URL}) "
+        f"FID/IS need the FID Inception-v3 weights {WEIGHTS_NAME} ({looked}; download it from {WEIGHTS_URL}) "
         f"and pass --inception-weights PATH or set {WEIGHTS_ENV}=PATH"
     )
 
@@ -98,3 +151,72 @@ def to_nchw(images: np.ndarray | Tensor, device: Any) -> Tensor:
     if x.shape[1] != 3:
         raise GenError(f"images need 1 or 3 channels for FID/IS, got {x.shape[1]}")
     return x.contiguous()
+
+
+@attrs.frozen(eq=False)
+class Extractors:
+    """The networks of one evaluation; :meth:`extract` runs each at most once per batch.
+
+    Attributes:
+        inception: ``module(uint8 (B, 3, H, W)) -> (pool, logits[, spatial])`` (None: not needed).
+        dinov2: ``module(uint8 (B, 3, H, W)) -> (B, D)`` (None: not needed).
+        device: Where the images go.
+    """
+
+    inception: nn.Module | None = None
+    dinov2: nn.Module | None = None
+    device: torch.device = attrs.field(
+        default=None, converter=lambda d: torch.device("cpu" if d is None else d)
+    )
+
+    def gives_spatial(self) -> bool:
+        """Whether the Inception (or its stand-in) gives sFID's spatial features."""
+        if self.inception is None:
+            return False
+        if isinstance(self.inception, FIDInceptionV3):
+            return True
+        with torch.no_grad():  # a stand-in says it by what it returns
+            probe = self.inception(torch.zeros(2, 3, 16, 16, dtype=torch.uint8, device=self.device))
+        return len(probe) >= 3
+
+    @torch.no_grad()
+    def extract(self, images: np.ndarray | Tensor, spaces: Collection[str]) -> dict[str, Tensor]:
+        """The features of (B, H, W, C) uint8 images in ``spaces`` (``pool``, ``logits``, ``spatial``,
+        ``dinov2``); ``spatial`` is left out when the Inception's stand-in does not give it."""
+        x = to_nchw(images, self.device)  # (B, 3, H, W)
+        out: dict[str, Tensor] = {}
+        if INCEPTION_SPACES & set(spaces):
+            if self.inception is None:
+                raise GenError("these metrics need the FID Inception, and none was loaded")
+            if isinstance(self.inception, FIDInceptionV3):
+                outputs = self.inception(x, spatial=SPATIAL in spaces)
+            else:
+                outputs = self.inception(x)
+            out.update(zip((POOL, LOGITS, SPATIAL), outputs, strict=False))
+        if DINOV2 in spaces:
+            if self.dinov2 is None:
+                raise GenError("FD-DINOv2 needs the DINOv2 network, and none was loaded")
+            out[DINOV2] = self.dinov2(x)
+        return {k: v for k, v in out.items() if k in spaces}
+
+
+__all__ = [
+    "DINOV2",
+    "INCEPTION_ID",
+    "LOGITS",
+    "POOL",
+    "PYTORCH_FID_NAME",
+    "SPATIAL",
+    "WEIGHTS_ENV",
+    "WEIGHTS_NAME",
+    "WEIGHTS_URL",
+    "Extractors",
+    "extractor_id",
+    "feature_extractor",
+    "find_weights",
+    "hub_checkpoint_dirs",
+    "load_inception",
+    "to_nchw",
+    "use_feature_extractor",
+    "weights_path",
+]

@@ -23,33 +23,13 @@ from torch import Tensor, nn
 
 from gen.distributed import DistInfo, all_gather_objects
 from gen.errors import GenError
-from gen.metrics.features import extractor_id, feature_extractor, to_nchw
-from gen.metrics.reference import ReferenceStats, load_reference, make_fid_metric
+from gen.metrics.features import LOGITS, POOL, Extractors, extractor_id, feature_extractor
+from gen.metrics.frechet import FrechetState, load_reference_into
+from gen.metrics.reference import ReferenceStats, load_reference
 
 IS_SPLITS = 10
 IS_SEED = 2020
 FID_COLUMNS = {"fid": "FID", "is_mean": "IS", "is_std": "IS std"}
-
-
-def load_reference_into(metric, stats: ReferenceStats, *, on_this_rank: bool = True) -> None:  # noqa: ANN001
-    """Put ``(mu, sigma)`` into the metric's real-image states as if ``n`` images had been added.
-
-    Under ``torchrun`` only one rank holds them (``on_this_rank``): torchmetrics sums states over ranks.
-    """
-    if not on_this_rank:
-        return
-    device = metric.real_features_sum.device
-    n = stats.num_samples or 2  # any n >= 2 gives back the same (mu, sigma); a small one rounds least
-    mu = torch.as_tensor(stats.mu, dtype=torch.float64, device=device)  # (D,)
-    sigma = torch.as_tensor(stats.sigma, dtype=torch.float64, device=device)  # (D, D)
-    if mu.shape != metric.real_features_sum.shape:
-        raise GenError(
-            f"reference statistics {stats.source} have {mu.shape[0]} features, the feature extractor gives "
-            f"{metric.real_features_sum.shape[0]}; use statistics of the FID Inception pool features"
-        )
-    metric.real_features_sum = mu * n
-    metric.real_features_cov_sum = sigma * (n - 1) + n * torch.outer(mu, mu)
-    metric.real_features_num_samples = torch.tensor(n, dtype=torch.long, device=device)
 
 
 def inception_score(logits: Tensor, splits: int = IS_SPLITS, seed: int = IS_SEED) -> tuple[float, float]:
@@ -90,7 +70,10 @@ class FIDMetric:
         reference: Reference statistics; None scores IS only (the best row is then the highest IS).
         device: Where features are extracted.
         is_splits: Splits of the Inception Score.
+        extractors: The networks, when shared with other metrics (default: ``extractor`` alone).
     """
+
+    spaces = frozenset({POOL, LOGITS})
 
     def __init__(
         self,
@@ -99,10 +82,12 @@ class FIDMetric:
         *,
         device: Any = None,
         is_splits: int = IS_SPLITS,
+        extractors: Extractors | None = None,
     ):
         self.extractor = extractor
         self.reference = reference
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.extractors = extractors or Extractors(inception=extractor, device=self.device)
         self.is_splits = is_splits
         self.goal = ("fid", "min") if reference is not None else ("is_mean", "max")
 
@@ -145,22 +130,23 @@ class FIDAccumulator:
 
     def __init__(self, metric: FIDMetric):
         self.metric = metric
-        self.fid = None
+        reference = metric.reference
+        self.fid = (
+            FrechetState(reference, metric.device, "the FID Inception pool")
+            if reference is not None
+            else None
+        )
         self.logits: list[Tensor] = []
 
-    @torch.no_grad()
     def add(self, samples: np.ndarray | Tensor, labels: np.ndarray | Tensor | None = None) -> None:  # noqa: ARG002
         """Add (B, H, W, C) uint8 images (in sample order); FID and IS do not use the labels."""
-        m = self.metric
-        features, logits = m.extractor(to_nchw(samples, m.device))
-        features = features.double()  # (B, D)
-        if self.fid is None:
-            self.fid = make_fid_metric(features.shape[1], m.device)
-            if m.reference is not None:
-                rank0 = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
-                load_reference_into(self.fid, m.reference, on_this_rank=rank0)
-        self.fid.update(features, real=False)
-        self.logits.append(logits.float().cpu())
+        self.add_features(self.metric.extractors.extract(samples, self.metric.spaces))
+
+    def add_features(self, features: dict[str, Tensor]) -> None:
+        """Add a batch's pool features (B, D) and logits (B, K)."""
+        if self.fid is not None:
+            self.fid.update(features[POOL])
+        self.logits.append(features[LOGITS].float().cpu())
 
     def compute(self, dist: DistInfo) -> dict[str, float | int | None]:
         """``{"fid", "is_mean", "is_std", "num_images"}`` over every rank's images (every rank calls it)."""
@@ -170,10 +156,10 @@ class FIDAccumulator:
         logits = torch.cat(parts) if parts else logits
         num_images = logits.shape[0]
         fid = None
-        if self.metric.reference is not None:
-            if self.fid is None or num_images < 2:
+        if self.fid is not None:
+            if num_images < 2:
                 raise GenError(f"FID needs at least 2 images, got {num_images}")
-            fid = float(self.fid.compute())
+            fid = self.fid.compute(num_images)
         is_mean, is_std = inception_score(logits, min(self.metric.is_splits, num_images))
         return {"fid": fid, "is_mean": is_mean, "is_std": is_std, "num_images": num_images}
 

@@ -8,6 +8,9 @@ names here are torch-fidelity's, so its weights file loads as is.
 
 Preprocessing is torch-fidelity's: uint8 images, a TensorFlow-1.x bilinear resize to 299 × 299 (no
 antialiasing, no half-pixel offset), then ``(x - 128) / 128``.
+
+The same pass gives sFID's spatial features on request (``forward(images, spatial=True)``): the graph's
+``mixed_6/conv`` (torch-fidelity's ``Mixed_6d.branch1x1``), first 7 channels, as ADM's evaluator keeps them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from torch import Tensor, nn
 INPUT_SIZE = 299
 NUM_FEATURES = 2048  # the pool features FID uses
 NUM_LOGITS = 1008  # the TensorFlow graph's classes (1000 ImageNet classes and 8 unused)
+SPATIAL_CHANNELS = 7  # sFID: the first channels of mixed_6/conv, as the ADM evaluation suite keeps them
+NUM_SPATIAL = 17 * 17 * SPATIAL_CHANNELS  # 2023
 
 
 def resize_bilinear_tf1(x: Tensor, size: tuple[int, int]) -> Tensor:
@@ -214,14 +219,18 @@ class FIDInceptionV3(nn.Module):
         return super().train(False)
 
     @torch.no_grad()
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, images: Tensor, *, spatial: bool = False) -> tuple[Tensor, ...]:
         """Features of uint8 images.
 
         Args:
             images: (B, 3, H, W) uint8, any H and W (resized to 299 × 299).
+            spatial: Also return sFID's spatial features.
 
         Returns:
-            (B, 2048) float32 pool features and (B, 1008) float32 logits without the fc bias.
+            (B, 2048) float32 pool features and (B, 1008) float32 logits without the fc bias; with
+            ``spatial``, third, the (B, 2023) float32 spatial features: the first 7 channels of the
+            TensorFlow graph's ``mixed_6/conv`` (the 1 × 1 branch of ``Mixed_6d``, after its ReLU),
+            flattened in TensorFlow's (17, 17, 7) order, so that ADM's ``mu_s`` and ``sigma_s`` apply.
         """
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected (B, 3, H, W) uint8 images, got {tuple(images.shape)} {images.dtype}")
@@ -236,12 +245,28 @@ class FIDInceptionV3(nn.Module):
         x = self.MaxPool_2(x)  # (B, 192, 35, 35)
         x = self.Mixed_5d(self.Mixed_5c(self.Mixed_5b(x)))  # (B, 288, 35, 35)
         x = self.Mixed_6a(x)  # (B, 768, 17, 17)
-        x = self.Mixed_6e(self.Mixed_6d(self.Mixed_6c(self.Mixed_6b(x))))  # (B, 768, 17, 17)
+        x = self.Mixed_6c(self.Mixed_6b(x))  # (B, 768, 17, 17)
+        if (
+            spatial
+        ):  # mixed_6/conv:0 is Mixed_6d's 1 x 1 branch; (B, 7, 17, 17) -> (B, 17, 17, 7) -> (B, 2023)
+            s = self.Mixed_6d.branch1x1(x)[:, :SPATIAL_CHANNELS]
+            s = s.permute(0, 2, 3, 1).flatten(1).float()
+        x = self.Mixed_6e(self.Mixed_6d(x))  # (B, 768, 17, 17)
         x = self.Mixed_7a(x)  # (B, 1280, 8, 8)
         x = self.Mixed_7c(self.Mixed_7b(x))  # (B, 2048, 8, 8)
         features = torch.flatten(self.AvgPool(x), 1)  # (B, 2048)
         logits = features @ self.fc.weight.T  # (B, 1008), torch-fidelity's "logits_unbiased"
+        if spatial:
+            return features.float(), logits.float(), s
         return features.float(), logits.float()
 
 
-__all__ = ["INPUT_SIZE", "NUM_FEATURES", "NUM_LOGITS", "FIDInceptionV3", "resize_bilinear_tf1"]
+__all__ = [
+    "INPUT_SIZE",
+    "NUM_FEATURES",
+    "NUM_LOGITS",
+    "NUM_SPATIAL",
+    "SPATIAL_CHANNELS",
+    "FIDInceptionV3",
+    "resize_bilinear_tf1",
+]

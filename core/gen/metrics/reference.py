@@ -76,30 +76,32 @@ class ReferenceStats:
         return path
 
 
-def load_reference_stats(path: str | Path) -> ReferenceStats:
-    """Read an ``.npz`` with ``mu`` (D,) and ``sigma`` (D, D) (JiT's, ADM's and ours)."""
+def load_reference_stats(path: str | Path, keys: tuple[str, str] = ("mu", "sigma")) -> ReferenceStats:
+    """Read an ``.npz`` with ``mu`` (D,) and ``sigma`` (D, D) (JiT's, ADM's and ours), or the pair ``keys``
+    (ADM's ``mu_s``, ``sigma_s`` of sFID; ``mu_dinov2``, ``sigma_dinov2`` of FD-DINOv2)."""
     path = Path(path)
     open_npz(path).close()  # a pickle or another format: one line, nothing loaded
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise GenError(f"cannot read reference statistics {path}: {e}") from None
+    mu_key, sigma_key = keys
     with data:
-        if "mu" not in data or "sigma" not in data:
+        if mu_key not in data or sigma_key not in data:
             raise GenError(
-                f"{path} holds {', '.join(data.files)}, not reference statistics (mu, sigma); make them "
-                "with `gen eval ref-stats SRC OUT.npz`"
+                f"{path} holds {', '.join(data.files)}, not reference statistics ({mu_key}, {sigma_key}); make "
+                "them with `gen eval ref-stats SRC OUT.npz`"
             )
         arrays = {}
-        for key in ("mu", "sigma", "num_samples"):
+        for key in (mu_key, sigma_key, "num_samples"):
             try:
                 arrays[key] = data[key] if key in data else None
             except ValueError:  # an array of Python objects, refused by allow_pickle=False
                 raise DamagedFileError(path, NOT_PLAIN.format(what=f" in {key}")) from None
-        mu, sigma = arrays["mu"].astype(np.float64), arrays["sigma"].astype(np.float64)
+        mu, sigma = arrays[mu_key].astype(np.float64), arrays[sigma_key].astype(np.float64)
         n = int(arrays["num_samples"]) if arrays["num_samples"] is not None else None
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
-        raise GenError(f"{path}: mu {mu.shape} and sigma {sigma.shape} must be (D,) and (D, D)")
+        raise GenError(f"{path}: {mu_key} {mu.shape} and {sigma_key} {sigma.shape} must be (D,) and (D, D)")
     return ReferenceStats(mu=mu, sigma=sigma, num_samples=n or None, source=str(path))
 
 

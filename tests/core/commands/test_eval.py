@@ -140,8 +140,15 @@ def test_resize_is_tensorflow1_bilinear():
     assert down.flatten().tolist() == [0.0, 2.0, 8.0, 10.0]
 
 
-def test_missing_or_wrong_weights_say_what_to_do(tmp_path, monkeypatch):
+def no_cached_weights(monkeypatch, tmp_path):
+    """Weights downloaded by torch-fidelity or pytorch-fid on this machine are not seen."""
     monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def test_missing_or_wrong_weights_say_what_to_do(tmp_path, monkeypatch):
+    no_cached_weights(monkeypatch, tmp_path)
     images_npz(tmp_path / "a.npz", 4, 0)
     result = runner.invoke(app, ["eval", "ref-stats", str(tmp_path / "a.npz"), str(tmp_path / "s.npz")])
     assert result.exit_code == 2 and "Traceback" not in result.output
@@ -162,8 +169,8 @@ def test_missing_or_wrong_weights_say_what_to_do(tmp_path, monkeypatch):
     assert "--metric data" not in result.output  # saved samples have no dataset to offer
 
 
-def test_missing_weights_for_a_checkpoint_point_to_the_dataset_metric(run, monkeypatch):
-    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+def test_missing_weights_for_a_checkpoint_point_to_the_dataset_metric(run, monkeypatch, tmp_path):
+    no_cached_weights(monkeypatch, tmp_path)
     result = runner.invoke(app, ["eval", str(run), "--num", "4"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.output.strip().endswith(
