@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml examples/gen-example-plugin/pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[dev,docs,tensorboard,ode,latent]'
+	$(BIN)/python -m pip install -q -e '.[dev,docs,tensorboard,wandb,ode,latent]'
 	# The example third-party plugin, installed the way a user would install one (tests exercise it).
 	$(BIN)/python -m pip install -q --no-deps -e examples/gen-example-plugin
 	touch $(STAMP)

@@ -25,6 +25,7 @@ from gen.protocols import (
     EncodedData,
     KnowsSize,
     ListsImages,
+    Logger,
     Prediction,
     Process,
     RanksScores,
@@ -37,11 +38,12 @@ from gen.protocols import (
 )
 from gen.recipe import Recipe, load_recipe
 from gen.registry import KINDS, Component, Registry
-from gen.runs.run_dir import Checkpoint, export_checkpoint, load_checkpoint
+from gen.runs.run_dir import Checkpoint, RunDir, export_checkpoint, load_checkpoint
 from gen.sampling import Guide, SampleConfig, guidance_scale, guided_velocity, sample, sample_noise, time_grid
 from gen.seeds import key_seed, per_sample_generators
 from gen.tensor_files import check_safetensors, read_safetensors, read_torch
 from gen.training.engine import train
+from gen.training.loggers import RunInfo
 from gen.version import __version__
 
 __all__ = [
@@ -63,6 +65,7 @@ __all__ = [
     "KINDS",
     "KnowsSize",
     "ListsImages",
+    "Logger",
     "ModelSampler",
     "LinearFlow",
     "Objective",
@@ -71,6 +74,8 @@ __all__ = [
     "RanksScores",
     "Recipe",
     "RecipeError",
+    "RunDir",
+    "RunInfo",
     "Registry",
     "SampleConfig",
     "SamplingSettings",

@@ -120,6 +120,31 @@ def _validate_selector(
     return None
 
 
+def _validate_selectors(kind: str, value: Any, *, sub: str, file: str | None) -> tuple[ComponentSpec, ...]:
+    """A list of components (``loggers = ["tensorboard", {name = "wandb"}]``) into ComponentSpecs, each
+    item checked like a section of its own (``[train.loggers.1]``); a name listed twice is an error."""
+    if not isinstance(value, (list, tuple)):
+        raise RecipeError(
+            f"expected a list of {kind} names or tables, got {type(value).__name__} {value!r}",
+            file=file,
+            section=sub.rpartition(".")[0],
+            key=sub.rpartition(".")[2],
+        )
+    specs = tuple(
+        validate_component(kind, item, section=f"{sub}.{i}", file=file) for i, item in enumerate(value)
+    )
+    names = [s.name for s in specs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise RecipeError(
+            f"{kind} {twice[0]!r} is listed twice; list it once (with its options, if any)",
+            file=file,
+            section=sub.rpartition(".")[0],
+            key=sub.rpartition(".")[2],
+        )
+    return specs
+
+
 def validate_config(cls: type, table: Mapping[str, Any], *, section: str, file: str | None) -> Any:
     """Validate a TOML table into the attrs class ``cls`` (recursing into sub-sections).
 
@@ -141,6 +166,9 @@ def validate_config(cls: type, table: Mapping[str, Any], *, section: str, file: 
             spec = _validate_selector(f, table, sub=sub, file=file)
             if spec is not None:
                 kwargs[name] = spec
+        elif "components" in f.metadata:
+            if name in table:
+                kwargs[name] = _validate_selectors(f.metadata["components"], table[name], sub=sub, file=file)
         elif isinstance(f.type, type) and attrs.has(f.type):
             # Validated even when absent, so that its component defaults become ComponentSpecs.
             kwargs[name] = validate_config(f.type, table.get(name, {}), section=sub, file=file)

@@ -21,6 +21,7 @@ import attrs
 __all__ = [
     "field",
     "component_field",
+    "component_list_field",
     "fields_of",
     "FieldInfo",
     "check_value",
@@ -49,6 +50,16 @@ def component_field(kind: str, default: str | None, *, doc: str) -> Any:
     config keys) or just the name as a string (``schedule = "uniform"``).
     """
     return attrs.field(default=default, metadata={"doc": doc, "component": kind})
+
+
+def component_list_field(kind: str, *, doc: str) -> Any:
+    """A field that selects any number of registered components of ``kind`` (default: none).
+
+    In TOML the value is a list whose items are names or tables with ``name`` and the component's config
+    keys (``loggers = ["tensorboard", {name = "wandb", project = "jit"}]``, or ``[[train.loggers]]``
+    tables); it is validated into a tuple of :class:`gen.ComponentSpec`.
+    """
+    return attrs.field(default=(), metadata={"doc": doc, "components": kind})
 
 
 @attrs.frozen

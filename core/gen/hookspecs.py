@@ -73,5 +73,11 @@ def register_autoencoders(register):
 
 
 @hookspec
+def register_loggers(register):
+    """Register training loggers: ``factory(config)`` returns a :class:`gen.Logger`, which receives a run's
+    metrics lines, sample grids and scores on rank 0 (``train.loggers`` selects them; ``jsonl`` is always on)."""
+
+
+@hookspec
 def register_commands(app):
     """Add commands to the ``gen`` Typer app (``app.command()(fn)`` or ``app.add_typer(sub)``)."""

@@ -9,7 +9,8 @@ Everything here is a protocol or a plain record, and nothing here imports the re
 - :class:`SpecFromConfig`: a dataset *config* that knows its :class:`DataSpec` without reading data;
 - :class:`Prediction`, :class:`Schedule`, :data:`Solver` and :data:`VelocityFn`: the objective's and
   the sampling driver's view of registered predictions, schedules and samplers on the linear path
-  ``z_t = t * x + (1 - t) * eps`` (t = 0 noise, t = 1 data), whose velocity is ``v = x - eps``.
+  ``z_t = t * x + (1 - t) * eps`` (t = 0 noise, t = 1 data), whose velocity is ``v = x - eps``;
+- :class:`Logger`: what a registered training logger receives (metrics lines, grids, scores).
 """
 
 from __future__ import annotations
@@ -326,8 +327,47 @@ class EncodedData(Protocol):
     encoded_by: dict[str, Any]
 
 
+# -- logging ------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Logger(Protocol):
+    """A registered training logger (``train.loggers``): it receives what the run reports, on rank 0 only,
+    and only where the host already looks (metrics lines, grids, scores), never inside a training step.
+
+    ``open`` comes first, with the run it logs (a :class:`gen.RunInfo`: its files, the resolved recipe as
+    a table, the first step, whether it resumed); ``close`` comes last for a logger that opened, also
+    when training failed (``ok`` False). Every step is the optimizer step the values belong to. An
+    ``open`` that cannot start raises :class:`gen.GenError`: one line, before any training step.
+    """
+
+    def open(self, run: Any) -> None:
+        """Start logging ``run`` (a :class:`gen.RunInfo`)."""
+        ...
+
+    def metrics(self, step: int, values: dict[str, Any]) -> None:
+        """One metrics line (what ``metrics.jsonl`` holds): ``step``, ``time``, ``loss``, ``loss_by_t``
+        (a list, one loss per quarter of t), ``grad_norm``, ``lr``, ``images_per_s``, ``mfu`` and
+        ``peak_memory_mb`` (None where unknown) and any loss terms of the objective (``loss_vb``)."""
+        ...
+
+    def image(self, step: int, tag: str, image: Any) -> None:
+        """An image: a sample grid (``tag`` ``samples``), an (H, W, C) uint8 numpy array."""
+        ...
+
+    def scores(self, step: int, scores: dict[str, float], record: dict[str, Any]) -> None:
+        """Scores of the samples at ``step`` with the dataset's metric; ``record`` is the whole line of
+        ``eval.jsonl`` (with the sample count, the seed and the sampling settings)."""
+        ...
+
+    def close(self, ok: bool) -> None:
+        """The run ended: finished or stopped by a signal (``ok``), or failed with an error."""
+        ...
+
+
 __all__ = [
     "SPACES",
+    "Logger",
     "Autoencoder",
     "EncodedData",
     "Process",

@@ -23,6 +23,7 @@ KINDS: dict[str, str] = {
     "dataset": "register_datasets",
     "process": "register_processes",
     "autoencoder": "register_autoencoders",
+    "logger": "register_loggers",
 }
 
 

@@ -165,9 +165,13 @@ def _fields_table(cls: type, *, section: str) -> list[str]:
             continue
         doc = f.metadata.get("doc", "")
         kind = f.metadata.get("component")
+        kinds = f.metadata.get("components")
         if kind is not None:
             type_text = f"[{kind}](#{kind}) name or table"
             doc = f'{doc} Select it by name (`{f.name} = "..."`) or as a table `[{section}.{f.name}]` with `name` and its options.'
+        elif kinds is not None:
+            type_text = f"list of [{kinds}](#{kinds}) names or tables"
+            doc = f'{doc} Each item is a name (`"..."`) or a table with `name` and its options (`[[{section}.{f.name}]]`).'
         elif isinstance(f.type, type) and attrs.has(f.type):
             type_text = f"table ([`[{section}.{f.name}]`](#section-{section}-{f.name}))"
         else:
@@ -251,6 +255,7 @@ def recipes_markdown(host: Any = None) -> str:
         "schedule": "`[objective.schedule]`",
         "sampler": "`[sample.sampler]`",
         "dataset": "`[data]`",
+        "logger": "`train.loggers`",
     }
     for kind, registry in registries.items():
         out += [f"### {kind} {{#{kind}}}", ""]

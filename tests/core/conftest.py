@@ -97,6 +97,29 @@ class ToyPlugin:
     def register_autoencoders(self, register):
         register("identity", lambda cfg: cfg, description="Toy pixel space.")
 
+    @gen.hookimpl
+    def register_loggers(self, register):
+        register("jsonl", lambda cfg: ToyLogger(), description="Toy logger (logs nothing).")
+
+
+class ToyLogger:
+    """A :class:`gen.Logger` that keeps nothing."""
+
+    def open(self, run):
+        pass
+
+    def metrics(self, step, values):
+        pass
+
+    def image(self, step, tag, image):
+        pass
+
+    def scores(self, step, scores, record):
+        pass
+
+    def close(self, ok):
+        pass
+
 
 @pytest.fixture
 def toy_host():

@@ -174,12 +174,12 @@ def test_check_kind():
         check_kind("samplers")
     assert str(info.value) == (
         "unknown component kind 'samplers'; did you mean 'sampler'? "
-        "Kinds: backbone, prediction, schedule, sampler, time_grid, dataset, process, autoencoder"
+        "Kinds: backbone, prediction, schedule, sampler, time_grid, dataset, process, autoencoder, logger"
     )
     with pytest.raises(UnknownComponentError) as info:
         check_kind("zzz")
     assert str(info.value) == (
-        "unknown component kind 'zzz'. Kinds: backbone, prediction, schedule, sampler, time_grid, dataset, process, autoencoder"
+        "unknown component kind 'zzz'. Kinds: backbone, prediction, schedule, sampler, time_grid, dataset, process, autoencoder, logger"
     )
 
 
@@ -193,6 +193,7 @@ def test_kinds_name_their_hooks():
         "dataset": "register_datasets",
         "process": "register_processes",
         "autoencoder": "register_autoencoders",
+        "logger": "register_loggers",
     }
 
 

@@ -111,16 +111,21 @@ class TrainingState:
         self._raise_everywhere(error)
         return path
 
-    def resume(self, run_dir: Path, warn: Callable[[str], None]) -> tuple[int, Path]:
-        """Restore the newest intact checkpoint of ``run_dir``; returns (step, its path).
+    def resume(self, run_dir: Path, warn: Callable[[str], None], step: int | None = None) -> tuple[int, Path]:
+        """Restore the newest intact checkpoint of ``run_dir``, or the one of ``step``; returns (step, its
+        path).
 
-        A damaged checkpoint is skipped with a ``warn`` line naming it, what is wrong and the one used.
+        A damaged latest checkpoint is skipped with a ``warn`` line naming it, what is wrong and the one
+        used; a chosen ``step`` must exist, be intact and be the run's last result (:func:`chosen`).
         """
         found = ckpt.list_checkpoints(run_dir)
         if not found:
             raise GenError(
                 f"--resume: no checkpoint in {Path(run_dir) / 'checkpoints'}; start without --resume"
             )
+        if step is not None:
+            path = chosen(run_dir, found, step)
+            return self._restore(run_dir, path, self.check(path), warn), path
         damaged: list[str] = []
         for path in reversed(found):
             try:
@@ -130,14 +135,17 @@ class TrainingState:
                 continue
             if damaged:
                 warn(f"warning: {'; '.join(damaged)}; resuming from the newest intact checkpoint, {path}")
-            step = self.load(path, state)
-            if self.dist.is_main and (gone := ema_snapshots.discard_after(run_dir, step)):
-                # They belong to the steps this resume trains again, and it writes them again.
-                warn(f"removed {len(gone)} EMA snapshot(s) after step {step}, from {gone[0]} on")
-            return step, path
+            return self._restore(run_dir, path, state, warn), path
         raise GenError(
             f"--resume: no intact checkpoint in {Path(run_dir) / 'checkpoints'}: {'; '.join(damaged)}"
         )
+
+    def _restore(self, run_dir: Path, path: Path, state: dict[str, Any], warn: Callable[[str], None]) -> int:
+        step = self.load(path, state)
+        if self.dist.is_main and (gone := ema_snapshots.discard_after(run_dir, step)):
+            # They belong to the steps this resume trains again (after a kill), and it writes them again.
+            warn(f"removed {len(gone)} EMA snapshot(s) after step {step}, from {gone[0]} on")
+        return step
 
     def check(self, path: Path) -> dict[str, Any]:
         """That the checkpoint ``path`` can restore this state: its meta, the EMAs of the recipe, every
@@ -179,4 +187,35 @@ class TrainingState:
         return int(state["step"])
 
 
-__all__ = ["TrainingState"]
+def checkpoint_step(path: Path) -> int:
+    """The step of a checkpoint folder, from its name (``step_00000300`` -> 300)."""
+    return int(path.name[len(ckpt.PREFIX) :])
+
+
+def chosen(run_dir: Path, found: list[Path], step: int) -> Path:
+    """``--resume-step``: the checkpoint of ``step`` among ``found``, refused while the run holds results
+    after it (later checkpoints or EMA snapshots), which training from ``step`` would overwrite or
+    contradict: gen never deletes results, so the user moves them away first."""
+    steps = [checkpoint_step(p) for p in found]
+    root = Path(run_dir) / "checkpoints"
+    if step not in steps:
+        raise GenError(
+            f"--resume-step {step}: {root} has no checkpoint of step {step} (it has: {', '.join(map(str, steps))}); "
+            "choose one of these (train.milestone_every keeps checkpoints that pruning would remove)"
+        )
+    later = [p.name for p in found if checkpoint_step(p) > step]
+    snapshots = [s.step for s in ema_snapshots.list_snapshots(run_dir) if s.step > step]
+    if later or snapshots:
+        held = [f"checkpoint(s) {', '.join(later)} in {root}"] if later else []
+        if snapshots:
+            where = ema_snapshots.snapshots_dir(run_dir)
+            held.append(f"EMA snapshot(s) of steps {snapshots[0]} to {snapshots[-1]} in {where}")
+        raise GenError(
+            f"--resume-step {step}: {run_dir} holds results after step {step}: {' and '.join(held)}; gen never "
+            f"deletes results: move them out of the run directory (e.g. into {Path(run_dir)}.after_step_{step}/), "
+            "then resume again"
+        )
+    return found[steps.index(step)]
+
+
+__all__ = ["TrainingState", "checkpoint_step", "chosen"]

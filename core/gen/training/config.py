@@ -7,8 +7,9 @@ from typing import Literal
 import attrs
 from attrs import validators as v
 
-from gen.config import field
-from gen.power_ema import check_sigma_rel
+from gen.components import ComponentSpec
+from gen.config import component_list_field, field
+from gen.power_ema import check_sigma_rel, parse_ema
 
 
 @attrs.frozen(kw_only=True)
@@ -64,6 +65,19 @@ class TrainConfig:
         doc="Precision of the EMA snapshots: fp16 halves their disk use (see docs/ema_and_guidance.md).",
     )
     seed: int = field(0, doc="Seed of initialisation, data order, noise and time sampling.")
+    init_from: str | None = field(
+        None,
+        doc="Start from the weights of this run directory (its latest checkpoint) or checkpoint folder "
+        "(RUN/checkpoints/step_N), with a fresh optimizer at step 0: fine-tuning, or training at another "
+        "resolution (fixed sin-cos position tables are rebuilt for the new size; any other tensor that "
+        "does not fit is an error). --resume ignores it: the run's own checkpoint is newer.",
+    )
+    init_ema: str | float | None = field(
+        None,
+        doc="Which weights of init_from start the model (and every EMA of the new run): None = the raw "
+        'weights; an EMA decay (0.9999) or a power EMA ("phema_0.05", reconstructed from its snapshots '
+        "when not stored).",
+    )
     precision: Literal["auto", "fp32", "bf16"] = field(
         "auto", doc="auto = bf16 autocast on CUDA, fp32 on CPU."
     )
@@ -78,9 +92,16 @@ class TrainConfig:
         doc="With several processes: ddp keeps a whole model on each; fsdp shards parameters, gradients, "
         "optimizer state and EMA over them (for models too big for one device). Checkpoints are whole either way.",
     )
+    loggers: tuple[ComponentSpec, ...] = component_list_field(
+        "logger",
+        doc="Where metrics lines, sample grids and scores also go (rank 0), besides jsonl, which is always "
+        "on (RUN/metrics.jsonl, eval.jsonl, eval.json): logger names or tables with their options, e.g. "
+        '["tensorboard", {name = "wandb", project = "jit"}].',
+    )
     tensorboard: bool = field(
         False,
-        doc="Also log metrics and sample grids to RUN/tensorboard (needs pip install 'gen[tensorboard]').",
+        doc="Shorthand for adding tensorboard to loggers: event files in RUN/tensorboard (needs pip "
+        "install 'gen[tensorboard]').",
     )
     log_every: int = field(50, doc="Steps between metric lines in metrics.jsonl.", validator=v.ge(1))
     sample_every: int | None = field(
@@ -133,6 +154,16 @@ class TrainConfig:
             check_sigma_rel(length)
         if len(set(self.ema_lengths)) != len(self.ema_lengths):
             raise ValueError(f"ema_lengths has a length twice: {list(self.ema_lengths)}")
+        if self.init_ema is not None:
+            if self.init_from is None:
+                raise ValueError("init_ema chooses the weights of init_from, and init_from is not set")
+            try:
+                parse_ema(str(self.init_ema))
+            except ValueError:
+                raise ValueError(
+                    f"init_ema = {self.init_ema!r}: expected an EMA decay (0.9999), a power EMA "
+                    '("phema_0.05") or "none" (the raw weights)'
+                ) from None
         if self.ema_snapshot_every is not None and not self.ema_lengths:
             raise ValueError(
                 "ema_snapshot_every snapshots the power-function EMAs, and ema_lengths is empty; "

@@ -11,8 +11,6 @@ as one process with the whole global batch.
 
 from __future__ import annotations
 
-import contextlib
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ from gen.latent_space import build_autoencoder, training_data
 from gen.objective import Objective
 from gen.precision import autocast, resolve_precision
 from gen.progress import progress_bar
-from gen.recipe import Recipe, build_backbone, recipe_to_toml, with_data_fields
+from gen.recipe import Recipe, build_backbone, recipe_to_toml, to_table, with_data_fields
 from gen.runs import checkpoint as ckpt
 from gen.runs.lock import RunLock, lock_run
 from gen.runs.run_dir import RunDir
@@ -34,15 +32,16 @@ from gen.seeds import GLOBAL_RNG_LOCK, key_seed, keyed_noise
 from gen.training import sharding
 from gen.training.checkpointing import TrainingState
 from gen.training.ema import EMA
-from gen.training.flops import flops_per_sample, mfu, peak_flops
+from gen.training.flops import flops_per_sample, peak_flops
+from gen.training.init_from import InitFrom
+from gen.training.loggers import RunInfo, RunLoggers
 from gen.training.memory import checkpoint_activations
 from gen.training.optim import lr_at, make_optimizer
 from gen.training.plan import TrainingPlan, check_dataset, dataset_size
 from gen.training.provenance import provenance
 from gen.training.samples import TrainingSamples, format_scores
 from gen.training.signals import StopSignals
-from gen.training.stats import StepStats, TrainingWindow, UpdateGuard, peak_memory_mb
-from gen.training.tensorboard import TensorBoardLog, require_tensorboard
+from gen.training.stats import StepStats, TrainingWindow, UpdateGuard
 
 # Keys of the run's random streams: key_seed(seed, STREAM, ...) (2 is the grids', in training/samples.py).
 INIT_RNG, STEP_DRAWS, SAMPLE_NOISE = 1, 3, 4
@@ -56,18 +55,25 @@ class Trainer:
         run_dir: Where the resolved recipe, metrics, grids and checkpoints go.
         resume: Continue from the latest checkpoint in ``run_dir``.
         console: Where progress and messages go (rank 0 only).
+        resume_step: Continue from the checkpoint of this step instead (implies ``resume``).
     """
 
     def __init__(
-        self, recipe: Recipe, run_dir: str | Path, *, resume: bool = False, console: Console | None = None
+        self,
+        recipe: Recipe,
+        run_dir: str | Path,
+        *,
+        resume: bool = False,
+        console: Console | None = None,
+        resume_step: int | None = None,
     ):
         self.recipe = recipe
         self.cfg = recipe.train
         self.files = RunDir(run_dir)
         self.run_dir = self.files.path
-        self.resume = resume
+        self.resume, self.resume_step = resume or resume_step is not None, resume_step
         self.console = console or Console(stderr=True)
-        self.tensorboard: TensorBoardLog | None = None
+        self.loggers = RunLoggers()
         self.signals = StopSignals()
         self.lock: RunLock | None = None
 
@@ -80,8 +86,8 @@ class Trainer:
             finished = True
             return summary
         finally:
-            if self.tensorboard is not None:
-                self.tensorboard.close()
+            for problem in self.loggers.close(ok=finished):
+                self._log(f"warning: {problem}")
             if finished and self.dist.enabled:
                 # The sharded or DDP-wrapped model holds the process group through reference cycles:
                 # drop it first, so that the group dies in teardown and not at interpreter exit.
@@ -127,6 +133,8 @@ class Trainer:
         cfg = self.cfg
         self.dist = distributed.setup()
         self.lock = lock_run(self.run_dir, self.dist)  # one trainer per run directory, before any work
+        self.loggers = RunLoggers.build(cfg, self.dist)  # a missing package fails here, not at a log line
+        self.init = None if self.resume else InitFrom.open(cfg, self.recipe.backbone.name)
         self.device = self.dist.device
         self.dataset = self.recipe.data.build()
         autoencoder, name = build_autoencoder(self.recipe.autoencoder), self.recipe.data.name
@@ -139,12 +147,11 @@ class Trainer:
         self.recipe = with_data_fields(self.recipe, self.spec)
         self.objective = Objective(self.recipe.objective, self.spec.num_classes)
         self.objective.check_shape(tuple(self.spec.shape))
-        if cfg.tensorboard:
-            require_tensorboard()
 
         with GLOBAL_RNG_LOCK:  # seeded and drawn from as one piece, whatever other threads do
             torch.manual_seed(cfg.seed)  # the same initial weights on every rank
             self.model = build_backbone(self.recipe, self.spec).to(self.device)
+            self.kept = self.init.load_into(self.model) if self.init is not None else []  # before the EMAs
             checkpoint_activations(
                 self.model, cfg.activation_checkpointing, backbone=self.recipe.backbone.name
             )
@@ -155,7 +162,9 @@ class Trainer:
             self.guard = UpdateGuard(self.device)
             self.optimizer = make_optimizer(self.model, cfg, self.plan.peak_lr)
             self.state = TrainingState(self.model, self.ema, self.optimizer, self.dist)
-            self.samples = TrainingSamples(self.recipe, self.spec, self.dataset, self.files, self.dist)
+            self.samples = TrainingSamples(
+                self.recipe, self.spec, self.dataset, self.files, self.dist, self.loggers
+            )
             self.step = 0
             self.resume_or_refuse()
             torch.manual_seed(
@@ -174,9 +183,10 @@ class Trainer:
             self.train_model = DistributedDataParallel(self.train_model, device_ids=ids)
 
     def resume_or_refuse(self) -> None:
-        """``--resume``: the newest intact checkpoint (damaged ones skipped); else the run must hold none."""
+        """``--resume``: the newest intact checkpoint (damaged ones skipped) or the one of ``--resume-step``;
+        else the run must hold none."""
         if self.resume:
-            self.step, self._resumed_from = self.state.resume(self.run_dir, warn=self._log)
+            self.step, self._resumed_from = self.state.resume(self.run_dir, self._log, self.resume_step)
         elif (existing := self.files.latest_checkpoint()) is not None:
             raise GenError(
                 f"{self.run_dir} already holds checkpoints (latest {existing.name}); pass --resume to continue "
@@ -184,29 +194,27 @@ class Trainer:
             )
 
     def start_run_files(self) -> None:
-        """The resolved recipe, a provenance line and the first log line (rank 0)."""
-        plan = self.plan.batch
+        """The resolved recipe, a provenance line, the loggers opened and the first log lines (rank 0)."""
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             header = f"resolved recipe of this run (from {self.recipe.source})"
             self.files.recipe_file.write_text(recipe_to_toml(self.recipe, header=header))
             resumed = self.step if self.resume else None
+            init = self.init.describe() if self.init is not None else None
             self.files.append_json(
                 self.files.provenance_file,
-                provenance(self.recipe, self.dist, self.plan, resumed_from=resumed),
+                provenance(self.recipe, self.dist, self.plan, resumed_from=resumed, init_from=init),
             )
-            if self.cfg.tensorboard:
-                self.tensorboard = self.samples.tensorboard = TensorBoardLog(self.files.tensorboard_dir)
-        distributed.barrier(self.dist)
+        info = dict(step=self.step, total_steps=self.plan.total_steps, resumed=self.resume)
+        self.loggers.open(RunInfo(files=self.files, config=to_table(self.recipe), **info), self.dist)
         if self.resume:
             self._log(f"resumed from {self._resumed_from} (step {self.step})")
-        self._log(
-            f"training {self.recipe.backbone.name} for {self.plan.total_steps} steps: global batch "
-            f"{plan.global_batch} = {plan.world_size} process(es) x {plan.accum} accumulation x {plan.micro_batch}"
-            f"{' (FSDP: parameters, gradients, optimizer state and EMA sharded)' if self.fsdp else ''}, "
-            f"lr {self.plan.peak_lr:.3g}, {sum(p.numel() for p in self.model.parameters()) / 1e6:.2f}M parameters, "
-            f"device {self.device}; run directory {self.run_dir}"
-        )
+        if self.init is not None:
+            kept = f"; kept as built for this size: {', '.join(self.kept)}" if self.kept else ""
+            self._log(f"initialised from {self.init.checkpoint.path} (EMA {self.init.ema or 'none'}){kept}")
+        size = sum(p.numel() for p in self.model.parameters())
+        where = dict(fsdp=self.fsdp, device=self.device, run_dir=self.run_dir)
+        self._log(self.plan.describe(self.recipe.backbone.name, size, **where))
 
     # == one step =====================================================================================
     def data_stream(self):  # noqa: ANN201
@@ -271,7 +279,8 @@ class Trainer:
                 y = torch.where(drop_all[pos].to(self.device), torch.full_like(y, obj.null_label), y)
             eps = keyed_noise(self.cfg.seed, SAMPLE_NOISE, self.step * plan.global_batch + first, x)
             eps = eps * obj.config.noise_scale  # (b, *shape)
-            with self._no_sync(last=j == plan.accum - 1):
+            last = j == plan.accum - 1 or not self.dist.enabled
+            with sharding.gradient_sync(self.model, self.train_model, fsdp=self.fsdp, last=last):
                 with autocast(self.cfg.precision, self.device):
                     loss, s = obj.loss_at(self.train_model, x, y, t, eps)
                 (loss / plan.accum).backward()
@@ -280,40 +289,23 @@ class Trainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
         return stats, sharding.whole(grad_norm).float()  # under FSDP the norm is itself a shard
 
-    def _no_sync(self, last: bool) -> contextlib.AbstractContextManager:
-        """Gradients are reduced over ranks on the last micro-batch of the step only."""
-        sync = last or not self.dist.enabled
-        if self.fsdp:
-            self.model.set_requires_gradient_sync(sync)
-            return contextlib.nullcontext()
-        return contextlib.nullcontext() if sync else self.train_model.no_sync()
-
     # == logging and samples ==========================================================================
     def log_metrics(self, window: TrainingWindow) -> dict[str, Any]:
-        """One line of ``metrics.jsonl`` (and TensorBoard) over the window's steps: the host synchronises
-        here, and stops the run if a step was skipped for a non-finite loss."""
+        """One metrics line over the window's steps, to the loggers (``jsonl``: ``metrics.jsonl``): the host
+        synchronises here, and stops the run if a step was skipped for a non-finite loss."""
         stats = window.stats
         stats.stop = self.signals.received is not None
         stats = stats.reduce(self.dist)
         window.stop = stats.stop
         self.guard.raise_if_skipped(self.step, self.files.latest_checkpoint())
-        images_per_s = window.steps_per_s() * self.plan.batch.global_batch
-        line = {
-            "step": self.step,
-            "time": time.time(),
-            "loss": stats.loss,
-            "loss_by_t": stats.loss_by_t(),
-            **stats.term_means(),
-            "grad_norm": float(window.grad_norm),
-            "lr": self.current_lr,
-            "images_per_s": images_per_s,
-            "mfu": mfu(images_per_s, self.flops_per_image, self.peak_flops),
-            "peak_memory_mb": peak_memory_mb(self.device),
-        }
-        if self.dist.is_main:
-            self.files.append_json(self.files.metrics_file, line)
-            if self.tensorboard is not None:
-                self.tensorboard.metrics(line)
+        line = window.metrics_line(
+            stats,
+            step=self.step,
+            lr=self.current_lr,
+            global_batch=self.plan.batch.global_batch,
+            flops=(self.flops_per_image, self.peak_flops),
+        )
+        self.loggers.metrics(self.step, line)  # rank 0 holds the loggers; jsonl: metrics.jsonl
         return line
 
     def periodic_samples(self) -> None:
@@ -355,7 +347,7 @@ class Trainer:
         if stop:
             self._log(
                 f"stopped by {self.signals.received or 'a signal on another rank'} at step {self.step}; checkpoint "
-                f"saved. Continue with: gen train {self.recipe.source} --run-dir {self.run_dir} --resume"
+                f"saved. Continue with: gen train {self.run_dir} --resume"
             )
             summary["stopped"] = True
             return summary
@@ -378,7 +370,12 @@ class Trainer:
 
 
 def train(
-    recipe: Recipe, run_dir: str | Path, *, resume: bool = False, console: Console | None = None
+    recipe: Recipe,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    console: Console | None = None,
+    resume_step: int | None = None,
 ) -> dict[str, Any]:
     """Train ``recipe`` into ``run_dir`` in this process (or, under ``torchrun``, in every process).
 
@@ -387,11 +384,13 @@ def train(
         run_dir: The run directory (created; it must hold no checkpoint unless ``resume``).
         resume: Continue from the run directory's latest checkpoint.
         console: Where progress and messages go (default: stderr).
+        resume_step: Continue from the checkpoint of this step (implies ``resume``); the run must hold
+            no later checkpoint or EMA snapshot.
 
     Returns:
         A summary: ``step``, ``run_dir``, the last ``metrics`` line, ``checkpoint``, ``grid``, ``eval``.
     """
-    return Trainer(recipe, run_dir, resume=resume, console=console).run()
+    return Trainer(recipe, run_dir, resume=resume, console=console, resume_step=resume_step).run()
 
 
 __all__ = ["Trainer", "train"]

@@ -19,6 +19,8 @@ from gen.plugins import get_registry
 from gen.protocols import KnowsSize, ScoresSamples
 from gen.recipe import Recipe
 from gen.training.batch_plan import BatchPlan
+from gen.training.init_from import InitFrom
+from gen.training.loggers import build_logger, selected
 from gen.training.optim import peak_lr
 
 
@@ -61,6 +63,16 @@ class TrainingPlan:
             warmup = cfg.warmup_steps
         return cls(batch=batch, total_steps=total, warmup=warmup, peak_lr=peak_lr(cfg))
 
+    def describe(self, backbone: str, parameters: int, *, fsdp: bool, device: object, run_dir: object) -> str:
+        """The line ``gen train`` starts with: the model, the length, the batch split, the LR, where."""
+        b = self.batch
+        sharded = " (FSDP: parameters, gradients, optimizer state and EMA sharded)" if fsdp else ""
+        return (
+            f"training {backbone} for {self.total_steps} steps: global batch {b.global_batch} = "
+            f"{b.world_size} process(es) x {b.accum} accumulation x {b.micro_batch}{sharded}, "
+            f"lr {self.peak_lr:.3g}, {parameters / 1e6:.2f}M parameters, device {device}; run directory {run_dir}"
+        )
+
 
 def check_dataset(recipe: Recipe, dataset: Any) -> None:
     """What the ``[train]`` section asks of the dataset (an instance, or its class before it is built)."""
@@ -91,8 +103,12 @@ def dataset_class(recipe: Recipe) -> type | None:
 
 def check_recipe(recipe: Recipe, *, world_size: int = 1) -> TrainingPlan | None:
     """What ``gen train`` would reject before reading data, on ``world_size`` processes: the batch split,
-    and what the dataset's class can do. Returns the plan when the size is known from the config."""
+    the loggers' packages, ``train.init_from``, and what the dataset's class can do. Returns the plan
+    when the size is known from the config."""
     BatchPlan.make(recipe.train.global_batch, world_size, recipe.train.micro_batch)
+    for spec in selected(recipe.train):
+        build_logger(spec)  # a factory checks its package (tensorboard, wandb); opening logs nothing
+    InitFrom.open(recipe.train, recipe.backbone.name)
     cls = dataset_class(recipe)
     if cls is not None:
         check_dataset(recipe, cls)

@@ -35,9 +35,15 @@ def git_commit() -> str | None:
 
 
 def provenance(
-    recipe: Recipe, dist: DistInfo, plan: TrainingPlan, *, resumed_from: int | None
+    recipe: Recipe,
+    dist: DistInfo,
+    plan: TrainingPlan,
+    *,
+    resumed_from: int | None,
+    init_from: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Versions, command line, processes and the resolved plan of this start of the run."""
+    """Versions, command line, processes and the resolved plan of this start of the run; ``init_from``:
+    the checkpoint, step and EMA whose weights it started from (``train.init_from``)."""
     return {
         "recipe_source": recipe.source,
         "recipe_sha256": hashlib.sha256(recipe_to_toml(recipe).encode()).hexdigest(),
@@ -54,6 +60,7 @@ def provenance(
         "argv": sys.argv,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "resumed_from_step": resumed_from,
+        "init_from": init_from,
     }
 
 

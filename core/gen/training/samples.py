@@ -9,7 +9,6 @@ checkpoint (of this run or another) that must exist when training starts and is 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from gen.runs.run_dir import RunDir
 from gen.seeds import GLOBAL_RNG_LOCK, key_seed
 from gen.training import sharding
 from gen.training.ema import EMA
-from gen.training.tensorboard import TensorBoardLog
+from gen.training.loggers import RunLoggers
 
 GRID_NOISE = 2  # key_seed(seed, GRID_NOISE): the grids' noise
 
@@ -47,16 +46,26 @@ class TrainingSamples:
         dataset: The training dataset (its metric scores the samples).
         files: The run directory.
         dist: The processes of the run.
+        loggers: Where the grids and scores also go (rank 0): ``jsonl`` writes ``eval.jsonl`` and
+            ``eval.json``.
     """
 
-    def __init__(self, recipe: Recipe, spec: DataSpec, dataset: Any, files: RunDir, dist: DistInfo):
+    def __init__(
+        self,
+        recipe: Recipe,
+        spec: DataSpec,
+        dataset: Any,
+        files: RunDir,
+        dist: DistInfo,
+        loggers: RunLoggers | None = None,
+    ):
         self.recipe = recipe
         self.cfg = recipe.train
         self.spec = spec
         self.dataset = dataset
         self.files = files
         self.dist = dist
-        self.tensorboard: TensorBoardLog | None = None
+        self.loggers = loggers if loggers is not None else RunLoggers()
         self.guidance = recipe.sample.guide if recipe.sample.guidance == "auto" else None
         #: Autoguidance by a checkpoint (of this run or another): read once, at the start, on rank 0.
         self.disk_guide: Guide | None = None
@@ -153,13 +162,13 @@ class TrainingSamples:
         images = torch.cat(
             [x for _, x in sampler.generate(range(n), labels, settings, seed=seed, batch_size=256)]
         )
-        if self.tensorboard is not None:
-            self.tensorboard.grid(make_grid(to_uint8(images)), step)
+        self.loggers.image(step, "samples", make_grid(to_uint8(images)))
         return save_grid(images, self.files.samples_dir / f"{name}.png")
 
     def evaluate(self, step: int, model: nn.Module, ema: EMA) -> dict[str, float]:
         """Score ``eval_samples`` samples with the dataset's metric: the function and the samples of
-        ``gen eval RUN --metric data --num N --seed <train.seed>``; a line of ``eval.jsonl`` each."""
+        ``gen eval RUN --metric data --num N --seed <train.seed>``; to the loggers (``jsonl``: a line of
+        ``eval.jsonl`` each, and ``eval.json``, the latest)."""
         n = self.cfg.eval_samples
         if n == 0:
             return {}
@@ -170,11 +179,8 @@ class TrainingSamples:
         metric = DatasetMetric(self.dataset, self.recipe.data.name)
         scores = score_model(sampler, settings, metric, num=n, seed=self.cfg.seed, batch_size=256)
         result = {k: float(v) for k, v in scores.items() if k != "num_images"}
-        if self.tensorboard is not None:
-            self.tensorboard.scores(result, step)
         record = {"step": step, "num_samples": n, "seed": self.cfg.seed, **settings.describe(), **result}
-        self.files.append_json(self.files.eval_log, record)  # every score of the run
-        self.files.eval_latest.write_text(json.dumps(record, indent=2))  # the latest score
+        self.loggers.scores(step, result, record)
         return result
 
 

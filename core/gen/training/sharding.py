@@ -16,6 +16,7 @@ Every function here also takes an ordinary (unsharded) model, and then does no c
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -23,6 +24,16 @@ from torch import nn
 from torch.distributed.tensor import DTensor, distribute_tensor
 
 from gen.errors import GenError
+
+
+def gradient_sync(model: nn.Module, wrapped: nn.Module, *, fsdp: bool, last: bool) -> AbstractContextManager:
+    """Reduce gradients over ranks on the last micro-batch of a step only (``last``): FSDP is told so,
+    DDP's ``no_sync`` skips the all-reduce of the others. ``wrapped``: the module that runs forward (the
+    DDP wrapper whenever ``last`` is false without FSDP: one process passes ``last`` true always)."""
+    if fsdp:
+        model.set_requires_gradient_sync(last)
+        return nullcontext()
+    return nullcontext() if last else wrapped.no_sync()
 
 
 def shard_model(model: nn.Module, device: torch.device, world_size: int) -> nn.Module:
@@ -153,6 +164,7 @@ def load_optimizer_state(
 
 
 __all__ = [
+    "gradient_sync",
     "gather",
     "gather_state",
     "is_sharded",

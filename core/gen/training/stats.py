@@ -16,6 +16,7 @@ import contextlib
 import resource
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import attrs
 import torch
@@ -23,6 +24,7 @@ from torch import Tensor
 
 from gen.distributed import DistInfo
 from gen.errors import GenError
+from gen.training.flops import mfu
 
 T_BINS = 4  # the loss is also logged per quarter of t in [0, 1]
 
@@ -186,6 +188,7 @@ class TrainingWindow:
     their wall time without the time spent in :meth:`paused` blocks (grids, scores, checkpoints)."""
 
     def __init__(self, device: torch.device | str):
+        self.device = torch.device(device)
         self.stats = StepStats.on(device)
         self.steps = 0
         self.grad_norm: Tensor | None = None
@@ -210,6 +213,25 @@ class TrainingWindow:
     def steps_per_s(self) -> float:
         """Steps per second of training time (call after the host synchronised, at a metrics line)."""
         return self.steps / max(time.perf_counter() - self.start - self.excluded, 1e-9)
+
+    def metrics_line(
+        self, stats: StepStats, *, step: int, lr: float, global_batch: int, flops: tuple[float, float | None]
+    ) -> dict[str, Any]:
+        """The line of ``metrics.jsonl`` of this window, from its reduced ``stats`` (the host reads them
+        here): ``flops`` is (model FLOPs per image, the device's peak FLOP/s or None) for the MFU."""
+        images_per_s = self.steps_per_s() * global_batch
+        return {
+            "step": step,
+            "time": time.time(),
+            "loss": stats.loss,
+            "loss_by_t": stats.loss_by_t(),
+            **stats.term_means(),
+            "grad_norm": float(self.grad_norm),
+            "lr": lr,
+            "images_per_s": images_per_s,
+            "mfu": mfu(images_per_s, *flops),
+            "peak_memory_mb": peak_memory_mb(self.device),
+        }
 
 
 __all__ = ["T_BINS", "StepStats", "TrainingWindow", "UpdateGuard", "peak_memory_mb"]

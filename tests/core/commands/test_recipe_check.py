@@ -4,6 +4,7 @@ fields are resolved from every dataset's config at load."""
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 
 import pytest
@@ -155,3 +156,20 @@ def test_imagefolder_and_webdataset_configs_fill_the_backbone(tmp_path):
         folder, ["data={name='webdataset', urls='pipe:cat x.tar', image_size=32, num_classes=5}"]
     )
     assert stated.backbone.config.num_classes == 5
+
+
+def test_loggers_and_init_from_are_checked_as_in_train(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # import now raises ImportError
+    recipe = write(tmp_path, DEMO + 'loggers = ["wandb"]\n')
+    message = "the wandb logger (train.loggers) needs the wandb package: pip install 'gen[wandb]'"
+    code, text = check(recipe)
+    assert code == 2 and message in text, text
+    code, text = train(tmp_path, recipe)
+    assert code == 2 and message in text, text
+    missing = tmp_path / "nowhere"
+    recipe = write(tmp_path, DEMO + f'init_from = "{missing}"\n', "i.toml")
+    message = f"train.init_from = '{missing}': {missing} is neither a run directory with checkpoints"
+    code, text = check(recipe)
+    assert code == 2 and message in text, text
+    code, text = train(tmp_path, recipe)
+    assert code == 2 and message in text, text

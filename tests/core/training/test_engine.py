@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 
 import pytest
 import torch
@@ -175,26 +174,6 @@ def test_resume_with_another_model_names_the_file(train_env, tmp_path):
     assert_same(weights(run), weights(run))  # the checkpoint is still readable
 
 
-def test_tensorboard_logs_the_metrics_grids_and_scores(train_env, tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    run = tmp_path / "tb"
-    train(load_recipe(train_env, ["train.tensorboard=true", "train.sample_every=3"]), run)
-    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
-    events.Reload()
-    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    loss = events.Scalars("train/loss")
-    assert [e.step for e in loss] == [m["step"] for m in lines] == [1, 2, 3, 4, 5, 6]
-    assert [e.value for e in loss] == pytest.approx([m["loss"] for m in lines], rel=1e-6)
-    assert [e.value for e in events.Scalars("train/lr")] == pytest.approx([m["lr"] for m in lines], rel=1e-6)
-    tags = events.Tags()["scalars"]
-    assert {"train/grad_norm", "perf/images_per_s", "loss_by_t/0.00-0.25", "loss_by_t/0.25-0.50"} <= set(tags)
-    score = json.loads((run / "eval.json").read_text())["mean"]
-    assert events.Scalars("eval/mean")[0].value == pytest.approx(score, rel=1e-6)
-    grids = events.Images("samples")
-    assert [g.step for g in grids] == [3, 6] and grids[0].width == 3 * (4 + 2) + 2  # 6 images, 3 per row
-
-
 def test_eval_every_scores_during_training_and_keeps_every_score(train_env, tmp_path):
     run = tmp_path / "run"
     result = runner.invoke(app, ["train", str(train_env), "train.eval_every=2", "--run-dir", str(run)])
@@ -222,19 +201,6 @@ def test_scoring_needs_a_dataset_metric(train_env, tmp_path, monkeypatch):
         "eval_samples = 0 and score FID with gen eval RUN --ref STATS"
     )
     assert not (tmp_path / "b" / "checkpoints").exists()
-
-
-def test_tensorboard_missing_is_one_clear_error(train_env, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import now raises ImportError
-    result = runner.invoke(
-        app, ["train", str(train_env), "train.tensorboard=true", "--run-dir", str(tmp_path / "r")]
-    )
-    assert result.exit_code == 2
-    assert result.stderr.strip() == (
-        "error: train.tensorboard = true needs the tensorboard package: pip install 'gen[tensorboard]' "
-        "(or set train.tensorboard = false)"
-    )
-    assert not (tmp_path / "r" / "checkpoints").exists()
 
 
 def test_batch_plan():

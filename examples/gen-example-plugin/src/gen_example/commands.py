@@ -71,7 +71,14 @@ def solver_error_command(
     if not steps or min(steps) < 1:
         raise gen.GenError("--steps must be positive integers, e.g. --steps 8 --steps 16")
     steps = sorted(set(steps))
-    results = {c.name: solver_errors(c.name, steps) for c in gen.get_registry("sampler")}
+    # Only the flow's solvers integrate a velocity field; a sampler of another process (the DDPM
+    # samplers of gen_ddpm) says which process it samples.
+    flow = [
+        c.name
+        for c in gen.get_registry("sampler")
+        if getattr(gen.build("sampler", c.name), "process", "flow") == "flow"
+    ]
+    results = {name: solver_errors(name, steps) for name in flow}
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return
