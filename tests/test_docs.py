@@ -245,3 +245,16 @@ def test_api_reference_has_a_page_per_module(hook):
     modules = {m for ms in packages.values() for m in ms}
     assert {"gen", "gen.recipe", "gen.training.engine", "gen_jit.model"} <= modules
     assert hook.api_page("gen.recipe") == "# `gen.recipe`\n\n::: gen.recipe\n"
+
+
+def test_no_sphinx_roles_in_docstrings():
+    """MkDocs prints ``:func:`x``` literally: docstrings use Markdown code spans (`x`) instead."""
+    role = re.compile(r":(?:py:)?(?:func|class|meth|attr|data|mod|obj|exc|const|ref):`")
+    found = [
+        f"{path.relative_to(REPO)}:{i}"
+        for root in ("core", "plugins", "examples")
+        for path in sorted((REPO / root).rglob("*.py"))
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if role.search(line)
+    ]
+    assert found == [], f"Sphinx roles render literally on the MkDocs site; write `name` instead: {found[:10]}"

@@ -1,10 +1,10 @@
-"""Components as recipes name them: a validated selection (:class:`ComponentSpec`), the validation of a
-TOML table into a config class, and :func:`build` — the one path from a table to a component.
+"""Components as recipes name them: a validated selection (`ComponentSpec`), the validation of a
+TOML table into a config class, and `build` — the one path from a table to a component.
 
 A recipe section ``[backbone] name = "jit" depth = 12`` and ``gen.build("backbone", "jit", depth=12)``
-both go through :func:`validate_component`, so code and recipes cannot disagree: unknown keys (with the
+both go through `validate_component`, so code and recipes cannot disagree: unknown keys (with the
 closest known ones), TOML types, attrs validators for ranges, then the class's own cross-field checks,
-each a :class:`gen.RecipeError` naming the file, the section and the key.
+each a `gen.RecipeError` naming the file, the section and the key.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def registered(kind: str) -> Any:
 
 
 def build_component(kind: str, value: Any) -> Any:
-    """Build a component given as a name (default config) or a validated :class:`ComponentSpec`."""
+    """Build a component given as a name (default config) or a validated `ComponentSpec`."""
     if isinstance(value, ComponentSpec):
         return value.build()
     if isinstance(value, str):
@@ -181,7 +181,7 @@ def validate_config(cls: type, table: Mapping[str, Any], *, section: str, file: 
 
 
 def validate_component(kind: str, value: Any, *, section: str, file: str | None) -> ComponentSpec:
-    """Validate ``"name"`` or ``{name = ..., **config}`` into a :class:`ComponentSpec` of ``kind``."""
+    """Validate ``"name"`` or ``{name = ..., **config}`` into a `ComponentSpec` of ``kind``."""
     if isinstance(value, str):
         value = {"name": value}
     if not isinstance(value, Mapping):
@@ -221,7 +221,7 @@ def build(kind: str, name: str, **fields: Any) -> Any:
     """Build the component a recipe section ``{name = name, **fields}`` would build.
 
     Same validation and the same errors as a recipe: unknown keys, wrong types and out-of-range
-    values raise :class:`gen.RecipeError`.
+    values raise `gen.RecipeError`.
 
     Example:
         >>> net = gen.build("backbone", "jit", preset="B/16", input_size=256, num_classes=1000)
@@ -230,7 +230,7 @@ def build(kind: str, name: str, **fields: Any) -> Any:
 
 
 def resolve_config(kind: str, name: str, **fields: Any) -> Any:
-    """The validated config instance that :func:`build` would pass to the factory."""
+    """The validated config instance that `build` would pass to the factory."""
     return validate_component(kind, {"name": name, **fields}, section=kind, file=None).config
 
 

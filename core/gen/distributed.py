@@ -68,7 +68,7 @@ def teardown(synchronize: bool = False) -> None:
 
 @contextlib.contextmanager
 def process_group() -> Iterator[DistInfo]:
-    """:func:`setup` for one command, and :func:`teardown` after it, unless the caller's process group
+    """`setup` for one command, and `teardown` after it, unless the caller's process group
     was up already (it stays up: a script running several commands in one group)."""
     owned = not dist.is_initialized()
     info = setup()

@@ -8,7 +8,7 @@ cfg_interval``). The conditional and the unconditional pass run as one batched f
 Autoguidance (Karras et al., 2024, "Guiding a Diffusion Model with a Bad Version of Itself"): ``v = v_g
 + s * (v - v_g)``, where a weaker model of the same data — an earlier checkpoint, a shorter EMA, a
 smaller run — gives ``v_g``, both passes with the label. The same scale and interval rule apply, ``s = 1``
-is no guidance, and where ``s == 1`` the guide is not run. The guiding model comes as a :class:`Guide`.
+is no guidance, and where ``s == 1`` the guide is not run. The guiding model comes as a `Guide`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from gen.protocols import ClampsAtDataEnd, Prediction, VelocityFn
 
 @attrs.frozen
 class Guidance:
-    """The guiding model of autoguidance, as ``[sample]`` names it (see :class:`SampleConfig`)."""
+    """The guiding model of autoguidance, as ``[sample]`` names it (see `SampleConfig`)."""
 
     step: int | None = None
     ema: str = "default"
@@ -84,7 +84,7 @@ def guided_velocity(
     Args:
         net: The backbone ``net(z, t, y)``; run it in eval mode.
         labels: (B,) int64 class ids; ``num_classes`` is the null label (all 0 when unconditional).
-        prediction: What the network predicts (a :class:`gen.Prediction` or a registered name).
+        prediction: What the network predicts (a `gen.Prediction` or a registered name).
         cfg: Guidance scale; 1 disables guidance.
         cfg_interval: (low, high): guidance applies where ``t < high and (low == 0 or t > low)``.
         t_eps: Clamp of ``1 - t`` (and ``t``) in the conversion to a velocity.
@@ -97,7 +97,7 @@ def guided_velocity(
 
     Returns:
         ``velocity_fn(z, t) -> v``: z (B, ...), t a float or a 0-dim tensor, v (B, ...). Its attribute
-        ``t_eps`` is where the data-end clamp begins (:class:`gen.DataClampedVelocity`; 0 when the
+        ``t_eps`` is where the data-end clamp begins (`gen.DataClampedVelocity`; 0 when the
         prediction has none).
     """
     if isinstance(prediction, str):

@@ -1,7 +1,7 @@
 """The guiding model of autoguidance, read from disk: another checkpoint of the same run (an earlier
 step), another EMA of the same checkpoint, or another run's model of the same data and backbone family.
 
-A guide is checked before any sampling (:func:`guide_checkpoint`, :func:`check_guide`): its checkpoint
+A guide is checked before any sampling (`guide_checkpoint`, `check_guide`): its checkpoint
 must exist, and its model must draw the same thing as the main one — the same data spec, the same
 registered backbone (a smaller or earlier one of the family, not another architecture), the flow, the
 same space (``[autoencoder]``) and the same noise scale. Each mismatch is one line naming both.
@@ -97,7 +97,7 @@ def check_guide(guide: Guidance, main: Path | None, recipe: Recipe, spec: Any) -
 
 
 def load_guide(guide: Guidance, main: Path | None, recipe: Recipe, spec: Any, device: Any) -> Guide:
-    """The guiding model, checked (:func:`check_guide`), built and loaded on ``device`` in eval mode."""
+    """The guiding model, checked (`check_guide`), built and loaded on ``device`` in eval mode."""
     checkpoint, ema = check_guide(guide, main, recipe, spec)
     with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):  # its init must not move anyone's RNG
         net = build_backbone(checkpoint.recipe, checkpoint.spec)

@@ -1,7 +1,7 @@
 """The hooks a ``gen`` plugin can implement: one ``register_<kind>(register)`` hook per registry.
 
 A plugin is a module (or object) exposed through the entry-point group ``gen``; it implements any of
-these hooks with the :data:`gen.hookimpl` marker::
+these hooks with the `gen.hookimpl` marker::
 
     import gen
 
@@ -11,7 +11,7 @@ these hooks with the :data:`gen.hookimpl` marker::
 
 Each ``register`` callable has the signature
 ``register(name, factory, *, config=None, description=None)``: ``factory(config)`` returns the
-component, ``config`` is an attrs config class (built from :func:`gen.field`) or ``None`` for a
+component, ``config`` is an attrs config class (built from `gen.field`) or ``None`` for a
 component without options, and ``description`` defaults to the first line of the factory's docstring.
 """
 
@@ -57,24 +57,24 @@ def register_time_grids(register):
 
 @hookspec
 def register_datasets(register):
-    """Register datasets: ``factory(config)`` returns a :class:`gen.Dataset`."""
+    """Register datasets: ``factory(config)`` returns a `gen.Dataset`."""
 
 
 @hookspec
 def register_processes(register):
     """Register denoising processes: ``factory(config)`` returns ``flow``'s marker (the core's linear path,
-    configured by ``[objective]``) or a :class:`gen.protocols.Process` that owns its loss and sampling."""
+    configured by ``[objective]``) or a `gen.protocols.Process` that owns its loss and sampling."""
 
 
 @hookspec
 def register_autoencoders(register):
-    """Register autoencoders: ``factory(config)`` returns a :class:`gen.protocols.Autoencoder` (``identity``
+    """Register autoencoders: ``factory(config)`` returns a `gen.protocols.Autoencoder` (``identity``
     for pixel space; a VAE for latent-space models such as DiT and SiT)."""
 
 
 @hookspec
 def register_loggers(register):
-    """Register training loggers: ``factory(config)`` returns a :class:`gen.Logger`, which receives a run's
+    """Register training loggers: ``factory(config)`` returns a `gen.Logger`, which receives a run's
     metrics lines, sample grids and scores on rank 0 (``train.loggers`` selects them; ``jsonl`` is always on)."""
 
 

@@ -20,7 +20,7 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 def from_uint8(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """(B, H, W, C) uint8 -> (B, C, H, W) float32 in [-1, 1]: the inverse of :func:`to_uint8` up to rounding."""
+    """(B, H, W, C) uint8 -> (B, C, H, W) float32 in [-1, 1]: the inverse of `to_uint8` up to rounding."""
     x = torch.as_tensor(np.asarray(images)).permute(0, 3, 1, 2).float()  # (B, C, H, W) in [0, 255]
     return x / 127.5 - 1.0
 

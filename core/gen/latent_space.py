@@ -3,13 +3,13 @@
 A recipe's ``[autoencoder]`` (default ``identity``) decides it. Three cases, one owner:
 
 - pixel data and ``identity``: the model sees the data as it is;
-- pixel data and a VAE: training encodes each batch on the device (:class:`OnlineEncoded`), the model's
-  :class:`DataSpec` is the latents' (``model_spec``);
-- latent data (``gen data encode``; a dataset that is :class:`gen.protocols.EncodedData`): the data must
-  have been encoded by the recipe's autoencoder (:func:`check_encoded_by`), and is used as it is.
+- pixel data and a VAE: training encodes each batch on the device (`OnlineEncoded`), the model's
+  `DataSpec` is the latents' (``model_spec``);
+- latent data (``gen data encode``; a dataset that is `gen.protocols.EncodedData`): the data must
+  have been encoded by the recipe's autoencoder (`check_encoded_by`), and is used as it is.
 
 Sampling decodes with the same autoencoder before anything is written or scored
-(:class:`gen.ModelSampler`).
+(`gen.ModelSampler`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def describe(identity: dict[str, Any]) -> str:
 
 
 def check_encoded_by(autoencoder: Autoencoder, dataset: Any, *, data_name: str) -> None:
-    """Raise :class:`gen.GenError` when latent data was made by another autoencoder than the recipe's
+    """Raise `gen.GenError` when latent data was made by another autoencoder than the recipe's
     (other channels, scale, shift or factor); pixel data fits every autoencoder."""
     if not isinstance(dataset, EncodedData):
         return
@@ -69,12 +69,12 @@ def check_encoded_by(autoencoder: Autoencoder, dataset: Any, *, data_name: str) 
 
 
 def model_spec(autoencoder: Autoencoder, data: DataSpec, *, encoded: bool = False) -> DataSpec:
-    """The :class:`DataSpec` of what the model sees: the data's, or its images' latents.
+    """The `DataSpec` of what the model sees: the data's, or its images' latents.
 
     Args:
         autoencoder: The recipe's autoencoder.
         data: The dataset's spec.
-        encoded: The data are latents already (an :class:`~gen.protocols.EncodedData` dataset).
+        encoded: The data are latents already (an `EncodedData` dataset).
     """
     if encoded or in_pixel_space(autoencoder):
         return data
@@ -118,7 +118,7 @@ class OnlineEncoded:
 
 def training_data(dataset: Dataset, autoencoder: Autoencoder, *, data_name: str, device: Any) -> Any:
     """What the engine trains on: ``dataset`` itself (pixel space, or latents checked against the
-    autoencoder) or :class:`OnlineEncoded` pixels."""
+    autoencoder) or `OnlineEncoded` pixels."""
     check_encoded_by(autoencoder, dataset, data_name=data_name)
     if isinstance(dataset, EncodedData) or in_pixel_space(autoencoder):
         return dataset

@@ -1,10 +1,10 @@
 """Sampling a trained model: the one path from weights to images, used by the training engine's grids
 and scores, ``gen sample``, ``gen eval`` and plugins (``gen toy``).
 
-Sample ``i`` is a function of ``(seed, i)`` alone: its noise comes from :func:`gen.sample_noise` keyed by
-the index, and its label from the index (:func:`class_labels`), so the images do not depend on the
+Sample ``i`` is a function of ``(seed, i)`` alone: its noise comes from `gen.sample_noise` keyed by
+the index, and its label from the index (`class_labels`), so the images do not depend on the
 batch size or on how many processes share the work. Under ``torchrun`` rank ``r`` of ``W`` draws the
-contiguous slice :func:`shard` of the ``N`` indices; together they draw each index exactly once.
+contiguous slice `shard` of the ``N`` indices; together they draw each index exactly once.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ class ModelSampler:
     """A trained backbone with everything sampling it needs: the objective it was trained with (its
     prediction, ``t_eps`` and noise scale), its data spec and the run's precision policy.
 
-    Build it from a checkpoint (:meth:`from_checkpoint`; weights per EMA loaded on demand) or from a
+    Build it from a checkpoint (`from_checkpoint`; weights per EMA loaded on demand) or from a
     model in memory (the training engine's grids and scores).
 
     Args:
@@ -154,9 +154,9 @@ class ModelSampler:
         recipe: The run's recipe (its ``[objective]``, ``[sample]`` and ``train.precision``).
         spec: The data the backbone was built for.
         device: Where to sample.
-        checkpoint: Where :meth:`use_weights` loads EMAs from (None for a model in memory).
+        checkpoint: Where `use_weights` loads EMAs from (None for a model in memory).
         guides: Guiding models already built, for autoguidance (a model in memory: the training
-            engine's); others are read from disk when a setting needs them (:mod:`gen.guides`).
+            engine's); others are read from disk when a setting needs them (`gen.guides`).
     """
 
     def __init__(
@@ -187,7 +187,7 @@ class ModelSampler:
 
     @property
     def output_spec(self) -> DataSpec:
-        """The spec of what :meth:`generate` yields: the model's, or the images its latents decode to."""
+        """The spec of what `generate` yields: the model's, or the images its latents decode to."""
         shape = self.autoencoder.image_shape(tuple(self.spec.shape))
         return DataSpec(shape=shape, num_classes=self.spec.num_classes)
 
@@ -269,7 +269,7 @@ class ModelSampler:
         are decoded by the recipe's autoencoder.
 
         Args:
-            indices: Global sample indices (e.g. this rank's :func:`shard`).
+            indices: Global sample indices (e.g. this rank's `shard`).
             labels: (N,) labels of all N samples, indexed by global index (ignored when unconditional).
             settings: Weights, solver, steps and guidance.
             seed: Sampling seed; sample i's noise depends only on (seed, i).
@@ -342,7 +342,7 @@ class ModelSampler:
         seed: int,
         batch_size: int,
     ) -> Iterator[tuple[range, np.ndarray]]:
-        """:meth:`generate` as (b, H, W, C) uint8 images, as they are saved and scored."""
+        """`generate` as (b, H, W, C) uint8 images, as they are saved and scored."""
         if not self.output_spec.is_image:
             raise GenError(
                 f"the model draws vectors of shape {self.output_spec.shape}, not images; use generate() (gen toy run "

@@ -128,7 +128,7 @@ class Objective:
         return self.num_classes
 
     def check_shape(self, shape: tuple[int, ...]) -> None:
-        """Raise :class:`gen.GenError` when the options cannot work on samples of ``shape``."""
+        """Raise `gen.GenError` when the options cannot work on samples of ``shape``."""
         factors = self.config.multiscale
         if not factors:
             return

@@ -3,7 +3,7 @@
 First-party plugins (``gen_jit``, ``gen_flow``...) are entry points of this group exactly like
 third-party ones. ``GEN_PLUGINS=gen_jit,gen_flow`` restricts loading to the named plugins
 (``GEN_PLUGINS=""`` loads none). A plugin that fails to import, implements a hook that does not
-exist, or raises inside a hook is recorded in :attr:`PluginHost.errors` (shown by ``gen plugins`` and
+exist, or raises inside a hook is recorded in `PluginHost.errors` (shown by ``gen plugins`` and
 as a warning by the CLI); the other plugins keep working.
 """
 

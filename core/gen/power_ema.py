@@ -13,7 +13,7 @@ discrete EMA *is* the continuous profile, for weights that hold between steps.
 Post-hoc reconstruction. Snapshots of a few profiles (t_i, γ_i) are kept during training; the EMA of
 any other profile (t, γ) is approximated by the combination ``Σ x_i EMA_i`` whose profile
 ``Σ x_i ω_i`` is closest to ω in L2 — with ``Σ x_i = 1``, a refinement of EDM2's plain least squares (see
-:func:`fit_profile`). The normal equations ``A x = b`` need only the inner products of two profiles,
+`fit_profile`). The normal equations ``A x = b`` need only the inner products of two profiles,
 which are closed forms: for t_a ≤ t_b,
 
     <ω_a, ω_b> = (γ_a + 1)(γ_b + 1) / (γ_a + γ_b + 1) · (t_a / t_b)^γ_b / t_b.
@@ -132,7 +132,7 @@ def fit_profile(sources: Sequence[tuple[float, float]], target: tuple[float, flo
         target: (t, σ_rel) of the requested profile.
 
     Returns:
-        Its coefficients and relative error (:class:`Fit`).
+        Its coefficients and relative error (`Fit`).
     """
     if not sources:
         raise ValueError("no stored profiles to combine")

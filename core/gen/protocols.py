@@ -2,15 +2,15 @@
 
 Everything here is a protocol or a plain record, and nothing here imports the rest of ``gen``:
 
-- :class:`DataSpec` and :class:`Dataset` (what every registered dataset is), plus the optional
+- `DataSpec` and `Dataset` (what every registered dataset is), plus the optional
   capabilities a dataset may have, each a ``runtime_checkable`` protocol that the engines test with
-  ``isinstance`` (never ``getattr``): :class:`ScoresSamples` (its own metric), :class:`ListsImages`
-  (one finite pass, for FID reference statistics), :class:`KnowsSize` (epochs);
-- :class:`SpecFromConfig`: a dataset *config* that knows its :class:`DataSpec` without reading data;
-- :class:`Prediction`, :class:`Schedule`, :data:`Solver` and :data:`VelocityFn`: the objective's and
+  ``isinstance`` (never ``getattr``): `ScoresSamples` (its own metric), `ListsImages`
+  (one finite pass, for FID reference statistics), `KnowsSize` (epochs);
+- `SpecFromConfig`: a dataset *config* that knows its `DataSpec` without reading data;
+- `Prediction`, `Schedule`, `Solver` and `VelocityFn`: the objective's and
   the sampling driver's view of registered predictions, schedules and samplers on the linear path
   ``z_t = t * x + (1 - t) * eps`` (t = 0 noise, t = 1 data), whose velocity is ``v = x - eps``;
-- :class:`Logger`: what a registered training logger receives (metrics lines, grids, scores).
+- `Logger`: what a registered training logger receives (metrics lines, grids, scores).
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class KnowsSize(Protocol):
 
 @runtime_checkable
 class SpecFromConfig(Protocol):
-    """A dataset config that tells its :class:`DataSpec` without reading data (None: it cannot tell).
+    """A dataset config that tells its `DataSpec` without reading data (None: it cannot tell).
 
     The recipe loader uses it to fill the backbone's data-derived fields, so that ``gen recipe show``
     prints the model that will really be built.
@@ -247,7 +247,7 @@ class Process(Protocol):
         ...
 
     def check_sample(self, sample: Any) -> None:
-        """Raise ``ValueError`` naming the ``[sample]`` key (a :class:`gen.SampleConfig`) this process
+        """Raise ``ValueError`` naming the ``[sample]`` key (a `gen.SampleConfig`) this process
         cannot honour: a sampler that is not its own, steps its sampler cannot take, a time grid."""
         ...
 
@@ -321,7 +321,7 @@ class Autoencoder(Protocol):
 
 @runtime_checkable
 class EncodedData(Protocol):
-    """A dataset of latents (``gen data encode``): ``encoded_by`` is the :meth:`Autoencoder.identity` of the
+    """A dataset of latents (``gen data encode``): ``encoded_by`` is the `Autoencoder.identity` of the
     autoencoder that made it, checked against the recipe's ``[autoencoder]`` before training."""
 
     encoded_by: dict[str, Any]
@@ -335,14 +335,14 @@ class Logger(Protocol):
     """A registered training logger (``train.loggers``): it receives what the run reports, on rank 0 only,
     and only where the host already looks (metrics lines, grids, scores), never inside a training step.
 
-    ``open`` comes first, with the run it logs (a :class:`gen.RunInfo`: its files, the resolved recipe as
+    ``open`` comes first, with the run it logs (a `gen.RunInfo`: its files, the resolved recipe as
     a table, the first step, whether it resumed); ``close`` comes last for a logger that opened, also
     when training failed (``ok`` False). Every step is the optimizer step the values belong to. An
-    ``open`` that cannot start raises :class:`gen.GenError`: one line, before any training step.
+    ``open`` that cannot start raises `gen.GenError`: one line, before any training step.
     """
 
     def open(self, run: Any) -> None:
-        """Start logging ``run`` (a :class:`gen.RunInfo`)."""
+        """Start logging ``run`` (a `gen.RunInfo`)."""
         ...
 
     def metrics(self, step: int, values: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@
 A recipe has the sections ``[backbone]``, ``[data]`` (both required), ``[objective]``, ``[sample]``
 and ``[train]``. A section (or sub-section such as ``[objective.schedule]``) that selects a component
 has a ``name`` key; its other keys go to that component's config class. Everything is validated
-before any work starts, and every mistake is one :class:`~gen.errors.RecipeError` line naming the file,
+before any work starts, and every mistake is one `RecipeError` line naming the file,
 the section and the key.
 
 Merging rules (``extends`` and overrides alike): tables merge key by key, other values replace; a
@@ -222,7 +222,7 @@ def with_data_fields(recipe: Recipe, spec: DataSpec) -> Recipe:
 
 def build_backbone(recipe: Recipe, spec: DataSpec) -> Any:
     """Build the recipe's backbone (an ``nn.Module``) for data of ``spec``, its data-derived fields filled
-    from ``spec`` where the recipe set none; a factory's ValueError is one :class:`gen.GenError` line."""
+    from ``spec`` where the recipe set none; a factory's ValueError is one `gen.GenError` line."""
     section = with_data_fields(recipe, spec).backbone
     component = get_registry("backbone").get(section.name)
     try:
@@ -233,7 +233,7 @@ def build_backbone(recipe: Recipe, spec: DataSpec) -> Any:
 
 def data_spec_of(data: ComponentSpec) -> tuple[DataSpec | None, bool]:
     """What the data section's config tells without reading data (see
-    :class:`gen.protocols.SpecFromConfig` and :class:`gen.protocols.ShapeFromConfig`): a spec (None when
+    `gen.protocols.SpecFromConfig` and `gen.protocols.ShapeFromConfig`): a spec (None when
     it tells nothing), and whether its classes are known too."""
     config = data.config
     spec = config.spec() if isinstance(config, SpecFromConfig) else None
@@ -286,7 +286,7 @@ def _with_data_keys(table: Mapping[str, Any], fields: dict[str, Any], *, file: s
 
 
 def validate_recipe(table: Mapping[str, Any], *, file: str | None = None) -> Recipe:
-    """Validate a merged recipe table into a :class:`Recipe`.
+    """Validate a merged recipe table into a `Recipe`.
 
     The ``[data]`` section is validated first: the backbone's data-derived fields that its config can
     tell without reading data are filled before the backbone is validated, so that ``gen recipe show``
@@ -344,7 +344,7 @@ def to_table(obj: Any) -> Any:
 
 
 def recipe_to_toml(recipe: Recipe, *, header: str | None = None) -> str:
-    """The fully resolved recipe as TOML text; loading it back gives an equal :class:`Recipe`."""
+    """The fully resolved recipe as TOML text; loading it back gives an equal `Recipe`."""
     import tomli_w
 
     table = to_table(recipe)

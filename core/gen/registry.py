@@ -48,14 +48,14 @@ class Component(Generic[T]):
     plugin: str
 
     def make_config(self, **fields: Any) -> Any:
-        """Instantiate the config class (no validation beyond attrs'; see :func:`gen.build`)."""
+        """Instantiate the config class (no validation beyond attrs'; see `gen.build`)."""
         if self.config is None:
             return None
         return self.config(**fields)
 
 
 def check_kind(kind: str) -> None:
-    """Raise :class:`gen.UnknownComponentError` (with the closest kind) unless ``kind`` is a registry."""
+    """Raise `gen.UnknownComponentError` (with the closest kind) unless ``kind`` is a registry."""
     if kind not in KINDS:
         close = difflib.get_close_matches(kind, list(KINDS), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else "."

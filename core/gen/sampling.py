@@ -7,7 +7,7 @@ interval — and hands it to a solver with the times of a registered time grid (
 steps``; ``shifted``, ``edm``, ``list``...). Solvers never see the prediction type or the guidance, and
 guidance is decided by the time t, never by the step index, so it holds on any grid.
 
-Guidance (classifier-free, or autoguidance with ``guidance = "auto"``) is :mod:`gen.guidance`.
+Guidance (classifier-free, or autoguidance with ``guidance = "auto"``) is `gen.guidance`.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def check_grid(t: Tensor, steps: int) -> Tensor:
 
 def grid_times(grid: TimeGrid | str | ComponentSpec, steps: int) -> Tensor:
     """The (steps + 1,) float64 times of ``grid`` (a callable, a registered name or a ComponentSpec),
-    checked (:func:`check_grid`)."""
+    checked (`check_grid`)."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     fn = grid if callable(grid) else build_component("time_grid", grid)
@@ -166,9 +166,9 @@ def sample(
 
     Args:
         net: The backbone (put it in eval mode first; the driver does not change its mode).
-        noise: (B, ...) start points, already scaled by the noise scale (see :func:`sample_noise`).
+        noise: (B, ...) start points, already scaled by the noise scale (see `sample_noise`).
         labels: (B,) int64 class ids, or None for the null label everywhere (unconditional).
-        prediction: A :class:`gen.Prediction` or a registered name (x, eps, v).
+        prediction: A `gen.Prediction` or a registered name (x, eps, v).
         sampler: A solver ``(velocity_fn, z0, timesteps) -> z1``, a registered name or a ComponentSpec.
         steps: Solver steps on the grid t_i = i / steps.
         cfg, cfg_interval: Classifier-free guidance scale and interval.
@@ -213,10 +213,10 @@ def sample_from_config(
     num_classes: int,
     guide: Guide | None = None,
 ) -> Tensor:
-    """:func:`sample` with the solver, steps and guidance of a ``[sample]`` section and the prediction
+    """`sample` with the solver, steps and guidance of a ``[sample]`` section and the prediction
     and ``t_eps`` of the ``[objective]`` section the model was trained with; a process other than the
     flow (DDPM) samples itself with its own samplers. ``guide``: the guiding model that ``guidance =
-    'auto'`` needs (:class:`gen.ModelSampler` loads it from the ``guide_*`` keys)."""
+    'auto'`` needs (`gen.ModelSampler` loads it from the ``guide_*`` keys)."""
     process = objective.build_process()
     if config.guidance == "auto" and guide is None:
         raise GenError(
@@ -275,7 +275,7 @@ def check_sampler(objective: ObjectiveConfig, config: SampleConfig) -> None:
 
 
 def noise_seed(seed: int, index: int) -> int:
-    """The seed of sample ``index``'s noise: :func:`gen.seeds.key_seed` of (seed, index), 64 bits."""
+    """The seed of sample ``index``'s noise: `gen.seeds.key_seed` of (seed, index), 64 bits."""
     if seed < 0 or index < 0:
         raise ValueError(f"seed and index must be >= 0, got seed={seed}, index={index}")
     return key_seed(seed, index, bits=64)

@@ -1,7 +1,7 @@
 """Reading tensor files that may be damaged or untrusted; every failure is one line naming the file.
 
 - safetensors (weights): nothing in such a file can run code. A file that is missing, empty, truncated,
-  a pickle or anything else is a :class:`~gen.errors.DamagedFileError` saying which.
+  a pickle or anything else is a `DamagedFileError` saying which.
 - torch files (a checkpoint's ``state.pt``, Inception ``.pth`` weights): read with
   ``torch.load(weights_only=True)``, which unpickles tensors and plain containers only. A file that holds
   other Python objects is refused *before* any of them is built, and said so in one line — without
@@ -53,7 +53,7 @@ def _missing(path: Path) -> DamagedFileError | None:
 
 def check_safetensors(path: str | Path) -> None:
     """Read the header of a safetensors file only (no tensor data): a missing, truncated or foreign file
-    is a :class:`~gen.errors.DamagedFileError`."""
+    is a `DamagedFileError`."""
     path = Path(path)
     if (error := _missing(path)) is not None:
         raise error
@@ -66,7 +66,7 @@ def check_safetensors(path: str | Path) -> None:
 
 def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file; a missing, truncated or foreign file is a
-    :class:`~gen.errors.DamagedFileError`."""
+    `DamagedFileError`."""
     path = Path(path)
     if (error := _missing(path)) is not None:
         raise error
@@ -93,7 +93,7 @@ def torch_problem(path: Path, error: Exception) -> str:
 def read_torch(path: str | Path, *, allow: tuple[type, ...] = ()) -> Any:
     """A torch file of tensors and plain containers, loaded on the CPU with ``weights_only=True``; a
     missing or damaged file, or one holding other Python objects (refused, never run), is a
-    :class:`~gen.errors.DamagedFileError`. ``allow`` names harmless classes a published file holds
+    `DamagedFileError`. ``allow`` names harmless classes a published file holds
     beside its tensors (``argparse.Namespace``: the arguments training scripts save)."""
     path = Path(path)
     if (error := _missing(path)) is not None:

@@ -24,7 +24,7 @@ def allowed_cpus() -> int:
 
 def configure_threads(threads: int | None = None) -> int:
     """Set torch's intra-op threads: ``threads`` if given, else leave ``OMP_NUM_THREADS`` to torch, else
-    cap torch's default at :func:`allowed_cpus`. Returns the number in use."""
+    cap torch's default at `allowed_cpus`. Returns the number in use."""
     if threads is not None:
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")

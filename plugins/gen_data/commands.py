@@ -1,5 +1,5 @@
 """``gen data pack`` (image folder -> WebDataset shards), ``gen data info`` (counts, classes, a grid) and
-``gen data encode`` (images -> latent shards, :mod:`gen_data.encode`)."""
+``gen data encode`` (images -> latent shards, `gen_data.encode`)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Each image is center-cropped as ``pack`` and the trainers crop, encoded by an autoencoder (``sd_vae`` by
 default) and, with ``--flip`` (the default, as fast-DiT's feature extraction), encoded mirrored too, so that
 training on the latents keeps the flip augmentation without running the VAE. The layout written is the
-``latents`` dataset's (:mod:`gen_data.latents`).
+``latents`` dataset's (`gen_data.latents`).
 
 Reproducible: images are read in the source's order (folder order, or shard and tar order), and the
 posterior sample of image ``i`` (view ``v``: 0 = as is, 1 = flipped) comes from a generator seeded by
@@ -141,7 +141,7 @@ def decoded(
 
 
 class LatentWriter:
-    """Writes samples into ``.tmp`` shards of ``shard_size`` samples; :meth:`publish` renames them."""
+    """Writes samples into ``.tmp`` shards of ``shard_size`` samples; `publish` renames them."""
 
     def __init__(self, out: Path, shard_size: int):
         self.out, self.shard_size = out, shard_size
@@ -256,7 +256,7 @@ def prepare_out(out: Path, src: str, overwrite: bool) -> None:
 
 @attrs.frozen(kw_only=True)
 class EncodeOptions:
-    """How :func:`encode_all` runs: images per encoder call, the seed of the posterior samples, whether
+    """How `encode_all` runs: images per encoder call, the seed of the posterior samples, whether
     flips are encoded too, decoding processes and the encoding device."""
 
     batch_size: int

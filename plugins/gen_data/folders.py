@@ -10,7 +10,7 @@ Three ways to say what an image's label is:
 - ``layout = "auto"`` (the default): ``classes`` when ``root`` has sub-folders, ``flat`` when it holds
   only images; both at once is an error that names the two choices.
 - ``labels = "labels.csv"`` (or ``.json``): every image under ``root`` and its label from a file
-  (:func:`read_label_file`); each image must be listed, and each listed file must exist.
+  (`read_label_file`); each image must be listed, and each listed file must exist.
 
 Hidden files and folders (a leading dot) are never read.
 """
@@ -40,12 +40,12 @@ MAX_CLASS_ID = 1_000_000
 _INTEGER = re.compile(r"^[+-]?\d+$")
 #: Above this many images the size check is spread over worker processes.
 _PARALLEL_SIZE_CHECK = 20_000
-#: The size warnings given in this process (see :func:`warn_if_smaller`).
+#: The size warnings given in this process (see `warn_if_smaller`).
 _WARNED: set[tuple[str, int, int, int]] = set()
 
 
 def is_image_name(name: str) -> bool:
-    """True for a visible file whose extension is one of :data:`IMAGE_EXTENSIONS` (any case)."""
+    """True for a visible file whose extension is one of `IMAGE_EXTENSIONS` (any case)."""
     return not name.startswith(".") and "." in name and name.rsplit(".", 1)[-1].lower() in IMAGE_EXTENSIONS
 
 

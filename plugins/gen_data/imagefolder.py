@@ -1,10 +1,10 @@
 """``imagefolder``: a folder of images, decoded on the fly: class sub-folders (the ImageNet ``train/``
 layout), a flat unconditional folder (FFHQ), or labels from a CSV or JSON file.
 
-How a folder is listed and labelled is :mod:`gen_data.folders` (``layout``, ``labels``). Images are
+How a folder is listed and labelled is `gen_data.folders` (``layout``, ``labels``). Images are
 decoded to ``channels`` (1 = grayscale, 3 = RGB, 4 = RGBA) and go through the ADM/DiT/JiT center crop
 and an optional random horizontal flip. The order is the shared epoch-permutation stream
-(:mod:`gen_data.stream`): deterministic from the seed, disjoint across ranks within an epoch, exactly
+(`gen_data.stream`): deterministic from the seed, disjoint across ranks within an epoch, exactly
 resumable. A corrupt image is replaced by the next good image of the same epoch's order (so batch
 positions never shift), counted, and reported with a warning. At build the header of every image is read
 to count those smaller than ``image_size`` (upscaled): one warning with the count.
@@ -224,7 +224,7 @@ class ImageFolderDataset:
     def train_batches(
         self, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1, start_batch: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Endless batches ``(x (B, C, S, S) in [-1, 1], y (B,) int64)``; see :mod:`gen_data.stream`."""
+        """Endless batches ``(x (B, C, S, S) in [-1, 1], y (B,) int64)``; see `gen_data.stream`."""
         check_stream_args(batch_size, seed, rank, world_size, start_batch)
         mode = CHANNEL_MODES[self.config.channels]
         dataset = _PositionDataset(self.table, self.config.image_size, seed, self.config.random_flip, mode)

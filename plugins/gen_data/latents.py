@@ -12,7 +12,7 @@ The folder ``root`` holds:
   ``num_samples``, ``num_classes``, ``flip``, ``shards``; written last, so its presence says that the
   rest is complete.
 
-Reading by index, the stream is the shared epoch-permutation stream of :mod:`gen_data.stream` (as
+Reading by index, the stream is the shared epoch-permutation stream of `gen_data.stream` (as
 ``imagefolder`` reads): deterministic from the seed, disjoint across ranks within an epoch, and exactly
 resumable at any batch. With ``random_flip`` each draw takes the stored latent of the image or of its
 flip by a coin keyed by the draw's stream position. Latents are not images, so there is no
@@ -192,7 +192,7 @@ class LatentsDataset:
     def train_batches(
         self, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1, start_batch: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Endless batches ``(x (B, c, h, w) float32, y (B,) int64)``; see :mod:`gen_data.stream`."""
+        """Endless batches ``(x (B, c, h, w) float32, y (B,) int64)``; see `gen_data.stream`."""
         check_stream_args(batch_size, seed, rank, world_size, start_batch)
         return self._stream(batch_size, seed, rank, world_size, start_batch)
 

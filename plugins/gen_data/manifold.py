@@ -111,7 +111,7 @@ class ManifoldDataset:
     def train_batches(
         self, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1, start_batch: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Endless batches ``(x (B, D) float32, y (B,) zeros)``; see :mod:`gen_data.stream`."""
+        """Endless batches ``(x (B, D) float32, y (B,) zeros)``; see `gen_data.stream`."""
         return indexed_batches(
             self._batch, self.config.num_samples, batch_size,
             seed=seed, rank=rank, world_size=world_size, start_batch=start_batch,
@@ -121,7 +121,7 @@ class ManifoldDataset:
         """One pass over the points in index order (the last batch may be smaller)."""
         return indexed_pass(self._batch, self.config.num_samples, batch_size)
 
-    #: Which score of :meth:`evaluate_samples` says which samples are best.
+    #: Which score of `evaluate_samples` says which samples are best.
     primary_metric = ("spiral_distance", "min")
 
     def evaluate_samples(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:

@@ -8,7 +8,7 @@ anti-aliasing: a batch of 256 images of 32x32 takes a few milliseconds.
 
 Sample ``j`` of the dataset is a pure function of ``(config.seed, j)`` (a counter-based hash, no RNG
 state) and its class is ``j % num_classes`` (exactly balanced). The training order is the shared
-epoch-permutation stream (:mod:`gen_data.stream`): what a global batch holds depends only on the seeds,
+epoch-permutation stream (`gen_data.stream`): what a global batch holds depends only on the seeds,
 whatever the number of ranks or the per-rank batch size that split it.
 
 The oracle labels an image without learning: the colour of the brightest foreground pixels picks the
@@ -292,7 +292,7 @@ def oracle_labels(x: torch.Tensor, num_classes: int) -> tuple[np.ndarray, np.nda
 
     Returns:
         ``(label, colour_label, shape_id)``, each (N,) int64: the colour's class, the nearest shape
-        (index into :data:`SHAPES`), and the oracle label: the colour's class when the shape agrees
+        (index into `SHAPES`), and the oracle label: the colour's class when the shape agrees
         with it, else -1. Images without a foreground get -1 everywhere.
     """
     if x.ndim != 4 or x.shape[1] != 3:
@@ -340,7 +340,7 @@ def _oracle_chunk(x: torch.Tensor, num_classes: int) -> tuple[np.ndarray, np.nda
 class ShapesDataset:
     """The ``shapes`` dataset (see the module docstring)."""
 
-    #: Which score of :meth:`evaluate_samples` says which samples are best (``gen eval --metric data``).
+    #: Which score of `evaluate_samples` says which samples are best (``gen eval --metric data``).
     primary_metric = ("oracle_accuracy", "max")
 
     def __init__(self, config: ShapesConfig):
@@ -376,7 +376,7 @@ class ShapesDataset:
     def train_batches(
         self, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1, start_batch: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Endless batches ``(x (B, 3, S, S) in [-1, 1], y (B,) int64)``; see :mod:`gen_data.stream`."""
+        """Endless batches ``(x (B, 3, S, S) in [-1, 1], y (B,) int64)``; see `gen_data.stream`."""
         return indexed_batches(
             self.render, self.config.num_samples, batch_size,
             seed=seed, rank=rank, world_size=world_size, start_batch=start_batch,

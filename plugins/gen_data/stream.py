@@ -63,8 +63,8 @@ def indexed_batches(
     start_batch: int = 0,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The endless training stream of a dataset whose sample ``i`` is ``make_batch([i])``: batch ``k`` of
-    this rank holds the samples at the stream positions of :func:`batch_positions`, through a fresh
-    permutation each epoch (:class:`EpochPermutation`)."""
+    this rank holds the samples at the stream positions of `batch_positions`, through a fresh
+    permutation each epoch (`EpochPermutation`)."""
     check_stream_args(batch_size, seed, rank, world_size, start_batch)
     order = EpochPermutation(num_samples, seed)
     batch = start_batch

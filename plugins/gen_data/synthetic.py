@@ -9,8 +9,8 @@ Each sample is a pure function of a key (a counter-based seed per sample, no gen
 - ``num_samples = 0`` (endless): the sample at global stream position ``p`` is keyed by
   ``(config.seed, seed, p)``, so every draw is new;
 - ``num_samples = N > 0``: sample ``i`` of a fixed set of ``N`` is keyed by ``(config.seed, i)`` and the
-  training order is the shared epoch-permutation stream of :mod:`gen_data.stream` (as ``shapes``), so
-  ``train.epochs`` has a meaning (the dataset is :class:`gen.KnowsSize`).
+  training order is the shared epoch-permutation stream of `gen_data.stream` (as ``shapes``), so
+  ``train.epochs`` has a meaning (the dataset is `gen.KnowsSize`).
 
 Either way global batch ``k`` holds stream positions ``[k * B * world_size, (k + 1) * B * world_size)``
 and rank ``r`` takes the ``r``-th slice: batches are deterministic, resumable at any ``start_batch``, and
@@ -64,7 +64,7 @@ class SyntheticConfig:
 class SyntheticDataset:
     """The endless ``synthetic`` dataset (``num_samples = 0``; see the module docstring).
 
-    It has no ``num_samples`` attribute on purpose: :class:`gen.KnowsSize` is a ``runtime_checkable``
+    It has no ``num_samples`` attribute on purpose: `gen.KnowsSize` is a ``runtime_checkable``
     protocol, which only asks whether the attribute exists.
     """
 
@@ -109,7 +109,7 @@ class SyntheticDataset:
 
 
 class FiniteSyntheticDataset(SyntheticDataset):
-    """The ``synthetic`` dataset of ``num_samples > 0`` fixed samples (:class:`gen.KnowsSize`)."""
+    """The ``synthetic`` dataset of ``num_samples > 0`` fixed samples (`gen.KnowsSize`)."""
 
     @property
     def num_samples(self) -> int:
@@ -126,7 +126,7 @@ class FiniteSyntheticDataset(SyntheticDataset):
         self, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1, start_batch: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Endless batches ``(x (B, *shape) float32, y (B,) int64)`` through a fresh permutation of the set
-        each epoch; see :mod:`gen_data.stream`."""
+        each epoch; see `gen_data.stream`."""
         return indexed_batches(
             self.samples, self.config.num_samples, batch_size,
             seed=seed, rank=rank, world_size=world_size, start_batch=start_batch,

@@ -1,6 +1,6 @@
 """Image decoding and the ADM/DiT center crop that JiT trains with; uint8 -> [-1, 1] as JiT converts.
 
-The way back (floats to uint8) and sample grids are the core's: :func:`gen.to_uint8`, :func:`gen.make_grid`.
+The way back (floats to uint8) and sample grids are the core's: `gen.to_uint8`, `gen.make_grid`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def center_crop_arr(image: Image.Image, image_size: int) -> Image.Image:
 def decode_image(data: bytes, mode: str = "RGB") -> Image.Image:
     """Decode encoded image bytes into a PIL image of ``mode`` (fully loaded, so truncation raises here).
 
-    ``mode`` is a value of :data:`CHANNEL_MODES`: ``L`` takes the ITU-R 601 luma of a colour image and
+    ``mode`` is a value of `CHANNEL_MODES`: ``L`` takes the ITU-R 601 luma of a colour image and
     drops alpha, ``RGBA`` adds an opaque alpha to an image without one.
     """
     image = Image.open(io.BytesIO(data))
@@ -56,7 +56,7 @@ def decode_image(data: bytes, mode: str = "RGB") -> Image.Image:
 
 
 def load_image(path: str, mode: str = "RGB") -> Image.Image:
-    """Read an image file into a PIL image of ``mode`` (fully loaded; see :func:`decode_image`)."""
+    """Read an image file into a PIL image of ``mode`` (fully loaded; see `decode_image`)."""
     with Image.open(path) as image:
         image.load()
         return image.convert(mode)

@@ -1,6 +1,6 @@
 """gen_ddpm: DiT's discrete Gaussian diffusion (DDPM with improved DDPM's learned variance) as a plugin.
 
-Registers the process ``ddpm`` (:class:`DDPMProcess`: the training loss and sampling of DiT's published
+Registers the process ``ddpm`` (`DDPMProcess`: the training loss and sampling of DiT's published
 ``diffusion`` package) and its two samplers, ``ddpm`` (ancestral; DiT's default with 250 steps) and
 ``ddim`` (eta option). A recipe::
 

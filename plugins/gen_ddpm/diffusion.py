@@ -152,7 +152,7 @@ class GaussianDiffusion:
     # -- the model's reverse step -----------------------------------------------------------------------
     def split_output(self, out: Tensor, channels: int) -> tuple[Tensor, Tensor | None]:
         """The network output (B, 2C, ...) -> ε̂ (B, C, ...) and v (B, C, ...); (B, C, ...) -> (ε̂, None)
-        for a fixed variance. Raises :class:`gen.GenError` when the channels do not match."""
+        for a fixed variance. Raises `gen.GenError` when the channels do not match."""
         expected = 2 * channels if self.variance == "learned_range" else channels
         if out.ndim < 2 or out.shape[1] != expected:
             fix = (

@@ -36,7 +36,7 @@ def step_time(timestep: int, num_timesteps: int) -> float:
 def guidance_scale_at(
     timestep: int, num_timesteps: int, cfg: float, cfg_interval: tuple[float, float]
 ) -> float:
-    """:func:`gen.guidance_scale` at τ = :func:`step_time`: the flow's interval rule on the step's time."""
+    """`gen.guidance_scale` at τ = `step_time`: the flow's interval rule on the step's time."""
     return gen.guidance_scale(step_time(timestep, num_timesteps), cfg, cfg_interval)
 
 

@@ -1,7 +1,7 @@
 """The Gaussian terms of the variational bound (Ho et al., 2020, eq. 5; Nichol & Dhariwal, 2021).
 
-- :func:`normal_kl`: KL(N(μ₁, e^{l₁}) ‖ N(μ₂, e^{l₂})) elementwise, in nats;
-- :func:`discretized_gaussian_log_likelihood`: the decoder ``log p(x₀ | x₁)`` of a Gaussian integrated
+- `normal_kl`: KL(N(μ₁, e^{l₁}) ‖ N(μ₂, e^{l₂})) elementwise, in nats;
+- `discretized_gaussian_log_likelihood`: the decoder ``log p(x₀ | x₁)`` of a Gaussian integrated
   over the bin of width 2/255 around each value of data in [-1, 1] (uint8 images rescaled), with open
   bins at the two ends, in nats. The normal CDF is the tanh approximation the published code uses
   (Page, 1977), so that the numbers agree with it.

@@ -1,9 +1,9 @@
-"""The ``ddpm`` process: DiT's discrete Gaussian diffusion as a :class:`gen.protocols.Process`.
+"""The ``ddpm`` process: DiT's discrete Gaussian diffusion as a `gen.protocols.Process`.
 
 Training (DiT's ``train.py`` with ``create_diffusion(timestep_respacing="")``): integer steps t drawn
 uniformly from 0..T−1, ``x_t = √ᾱ_t x + √(1 − ᾱ_t) ε``, ``out = net(x_t, t, y)`` with the integer t given
 to the backbone as a float, and the per-sample hybrid loss ``mse + vb`` of
-:meth:`gen_ddpm.diffusion.GaussianDiffusion.training_losses`. Sampling runs one of the process's samplers
+`gen_ddpm.diffusion.GaussianDiffusion.training_losses`. Sampling runs one of the process's samplers
 (``ddpm``, ``ddim``) over the diffusion respaced to ``[sample] steps`` steps.
 
 Recipe::
@@ -102,11 +102,11 @@ def _toml(value: Any) -> str:
 
 
 class DDPMProcess:
-    """DiT's discrete Gaussian diffusion (see the module docstring): a :class:`gen.protocols.Process`.
+    """DiT's discrete Gaussian diffusion (see the module docstring): a `gen.protocols.Process`.
 
     Attributes:
-        config: The :class:`DDPMConfig`.
-        diffusion: The T-step :class:`GaussianDiffusion` (float64 tables).
+        config: The `DDPMConfig`.
+        diffusion: The T-step `GaussianDiffusion` (float64 tables).
     """
 
     def __init__(self, config: DDPMConfig):
@@ -224,7 +224,7 @@ class DDPMProcess:
     ) -> Tensor:
         """Samples (B, C, ...) from start noise (B, C, ...) ~ N(0, I) with ``steps`` respaced steps.
 
-        ``labels`` (B,) with ``num_classes`` the null label; guidance as :mod:`gen_ddpm.guidance` says.
+        ``labels`` (B,) with ``num_classes`` the null label; guidance as `gen_ddpm.guidance` says.
 
         Raises:
             gen.GenError: when the sampler's spacing cannot take ``steps`` of the T steps.

@@ -4,7 +4,7 @@ A subset S = {s_0 < s_1 < ... < s_{K−1}} of the original steps defines a K-ste
 marginals at the kept steps: its betas are ``β'_k = 1 − ᾱ_{s_k} / ᾱ_{s_{k−1}}`` (ᾱ_{s_{−1}} = 1), and the
 network still sees the original integer timestep s_k at step k.
 
-:func:`space_timesteps` chooses S as the published code does:
+`space_timesteps` chooses S as the published code does:
 
 - ``"ddimN"``: the DDIM paper's (Song et al., 2021) stride spacing, ``range(0, T, stride)`` with the
   smallest integer stride giving exactly N steps (``ddim8`` of 1000: 0, 125, ..., 875);

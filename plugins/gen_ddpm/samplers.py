@@ -1,8 +1,8 @@
 """The samplers of the ``ddpm`` process: ancestral sampling (``ddpm``) and DDIM (``ddim``).
 
 Neither is an ODE solver over a velocity: each is an object with ``process = "ddpm"`` that the ddpm
-process runs over a respaced diffusion (:mod:`gen_ddpm.respacing`) with the guided network output of
-:mod:`gen_ddpm.guidance`. They are not callable, so a flow model given one fails at recipe load.
+process runs over a respaced diffusion (`gen_ddpm.respacing`) with the guided network output of
+`gen_ddpm.guidance`. They are not callable, so a flow model given one fails at recipe load.
 
 - ``ddpm``: ancestral sampling (Ho et al., 2020, Algorithm 2) with the model's (learned or fixed)
   variance: ``x_{t−1} = μ_θ(x_t, t) + σ_t z``, no noise at the last step. DiT's default sampler, with
@@ -12,7 +12,7 @@ process runs over a respaced diffusion (:mod:`gen_ddpm.respacing`) with the guid
   the DDIM paper's stride spacing (``"ddimN"``) by default.
 
 The noise ``z`` of sample i comes from a generator keyed by its start noise
-(:func:`gen.per_sample_generators`), so a sample does not depend on the batch it is drawn in.
+(`gen.per_sample_generators`), so a sample does not depend on the batch it is drawn in.
 """
 
 from __future__ import annotations

@@ -2,11 +2,11 @@
 
 Every block has ``forward(x, cond)`` so the model can treat them alike:
 
-- :class:`AdaLNBlock`: LayerNorms without affine parameters whose shift and scale (and, for adaLN-Zero,
+- `AdaLNBlock`: LayerNorms without affine parameters whose shift and scale (and, for adaLN-Zero,
   the residual gates) are regressed from ``cond = t_emb + y_emb`` of shape (B, D).
-- :class:`CrossAttentionBlock`: a standard pre-norm ViT block with a cross-attention layer after the
+- `CrossAttentionBlock`: a standard pre-norm ViT block with a cross-attention layer after the
   self-attention; ``cond`` is the 2-token sequence ``[t_emb, y_emb]`` of shape (B, 2, D).
-- :class:`ViTBlock`: a standard pre-norm ViT block; ``cond`` is ignored (in-context conditioning puts
+- `ViTBlock`: a standard pre-norm ViT block; ``cond`` is ignored (in-context conditioning puts
   t and y into the token sequence instead).
 """
 

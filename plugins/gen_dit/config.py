@@ -57,8 +57,8 @@ class DiTConfig:
     """Configuration of the DiT backbone (field names follow the published ``DiT`` constructor).
 
     Size fields left at ``None`` come from ``preset`` (or, without a preset, from the published
-    constructor's defaults, which are DiT-XL/2); use :meth:`sizes` for the resolved values and
-    :meth:`resolved` for a config with every field filled in. ``out_channels = None`` means
+    constructor's defaults, which are DiT-XL/2); use `sizes` for the resolved values and
+    `resolved` for a config with every field filled in. ``out_channels = None`` means
     ``in_channels`` (set it to ``2 * in_channels`` for DiT's ``learn_sigma``).
     """
 
@@ -116,7 +116,7 @@ class DiTConfig:
             raise ValueError(f"mlp_ratio ({self.mlp_ratio}) * hidden_size ({width}) must be at least 1")
 
     def sizes(self) -> dict[str, int]:
-        """The resolved size fields: explicit values, else the preset's, else :data:`DEFAULT_SIZES`."""
+        """The resolved size fields: explicit values, else the preset's, else `DEFAULT_SIZES`."""
         base = parse_preset(self.preset) if self.preset is not None else DEFAULT_SIZES
         return {k: (getattr(self, k) if getattr(self, k) is not None else base[k]) for k in SIZE_FIELDS}
 

@@ -1,7 +1,7 @@
 """``gen convert dit``: turn a published DiT checkpoint into a gen run that samples as published.
 
 The released files (``DiT-XL-2-256x256.pt``, ``DiT-XL-2-512x512.pt``) are plain state dicts of the EMA
-weights, with DiT's own parameter names, which :class:`gen_dit.model.DiT` shares; a checkpoint of DiT's
+weights, with DiT's own parameter names, which `gen_dit.model.DiT` shares; a checkpoint of DiT's
 ``train.py`` holds ``model`` and ``ema`` (and ``opt``, ``args``). Both are read with
 ``torch.load(weights_only=True)``: tensors only, nothing executed. The configuration is inferred from
 the shapes, and the weights go into a run directory with a recipe (``recipes/dit_xl2.toml``: latent
@@ -46,7 +46,7 @@ def read_state_dicts(path: Path) -> dict[str, dict[str, torch.Tensor]]:
 
 
 def infer_config(state: dict[str, torch.Tensor], *, num_heads: int | None = None) -> DiTConfig:
-    """The :class:`DiTConfig` of a DiT state dict, from its shapes; the heads (which shapes do not tell)
+    """The `DiTConfig` of a DiT state dict, from its shapes; the heads (which shapes do not tell)
     from ``num_heads``, else from the size preset of the same width and depth."""
     hidden, in_channels, patch, _ = state["x_embedder.proj.weight"].shape
     tokens = state["pos_embed"].shape[1] if "pos_embed" in state else None

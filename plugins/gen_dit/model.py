@@ -20,7 +20,7 @@ class DiT(nn.Module):
     """Diffusion Transformer on a (C, H, W) tensor: pixels or latents.
 
     Args:
-        config: A :class:`DiTConfig`; ``None`` fields are resolved from its preset.
+        config: A `DiTConfig`; ``None`` fields are resolved from its preset.
 
     Attributes:
         pos_embed: (1, N, D) fixed sin-cos table, a frozen parameter as in DiT (so it is in the state

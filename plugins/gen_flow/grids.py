@@ -54,7 +54,7 @@ class ShiftedGridConfig:
 
 
 class ShiftedGrid:
-    """The linear grid through :func:`shift_time`: ``t_i = u / (u + shift (1 - u))`` with ``u = i / N``."""
+    """The linear grid through `shift_time`: ``t_i = u / (u + shift (1 - u))`` with ``u = i / N``."""
 
     def __init__(self, config: ShiftedGridConfig):
         self.shift = config.shift

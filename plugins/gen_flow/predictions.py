@@ -1,6 +1,6 @@
 """The three parameterizations of the network output: x-, eps- and v-prediction.
 
-Each turns the output into x̂, ε̂ and v̂ through :mod:`gen_flow.conversions`; divisions by ``1 - t``
+Each turns the output into x̂, ε̂ and v̂ through `gen_flow.conversions`; divisions by ``1 - t``
 (and by ``t``) are clamped at ``t_eps``. ``t`` is broadcastable to ``z``: a float or a (B, 1, ..., 1)
 tensor. JiT's point (Li & He, 2025) is that x-prediction keeps working when a patch's dimension reaches
 the network width, where eps- and v-prediction collapse.
@@ -19,7 +19,7 @@ class XPrediction:
     """The network predicts the clean sample x (JiT)."""
 
     name = "x"
-    #: Its velocity is (x̂ - z) / max(1 - t, t_eps) (:class:`gen.ClampsAtDataEnd`).
+    #: Its velocity is (x̂ - z) / max(1 - t, t_eps) (`gen.ClampsAtDataEnd`).
     clamps_at_data_end = True
 
     def to_x(self, out: Tensor, z: Tensor, t: Tensor | float, *, t_eps: float) -> Tensor:

@@ -42,7 +42,7 @@ class LogitNormal:
     """t = sigmoid(mean + std * n), n ~ N(0, 1) (Esser et al., 2024; JiT uses mean -0.8, std 0.8).
 
     A negative mean puts more training on the noisy end (small t). A ``shift`` s moves every t by
-    :func:`gen_flow.grids.shift_time`, which subtracts log s from logit t: logit-normal (mean, std) with
+    `gen_flow.grids.shift_time`, which subtracts log s from logit t: logit-normal (mean, std) with
     shift s is logit-normal (mean - log s, std).
     """
 

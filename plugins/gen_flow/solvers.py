@@ -139,7 +139,7 @@ def _dpmpp_step(
 
 
 def _dpmpp(velocity_fn: gen.VelocityFn, z0: Tensor, timesteps: Tensor, max_order: int) -> Tensor:
-    """DPM-Solver++ multistep of order ``max_order`` (1 to 3) on the linear path; see :func:`dpmpp_2m`."""
+    """DPM-Solver++ multistep of order ``max_order`` (1 to 3) on the linear path; see `dpmpp_2m`."""
     t_eps = velocity_fn.t_eps if isinstance(velocity_fn, gen.DataClampedVelocity) else 0.0
     clamp = 1.0 - t_eps  # beyond it the field relaxes toward x̂ (an x-prediction's clamp)
     z, times = z0, [float(t) for t in timesteps]
@@ -249,7 +249,7 @@ class EulerMaruyama:
     ``dz = [v + w(t)/2 * score] dt + sqrt(w(t)) dW``, with ``score = -(z - t v) / (1 - t)`` on the linear
     path (ε̂ = z - t v, score = -ε̂ / (1 - t)) and ``w(t) = g (1 - t)``, so that ``w * score`` stays
     finite at t = 1. Any w >= 0 keeps the marginals of the ODE; g = 0 is Euler. The noise of sample i
-    comes from a generator keyed by its start noise (:func:`gen.per_sample_generators`), so samples do not
+    comes from a generator keyed by its start noise (`gen.per_sample_generators`), so samples do not
     depend on the batch. The last step adds no noise (``mean``) or returns x̂ (``x``). N evaluations.
     """
 

@@ -41,8 +41,8 @@ _prob = attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.lt(1.0)
 class JiTConfig:
     """Configuration of the JiT backbone (field names follow the published ``JiT`` constructor).
 
-    Size fields left at ``None`` come from ``preset`` (or from :data:`DEFAULT_SIZES` without a preset);
-    use :meth:`sizes` for the resolved values.
+    Size fields left at ``None`` come from ``preset`` (or from `DEFAULT_SIZES` without a preset);
+    use `sizes` for the resolved values.
     """
 
     preset: str | None = gen.field(
@@ -123,7 +123,7 @@ class JiTConfig:
             )
 
     def sizes(self) -> dict[str, int]:
-        """The resolved size fields: explicit values, else the preset's, else :data:`DEFAULT_SIZES`."""
+        """The resolved size fields: explicit values, else the preset's, else `DEFAULT_SIZES`."""
         base = PRESETS[self.preset] if self.preset is not None else DEFAULT_SIZES
         return {k: (getattr(self, k) if getattr(self, k) is not None else base[k]) for k in SIZE_FIELDS}
 

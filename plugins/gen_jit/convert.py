@@ -2,7 +2,7 @@
 
 A published checkpoint (LTH14/JiT ``main_jit.py``) is a torch file holding the state dicts ``model``,
 ``model_ema1`` and ``model_ema2`` of the denoiser, whose backbone keys start with ``net.``. The
-converter writes the backbone weights (without the prefix, so :class:`gen_jit.model.JiT` loads them
+converter writes the backbone weights (without the prefix, so `gen_jit.model.JiT` loads them
 directly) and a ``recipe.toml`` whose ``[backbone]`` section is inferred from the tensor shapes.
 """
 
@@ -216,7 +216,7 @@ def convert_checkpoint(
     ``ema_<decay2>.safetensors`` (``model_ema2``) and ``recipe.toml`` into ``out``. With ``recipe`` (a
     recipe such as ``recipes/jit_b16.toml``: its data, objective and sampling settings, with the
     converted ``[backbone]``), ``out`` becomes a run directory that ``gen sample OUT`` and ``gen eval
-    OUT`` read: the weights go into ``out/checkpoints/step_00000000`` through :func:`gen.export_checkpoint`.
+    OUT`` read: the weights go into ``out/checkpoints/step_00000000`` through `gen.export_checkpoint`.
     """
     states = load_checkpoint(checkpoint)
     config, _ = infer_config(

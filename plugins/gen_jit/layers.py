@@ -29,7 +29,7 @@ class RMSNorm(nn.Module):
 
 
 def make_norm(kind: str, dim: int) -> nn.Module:
-    """``"rms"``: :class:`RMSNorm`; ``"layer"``: LayerNorm with gain and bias. Both use eps 1e-6."""
+    """``"rms"``: `RMSNorm`; ``"layer"``: LayerNorm with gain and bias. Both use eps 1e-6."""
     if kind == "rms":
         return RMSNorm(dim, eps=1e-6)
     if kind == "layer":

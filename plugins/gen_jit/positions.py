@@ -74,7 +74,7 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
     Args:
         x: (B, heads, N, head_dim).
-        cos, sin: (N, head_dim) tables from :func:`rope_tables_2d`.
+        cos, sin: (N, head_dim) tables from `rope_tables_2d`.
 
     Returns:
         (B, heads, N, head_dim), in the dtype of ``x`` (the tables are cast, as in the reference).

@@ -11,7 +11,7 @@ Weights are read from ``path``, never unpickled:
 - a single ``.safetensors`` file of a diffusers-named state dict, loaded into the SD VAE's architecture,
   or into the one of ``config_path`` (a diffusers ``config.json``) where it is another.
 
-diffusers is imported only when the weights load (the first encode or decode, or :meth:`SdVae.load`), so
+diffusers is imported only when the weights load (the first encode or decode, or `SdVae.load`), so
 that this plugin imports without it; what can be checked without loading (diffusers is installed, the
 files exist and their headers read) is checked when the autoencoder is built, so that a wrong path stops a
 recipe at load time, not after the data and the model are set up.
@@ -101,7 +101,7 @@ def _autoencoder_kl() -> type:
 
 def _check_safetensors(path: Path) -> None:
     """Read the header of a safetensors file (no tensor data): a missing, empty, truncated or foreign
-    file is one :class:`gen.GenError` line naming it and the recipe key that points to it."""
+    file is one `gen.GenError` line naming it and the recipe key that points to it."""
     try:
         gen.check_safetensors(path)
     except gen.GenError as e:  # the core's "PATH PROBLEM" line, put in this plugin's words
@@ -111,7 +111,7 @@ def _check_safetensors(path: Path) -> None:
 
 def _damaged(error: gen.GenError, fix: str) -> gen.GenError:
     """``error``, a one-line ``PATH PROBLEM`` of the core's tensor-file readers, with the recipe key
-    and the fix, as :func:`_error` words it."""
+    and the fix, as `_error` words it."""
     return gen.GenError(f"autoencoder 'sd_vae': {error} (recipe key autoencoder.path); {fix}")
 
 
@@ -243,7 +243,7 @@ class SdVae:
 
     Args:
         config: Its options.
-        source: Where the weights are (:func:`locate`).
+        source: Where the weights are (`locate`).
     """
 
     def __init__(self, config: SdVaeConfig, source: _Source):

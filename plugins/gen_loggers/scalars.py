@@ -17,7 +17,7 @@ NOT_SCALARS = ("step", "time")
 
 
 def scalars(values: dict[str, Any]) -> dict[str, float]:
-    """``{tag: value}`` of one metrics line: the keys of :data:`TAGS`, any other number as ``train/KEY``,
+    """``{tag: value}`` of one metrics line: the keys of `TAGS`, any other number as ``train/KEY``,
     and the loss of each t-bin as ``loss_by_t/LO-HI`` (bins without samples and unknown values left out).
 
     Example:

@@ -1,11 +1,11 @@
 """The toy grid: train one model per (prediction, D) cell, sample it, score it, draw the figure.
 
 Each cell is an ordinary run of the base recipe with three overrides (``objective.prediction``,
-``data.dim`` and optionally ``train.steps``), trained in this process by :func:`gen.train` into
+``data.dim`` and optionally ``train.steps``), trained in this process by `gen.train` into
 ``OUT/runs/<prediction>_D<dim>`` (its output in the run's ``train.log``); with ``--jobs N`` N cells
 train at the same time in threads, torch's CPU threads split between them (and whatever draws from
 torch's global RNG, such as a cell's initial weights, one at a time). The cell's samples are then
-drawn by :class:`gen.ModelSampler` from the run's latest checkpoint, with the weights, the ``[sample]``
+drawn by `gen.ModelSampler` from the run's latest checkpoint, with the weights, the ``[sample]``
 section and the seed the training engine draws its grids with, and scored by the dataset's
 ``evaluate_samples`` (distance to the spiral).
 """
@@ -64,7 +64,7 @@ class CellResult:
 
 
 def parse_list(text: str, *, what: str, convert: Callable[[str], Any] = str) -> list[Any]:
-    """``"2,8,16"`` -> ``[2, 8, 16]``; a bad item is a :class:`gen.GenError` naming the option."""
+    """``"2,8,16"`` -> ``[2, 8, 16]``; a bad item is a `gen.GenError` naming the option."""
     items = [s.strip() for s in text.split(",") if s.strip()]
     if not items:
         raise gen.GenError(f"--{what} is empty; give a comma-separated list")
@@ -79,7 +79,7 @@ def parse_list(text: str, *, what: str, convert: Callable[[str], Any] = str) -> 
 
 
 def grid_ema(recipe: gen.Recipe) -> str:
-    """The weights the training engine draws its grids with, named as :meth:`gen.ModelSampler.settings`
+    """The weights the training engine draws its grids with, named as `gen.ModelSampler.settings`
     takes them: ``train.grid_ema`` if set, else the first of ``train.ema_decays``, else ``none`` (raw)."""
     train = recipe.train
     if train.grid_ema is not None:
@@ -88,7 +88,7 @@ def grid_ema(recipe: gen.Recipe) -> str:
 
 
 def one_line(error: BaseException) -> str:
-    """The first line of an exception's message, with its type unless it is a :class:`gen.GenError`."""
+    """The first line of an exception's message, with its type unless it is a `gen.GenError`."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     text = lines[0] if lines else "(no message)"
     return text if isinstance(error, gen.GenError) else f"{type(error).__name__}: {text}"
@@ -101,10 +101,10 @@ def train_cell(
     *,
     measure_cpu: bool,
 ) -> tuple[float, float | None, float | None]:
-    """Train one cell in this process with :func:`gen.train`, its output going to ``run_dir/train.log``.
+    """Train one cell in this process with `gen.train`, its output going to ``run_dir/train.log``.
 
     Args:
-        recipe: The cell's recipe (the base recipe with :meth:`Cell.overrides`).
+        recipe: The cell's recipe (the base recipe with `Cell.overrides`).
         measure_cpu: Measure the CPU seconds of the training (the process's CPU time, so only right when
             nothing else runs in the process meanwhile: no other cell training at the same time).
 
@@ -139,7 +139,7 @@ def sample_cell(run_dir: Path, num_samples: int) -> dict:
     """Samples (N, D), their 2-D projections and the dataset's scores for a trained cell.
 
     The samples are drawn as the training engine draws its grids: from the run's latest checkpoint with
-    its grid EMA (:func:`grid_ema`), the recipe's ``[sample]`` section and ``train.seed``; sample ``i``
+    its grid EMA (`grid_ema`), the recipe's ``[sample]`` section and ``train.seed``; sample ``i``
     depends only on (seed, i).
     """
     sampler = gen.ModelSampler.from_checkpoint(str(run_dir))

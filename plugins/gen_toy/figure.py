@@ -68,7 +68,7 @@ def draw_grid(
             one such array per column.
 
     Returns:
-        An RGB image of size :func:`figure_size` (rows, cols). Points outside the axis box are not drawn.
+        An RGB image of size `figure_size` (rows, cols). Points outside the axis box are not drawn.
     """
     rows, cols = len(panels), len(col_labels)
     if len(row_labels) != rows or any(len(r) != cols for r in panels):

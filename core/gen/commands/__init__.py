@@ -1,7 +1,7 @@
 """The ``gen`` command line: thin Typer commands over the library, one module per command group.
 
 Importing this package builds the app: each command module registers its commands on
-:data:`gen.commands.app.app`, then the plugins add theirs through ``register_commands``.
+`gen.commands.app.app`, then the plugins add theirs through ``register_commands``.
 """
 
 from gen.commands import ema, eval, inspect, recipe, sample, train  # noqa: F401 - each registers its commands

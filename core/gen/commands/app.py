@@ -1,4 +1,4 @@
-"""The root ``gen`` Typer app. Every user error (:class:`gen.GenError`) is printed as one ``error: ...``
+"""The root ``gen`` Typer app. Every user error (`gen.GenError`) is printed as one ``error: ...``
 line on stderr with exit code 2; ``gen --debug ...`` (or ``GEN_DEBUG=1``) shows the traceback instead.
 """
 

@@ -1,6 +1,6 @@
 """``gen ema``: choose the EMA after training. ``gen ema reconstruct RUN --sigma-rel 0.05,0.10`` writes
 power-function EMAs of any length into a checkpoint, combined from the run's snapshots (EDM2's post-hoc
-EMA; :mod:`gen.runs.ema_snapshots`); ``gen ema info RUN`` says what a run stores and which lengths it
+EMA; `gen.runs.ema_snapshots`); ``gen ema info RUN`` says what a run stores and which lengths it
 can reconstruct."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``gen eval``: score a checkpoint (sweeps over sampling settings) or saved samples, and compute
 reference statistics. The metric is chosen once (``--metric fid,kid,pr,sfid,fd_dinov2`` or ``data``) as a
-metric object; the scoring itself is :mod:`gen.evaluation`."""
+metric object; the scoring itself is `gen.evaluation`."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def checkpoint_metric(
     **options: Any,
 ) -> SampleMetric:
     """The metric object of ``--metric`` for a checkpoint, with every check before any sampling
-    (``options``: the other keyword arguments of :func:`gen.metrics.suite.build_metrics`)."""
+    (``options``: the other keyword arguments of `gen.metrics.suite.build_metrics`)."""
     if metric == "data":
         if ref:
             raise GenError("--ref is the FID reference; --metric data scores with the dataset's own metric")

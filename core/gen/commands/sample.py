@@ -1,5 +1,5 @@
 """``gen sample``: images of a checkpoint to a grid, an ADM ``.npz`` or a folder (see
-:mod:`gen.sample_files`). Under ``torchrun`` every process draws its own slice."""
+`gen.sample_files`). Under ``torchrun`` every process draws its own slice."""
 
 from __future__ import annotations
 

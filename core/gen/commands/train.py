@@ -1,4 +1,4 @@
-"""``gen train``: a thin command over :func:`gen.train`.
+"""``gen train``: a thin command over `gen.train`.
 
 ``gen train RECIPE [--run-dir RUN]`` starts a run (or continues it with ``--resume``); ``gen train RUN
 --resume`` continues the run directory ``RUN`` from its own ``recipe.toml``, so that nobody has to

@@ -1,3 +1,3 @@
-"""Scoring trained models: one scoring (:mod:`gen.evaluation.score`), sweeps over sampling settings with
-screening and resumable results (:mod:`gen.evaluation.sweep`), and the results files
-(:mod:`gen.evaluation.results`)."""
+"""Scoring trained models: one scoring (`gen.evaluation.score`), sweeps over sampling settings with
+screening and resumable results (`gen.evaluation.sweep`), and the results files
+(`gen.evaluation.results`)."""

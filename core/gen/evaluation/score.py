@@ -1,6 +1,6 @@
 """The one scoring of a trained model: the training engine's scores and ``gen eval`` call this.
 
-``num`` samples, balanced over the classes and class-major (:func:`gen.model_sampler.class_labels`),
+``num`` samples, balanced over the classes and class-major (`gen.model_sampler.class_labels`),
 sample i keyed by ``(seed, i)``, each rank drawing its slice; images pass through uint8 as they would be
 saved; the metric's accumulator sees them batch by batch and reduces over ranks. So the score of a
 checkpoint, a seed and a count is one number, wherever it is computed.

@@ -1,8 +1,8 @@
-"""Metrics of generated samples: FID and IS (:mod:`gen.metrics.fid`), KID (:mod:`gen.metrics.kid`),
-precision/recall (:mod:`gen.metrics.precision_recall`), sFID and FD-DINOv2 (:mod:`gen.metrics.frechet`),
-several at once (:mod:`gen.metrics.suite`), a dataset's own metric (:mod:`gen.metrics.dataset_metric`),
+"""Metrics of generated samples: FID and IS (`gen.metrics.fid`), KID (`gen.metrics.kid`),
+precision/recall (`gen.metrics.precision_recall`), sFID and FD-DINOv2 (`gen.metrics.frechet`),
+several at once (`gen.metrics.suite`), a dataset's own metric (`gen.metrics.dataset_metric`),
 and what they are built from (the FID Inception, DINOv2, reference statistics and features, image
-sources). Every metric is a :class:`gen.metrics.base.SampleMetric`."""
+sources). Every metric is a `gen.metrics.base.SampleMetric`."""
 
 from gen.metrics.base import Accumulator, FeatureAccumulator, FeatureMetric, SampleMetric
 from gen.metrics.dataset_metric import DatasetMetric

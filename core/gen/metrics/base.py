@@ -1,8 +1,8 @@
 """What ``gen eval`` and the training engine ask of a metric: one class per metric, chosen once.
 
-A :class:`SampleMetric` says how its results are keyed and shown and which is best; an
-:class:`Accumulator` takes the samples of one scoring batch by batch, in sample order, and reduces them
-over ranks. Adding a metric is one class of each; a metric of image features (:class:`FeatureMetric`) also takes
+A `SampleMetric` says how its results are keyed and shown and which is best; an
+`Accumulator` takes the samples of one scoring batch by batch, in sample order, and reduces them
+over ranks. Adding a metric is one class of each; a metric of image features (`FeatureMetric`) also takes
 features already extracted, so that several metrics share one pass of each network.
 """
 
@@ -62,7 +62,7 @@ class SampleMetric(Protocol):
 
 @runtime_checkable
 class FeatureAccumulator(Accumulator, Protocol):
-    """An accumulator that also takes features already extracted (a :class:`gen.metrics.suite.MetricSuite`
+    """An accumulator that also takes features already extracted (a `gen.metrics.suite.MetricSuite`
     extracts each batch's features once for all its metrics)."""
 
     def add_features(self, features: dict[str, Tensor]) -> None:
@@ -76,7 +76,7 @@ class FeatureMetric(SampleMetric, Protocol):
     """A metric of image features.
 
     Attributes:
-        spaces: The feature spaces its accumulator reads (keys of :meth:`gen.metrics.features.Extractors.extract`).
+        spaces: The feature spaces its accumulator reads (keys of `gen.metrics.features.Extractors.extract`).
     """
 
     spaces: frozenset[str]

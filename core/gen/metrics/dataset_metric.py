@@ -26,8 +26,8 @@ class DatasetMetric:
     """The ``evaluate_samples`` of a dataset, keyed ``data:<name>``.
 
     Args:
-        dataset: A dataset with :class:`gen.protocols.ScoresSamples` (and, for a best row,
-            :class:`gen.protocols.RanksScores`).
+        dataset: A dataset with `gen.protocols.ScoresSamples` (and, for a best row,
+            `gen.protocols.RanksScores`).
         name: Its registered name (for the results and messages).
     """
 

@@ -221,7 +221,7 @@ def dinov2_weights_path(path: str | Path | None = None) -> Path:
 
 
 def load_dinov2(path: str | Path | None = None, device: Any = None, **arch: int) -> DINOv2ViT:
-    """DINOv2 (ViT-L/14, or ``arch``: the keyword arguments of :class:`DINOv2ViT`) with weights from a
+    """DINOv2 (ViT-L/14, or ``arch``: the keyword arguments of `DINOv2ViT`) with weights from a
     ``.pth`` (loaded with ``weights_only=True``) or ``.safetensors`` file with DINOv2's parameter names."""
     file = dinov2_weights_path(path)
     try:
@@ -249,7 +249,7 @@ def load_dinov2(path: str | Path | None = None, device: Any = None, **arch: int)
 
 
 def dinov2_extractor(weights: str | Path | None = None, device: Any = None) -> nn.Module:
-    """The DINOv2 network in use: an override from :func:`use_dinov2_extractor`, else ViT-L/14 from
+    """The DINOv2 network in use: an override from `use_dinov2_extractor`, else ViT-L/14 from
     ``weights``."""
     if _override:
         return _override[-1].to(device)

@@ -3,10 +3,10 @@
 The FID Inception-v3 (FID, IS, KID, precision/recall, sFID) and DINOv2 ViT-L/14 (FD-DINOv2) take weights
 from local files, never downloaded: the Inception from ``--inception-weights``, ``$GEN_INCEPTION_WEIGHTS``
 or where torch-fidelity and pytorch-fid keep it (torch hub's ``checkpoints`` folder). Tests and other
-feature spaces swap the Inception with :func:`use_feature_extractor`; results name the feature space they
-were computed in (:func:`extractor_id`).
+feature spaces swap the Inception with `use_feature_extractor`; results name the feature space they
+were computed in (`extractor_id`).
 
-Feature spaces (the keys of :meth:`Extractors.extract`): ``pool`` (B, 2048) Inception pool features,
+Feature spaces (the keys of `Extractors.extract`): ``pool`` (B, 2048) Inception pool features,
 ``logits`` (B, 1008) its unbiased logits, ``spatial`` (B, 2023) sFID's ``mixed_6/conv`` features,
 ``dinov2`` (B, 1024) DINOv2's class token.
 """
@@ -129,7 +129,7 @@ def load_inception(path: str | Path | None = None, device: Any = None) -> FIDInc
 
 
 def feature_extractor(weights: str | Path | None = None, device: Any = None) -> nn.Module:
-    """The feature extractor in use: an override from :func:`use_feature_extractor`, else the FID Inception."""
+    """The feature extractor in use: an override from `use_feature_extractor`, else the FID Inception."""
     if _override:
         return _override[-1].to(device)
     return load_inception(weights, device)
@@ -155,7 +155,7 @@ def to_nchw(images: np.ndarray | Tensor, device: Any) -> Tensor:
 
 @attrs.frozen(eq=False)
 class Extractors:
-    """The networks of one evaluation; :meth:`extract` runs each at most once per batch.
+    """The networks of one evaluation; `extract` runs each at most once per batch.
 
     Attributes:
         inception: ``module(uint8 (B, 3, H, W)) -> (pool, logits[, spatial])`` (None: not needed).

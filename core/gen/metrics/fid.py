@@ -1,11 +1,11 @@
 """FID and Inception Score as published numbers are measured, through torchmetrics.
 
 The protocol is torch-fidelity's (which the JiT code uses): uint8 images, the FID Inception-v3
-(:mod:`gen.metrics.inception`, TensorFlow-1.x bilinear resize to 299, ``(x - 128) / 128``), FID on the
+(`gen.metrics.inception`, TensorFlow-1.x bilinear resize to 299, ``(x - 128) / 128``), FID on the
 2048-d pool features against reference statistics ``(mu, sigma)``, Inception Score on the unbiased logits
 in 10 splits after a fixed permutation (seed 2020).
 
-FID accumulates in :class:`torchmetrics.image.fid.FrechetInceptionDistance`, fed with features that
+FID accumulates in `torchmetrics.image.fid.FrechetInceptionDistance`, fed with features that
 were already extracted (one Inception pass serves both metrics, and the metric holds no Inception
 weights): under ``torchrun`` torchmetrics sums every rank's feature statistics. The reference
 ``(mu, sigma)`` enter the metric's "real" states as ``sum = mu * n``, ``cov_sum = sigma * (n - 1) +
@@ -126,7 +126,7 @@ class FIDMetric:
 
 
 class FIDAccumulator:
-    """The images of one scoring: FID states and Inception logits, reduced over ranks in :meth:`compute`."""
+    """The images of one scoring: FID states and Inception logits, reduced over ranks in `compute`."""
 
     def __init__(self, metric: FIDMetric):
         self.metric = metric

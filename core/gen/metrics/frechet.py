@@ -3,7 +3,7 @@ metrics beside FID: sFID (ADM's spatial Inception features) and FD-DINOv2 (EDM2'
 
 The distance is ``|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2))`` between Gaussians fitted to the
 generated features and the reference's ``(mu, sigma)``. The generated features accumulate in torchmetrics'
-:class:`~torchmetrics.image.fid.FrechetInceptionDistance` fed with features already extracted: under
+`FrechetInceptionDistance` fed with features already extracted: under
 ``torchrun`` it sums every rank's statistics, and the reference enters its "real" states as
 ``sum = mu * n``, ``cov_sum = sigma * (n - 1) + n * mu mu^T``.
 """

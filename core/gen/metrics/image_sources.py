@@ -31,7 +31,7 @@ def image_files(folder: Path) -> list[Path]:
 
 def open_npz(source: Path) -> zipfile.ZipFile:
     """An ``.npz`` as the zip of ``.npy`` arrays it is; a pickle or a damaged file is a one-line
-    :class:`~gen.errors.DamagedFileError` (nothing in it is loaded)."""
+    `DamagedFileError` (nothing in it is loaded)."""
     if not Path(source).is_file():
         raise DamagedFileError(source, "does not exist" if not Path(source).exists() else "is not a file")
     try:

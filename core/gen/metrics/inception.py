@@ -184,7 +184,7 @@ class FIDInceptionV3(nn.Module):
 
     ``forward`` returns the 2048-d pool features (FID) and the 1008 logits without the final bias
     (torch-fidelity's ``logits_unbiased``, which its Inception Score uses). Load weights with
-    :func:`gen.evaluation.load_inception`; the module never leaves eval mode.
+    `gen.evaluation.load_inception`; the module never leaves eval mode.
     """
 
     num_features = NUM_FEATURES

@@ -9,7 +9,7 @@ the samples under the polynomial kernel ``k(x, y) = (gamma x.y + coef)^degree`` 
 
 Subsets are drawn as torchmetrics' ``KernelInceptionDistance`` draws them (each subset: a random
 permutation of the reference, then one of the samples, the first ``subset_size`` of each), but from a
-generator seeded with :data:`KID_SEED`, so the number of a set of samples is one number. Kernels are
+generator seeded with `KID_SEED`, so the number of a set of samples is one number. Kernels are
 computed in float64.
 """
 

@@ -119,7 +119,7 @@ def reference_set_of(
 ) -> ReferenceSet:
     """The parts ``needs`` of a reference, from real images given as (B, H, W, C) uint8 batches.
 
-    Pool features are kept as float16, as :meth:`ReferenceSet.save` stores them, so that a reference read
+    Pool features are kept as float16, as `ReferenceSet.save` stores them, so that a reference read
     back from its file scores the same as one computed from the images.
     """
     spaces = set(needs.stats) | ({POOL} if needs.features else set())

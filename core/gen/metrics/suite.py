@@ -45,7 +45,7 @@ _NEEDS = {
 
 
 class MetricSuite:
-    """Several metrics of image features in one scoring: :meth:`accumulator` extracts each batch's
+    """Several metrics of image features in one scoring: `accumulator` extracts each batch's
     features once (the union of the metrics' spaces) and hands them to every metric.
 
     Args:
@@ -152,8 +152,8 @@ def build_metrics(
     kid_subset_size: int = KID_SUBSET_SIZE,
 ) -> FeatureMetric:
     """The metric object of ``--metric NAMES``: networks loaded, the reference read (or computed from real
-    images), every check done. One name gives that metric alone (``fid`` is :class:`FIDMetric`, with or
-    without a reference); several, a :class:`MetricSuite`."""
+    images), every check done. One name gives that metric alone (``fid`` is `FIDMetric`, with or
+    without a reference); several, a `MetricSuite`."""
     without_ref = [n for n in names if n != "fid"]
     if ref is None and without_ref:
         raise GenError(

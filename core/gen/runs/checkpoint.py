@@ -3,11 +3,11 @@
 Layout of ``RUN/checkpoints/step_00001000/``:
 
 - ``model.safetensors``, ``ema_<decay>.safetensors`` and ``phema_<sigma_rel>.safetensors``
-  (:func:`weights_name`): whole state dicts of the backbone, whatever the parallelism it was trained
+  (`weights_name`): whole state dicts of the backbone, whatever the parallelism it was trained
   with (``phema_*``: the power-function EMAs it tracks, and lengths reconstructed after training);
 - ``state.pt``: optimizer state, step, data position and every rank's RNG state, loaded with
   ``torch.load(weights_only=True)`` (no arbitrary unpickling);
-- ``meta.json``: :class:`CheckpointMeta` (step, world size, EMA decays and lengths, backbone, data spec,
+- ``meta.json``: `CheckpointMeta` (step, world size, EMA decays and lengths, backbone, data spec,
   version).
 
 A checkpoint is written into a hidden temporary directory and renamed into place, so a kill during the
@@ -15,7 +15,7 @@ write leaves at most a stray ``.step_*.tmp`` directory, which reading ignores. T
 the complete directory with the highest step: there is no pointer file to get out of sync. A write that
 fails (a full disk) removes its temporary directory and is one line saying how much space it needs;
 the free space is checked before writing, too. A file that cannot be read back is a
-:class:`~gen.errors.DamagedFileError` naming it and what is wrong (:mod:`gen.tensor_files`).
+`DamagedFileError` naming it and what is wrong (`gen.tensor_files`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ MODEL_STEM = "model"
 
 
 def weights_name(ema: EmaKey) -> str:
-    """The weights file of EMA ``ema`` (a decay, a power EMA's :class:`~gen.power_ema.EmaLength`), or of
+    """The weights file of EMA ``ema`` (a decay, a power EMA's `EmaLength`), or of
     the raw weights for None.
 
     Example:
@@ -57,7 +57,7 @@ def weights_name(ema: EmaKey) -> str:
 
 
 def weights_stem(ema: EmaKey) -> str:
-    """:func:`weights_name` without the suffix: ``ema_0.9999``, ``phema_0.05`` or ``model``."""
+    """`weights_name` without the suffix: ``ema_0.9999``, ``phema_0.05`` or ``model``."""
     if ema is None:
         return MODEL_STEM
     return str(ema) if isinstance(ema, EmaLength) else f"ema_{float(ema)!r}"
@@ -115,7 +115,7 @@ class CheckpointMeta:
 
     def find_ema(self, ema: str) -> EmaKey:
         """An EMA named on a command line (``0.9999``, ``0.99990``, ``phema_0.05``; ``none``/``raw`` = raw
-        weights) as a tracked one (None for the raw weights); a :class:`gen.GenError` listing them else."""
+        weights) as a tracked one (None for the raw weights); a `gen.GenError` listing them else."""
         try:
             key = parse_ema(ema)
         except ValueError:
@@ -345,7 +345,7 @@ def _damaged(checkpoint: Path, error: DamagedFileError) -> DamagedFileError:
 
 def load_weights(checkpoint: Path, ema: EmaKey = None) -> dict[str, torch.Tensor]:
     """The state dict of EMA ``ema`` (None: the raw weights) of a checkpoint; a missing or damaged file
-    is a :class:`~gen.errors.DamagedFileError` naming it, what is wrong and an earlier checkpoint."""
+    is a `DamagedFileError` naming it, what is wrong and an earlier checkpoint."""
     checkpoint = Path(checkpoint)
     try:
         return read_safetensors(checkpoint / weights_name(ema))
@@ -355,7 +355,7 @@ def load_weights(checkpoint: Path, ema: EmaKey = None) -> dict[str, torch.Tensor
 
 def load_state(checkpoint: Path) -> dict[str, Any]:
     """The training state of a checkpoint, loaded without unpickling arbitrary objects (a file that holds
-    any is refused, never run: a :class:`~gen.errors.DamagedFileError`, as a missing or damaged one)."""
+    any is refused, never run: a `DamagedFileError`, as a missing or damaged one)."""
     checkpoint = Path(checkpoint)
     try:
         return read_torch(checkpoint / STATE_FILE)
@@ -365,7 +365,7 @@ def load_state(checkpoint: Path) -> dict[str, Any]:
 
 def check_weights(checkpoint: Path, emas: Iterable[EmaKey]) -> None:
     """Read the headers of the weights files of ``emas`` (None: the raw weights), not their data: a
-    missing, truncated or foreign file is a :class:`~gen.errors.DamagedFileError`."""
+    missing, truncated or foreign file is a `DamagedFileError`."""
     checkpoint = Path(checkpoint)
     for ema in emas:
         try:

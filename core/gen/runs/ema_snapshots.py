@@ -7,10 +7,10 @@ directory and renamed into place like a checkpoint, so a kill leaves at most an 
 ``.step_*.tmp``. Snapshots are never pruned with the checkpoints: they are what the reconstruction
 needs. A resume removes the snapshots after the step it resumes from (the run writes them again).
 
-Reconstruction (:func:`reconstruct`) at a checkpoint of step t combines the snapshots of steps before t
+Reconstruction (`reconstruct`) at a checkpoint of step t combines the snapshots of steps before t
 and the checkpoint's own power EMAs at t with the least-squares coefficients of
-:func:`gen.power_ema.fit_profile`, accumulated in float64; the result is written as the checkpoint's
-``phema_<sigma_rel>.safetensors`` (:func:`save_reconstructed`) or used at once (``gen eval
+`gen.power_ema.fit_profile`, accumulated in float64; the result is written as the checkpoint's
+``phema_<sigma_rel>.safetensors`` (`save_reconstructed`) or used at once (``gen eval
 --ema-length``).
 """
 
@@ -203,8 +203,8 @@ def check_sources(checkpoint: Path) -> None:
 def reconstruct(
     checkpoint: Path, lengths: Sequence[float], max_error: float = MAX_PROFILE_ERROR
 ) -> dict[EmaLength, dict[str, torch.Tensor]]:
-    """The EMA of each length at ``checkpoint``: the combination of :func:`sources` with the
-    coefficients of :func:`plan`, summed in float64 one source file at a time, returned as whole state
+    """The EMA of each length at ``checkpoint``: the combination of `sources` with the
+    coefficients of `plan`, summed in float64 one source file at a time, returned as whole state
     dicts in the dtype of the checkpoint's weights."""
     fits = plan(checkpoint, lengths, max_error)
     found = sources(checkpoint)

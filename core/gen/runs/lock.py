@@ -8,7 +8,7 @@ filesystem that supports ``flock`` across machines, on another, makes a second o
 file holds the holder's pid, host and start time, for the message of the one that is refused.
 
 Under ``torchrun`` rank 0 takes the lock, before anything is written, and every rank learns the outcome
-(:func:`lock_run`), so that all of them refuse together.
+(`lock_run`), so that all of them refuse together.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
-        """Take the lock, or raise a :class:`gen.GenError` naming the process that holds it."""
+        """Take the lock, or raise a `gen.GenError` naming the process that holds it."""
         if fcntl is None or self._fd is not None:
             return self
         self.run_dir.mkdir(parents=True, exist_ok=True)

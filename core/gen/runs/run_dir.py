@@ -6,8 +6,8 @@ Layout of ``RUN/``:
 - ``provenance.jsonl``: one line per start or resume (versions, command line, batch plan);
 - ``metrics.jsonl``: one line every ``train.log_every`` steps;
 - ``eval.jsonl`` / ``eval.json``: the training-time scores with the dataset's metric (all / latest);
-- ``samples/``: sample grids; ``checkpoints/``: see :mod:`gen.runs.checkpoint`;
-- ``ema_snapshots/``: the power EMAs every ``train.ema_snapshot_every`` steps (:mod:`gen.runs.ema_snapshots`);
+- ``samples/``: sample grids; ``checkpoints/``: see `gen.runs.checkpoint`;
+- ``ema_snapshots/``: the power EMAs every ``train.ema_snapshot_every`` steps (`gen.runs.ema_snapshots`);
 - ``eval/``: ``gen eval`` results (``results.jsonl``, one table per step).
 """
 
@@ -154,7 +154,7 @@ class Checkpoint:
     def check_weights(self, emas: Iterable[EmaKey]) -> None:
         """Before any work: the weights files of ``emas`` (None: the raw ones) are there and whole (their
         headers are read; for a power EMA to reconstruct, those of its sources); else a one-line
-        :class:`~gen.errors.DamagedFileError` naming the file."""
+        `DamagedFileError` naming the file."""
         emas = list(emas)
         rebuilt = [
             e for e in emas if isinstance(e, EmaLength) and not (self.path / ckpt.weights_name(e)).is_file()
@@ -209,7 +209,7 @@ def export_checkpoint(
     step: int = 0,
 ) -> Path:
     """Write weights made elsewhere (a converted published checkpoint) as a checkpoint of ``run_dir``
-    that ``gen sample``, ``gen eval`` and :class:`gen.ModelSampler` read like any other.
+    that ``gen sample``, ``gen eval`` and `gen.ModelSampler` read like any other.
 
     The recipe goes beside it and inside it, the meta record names the EMAs; there is no training state,
     so the checkpoint samples but does not resume. The weights are checked against the recipe's backbone

@@ -26,7 +26,7 @@ class BatchPlan:
     @classmethod
     def make(cls, global_batch: int, world_size: int, micro_batch: int | None) -> BatchPlan:
         """The plan of a ``[train]`` section on ``world_size`` processes; a split that does not divide
-        is a :class:`gen.GenError`, never a silent change of batch size."""
+        is a `gen.GenError`, never a silent change of batch size."""
         if global_batch % world_size:
             raise GenError(
                 f"train.global_batch = {global_batch} does not split over {world_size} processes; "

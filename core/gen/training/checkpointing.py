@@ -2,8 +2,8 @@
 
 One object owns both directions, so that what is written is exactly what is read. Under FSDP saving
 gathers whole tensors shard by shard (a collective: every rank calls it) and rank 0 writes; loading
-hands each rank its shard. The file format itself is :mod:`gen.runs.checkpoint`; the snapshots of the
-power EMAs (written every ``train.ema_snapshot_every`` steps) are :mod:`gen.runs.ema_snapshots`.
+hands each rank its shard. The file format itself is `gen.runs.checkpoint`; the snapshots of the
+power EMAs (written every ``train.ema_snapshot_every`` steps) are `gen.runs.ema_snapshots`.
 
 A resume checks a checkpoint's files before it loads any (every weights file's header, and the state,
 which it reads anyway): when the latest is damaged — a file missing, truncated, of another format, or a
@@ -92,7 +92,7 @@ class TrainingState:
 
     def snapshot(self, run_dir: Path, step: int, cfg: TrainConfig) -> Path | None:
         """At a multiple of ``train.ema_snapshot_every``, write the power EMAs as the snapshot of ``step``
-        (:mod:`gen.runs.ema_snapshots`; a collective: every rank calls it); rank 0 returns its path."""
+        (`gen.runs.ema_snapshots`; a collective: every rank calls it); rank 0 returns its path."""
         every = cfg.ema_snapshot_every
         if not every or step % every or not self.ema.lengths:
             return None
@@ -116,7 +116,7 @@ class TrainingState:
         path).
 
         A damaged latest checkpoint is skipped with a ``warn`` line naming it, what is wrong and the one
-        used; a chosen ``step`` must exist, be intact and be the run's last result (:func:`chosen`).
+        used; a chosen ``step`` must exist, be intact and be the run's last result (`chosen`).
         """
         found = ckpt.list_checkpoints(run_dir)
         if not found:
@@ -149,7 +149,7 @@ class TrainingState:
 
     def check(self, path: Path) -> dict[str, Any]:
         """That the checkpoint ``path`` can restore this state: its meta, the EMAs of the recipe, every
-        weights file's header; returns its training state. Damage is a :class:`gen.errors.DamagedFileError`."""
+        weights file's header; returns its training state. Damage is a `gen.errors.DamagedFileError`."""
         meta = ckpt.read_meta(path)
         for key, ours, theirs in (
             ("ema_decays", self.ema.decays, meta.ema_decays),
@@ -172,7 +172,7 @@ class TrainingState:
     def load(self, path: Path, state: dict[str, Any] | None = None) -> int:
         """Restore weights, EMAs and optimizer from the checkpoint ``path`` (each rank its shard), and
         this rank's RNG when the run had as many processes; returns the step. ``state``: its training
-        state when already read (:meth:`check`)."""
+        state when already read (`check`)."""
         meta = ckpt.read_meta(path)
         model_file = path / ckpt.weights_name(None)
         sharding.load_model_state(self.model, ckpt.load_weights(path), str(model_file))

@@ -1,12 +1,12 @@
 """Moving averages of the weights, updated with foreach kernels: exponential EMAs (a fixed decay each)
 and power-function EMAs (EDM2; a length σ_rel each, whose decay depends on the step).
 
-A power EMA of exponent γ (:func:`gen.power_ema.exponent_of`) takes the decay ``(1 − 1/t)^(γ + 1)`` at
-update t, so its value depends on how many updates were made: :attr:`EMA.steps` counts them, and a
-resume sets it to the checkpoint's step (:class:`gen.training.checkpointing.TrainingState`).
+A power EMA of exponent γ (`gen.power_ema.exponent_of`) takes the decay ``(1 − 1/t)^(γ + 1)`` at
+update t, so its value depends on how many updates were made: `EMA.steps` counts them, and a
+resume sets it to the checkpoint's step (`gen.training.checkpointing.TrainingState`).
 
 Under FSDP the averages are sharded like the parameters they follow (each rank averages its shard);
-:meth:`EMA.state_dict` gathers them whole.
+`EMA.state_dict` gathers them whole.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class EMA:
             torch._foreach_lerp_(shadow, params, (1.0 - beta) if keep is None else keep * (1.0 - beta))
 
     def index(self, key: EmaKey) -> int:
-        """The position of the EMA named ``key`` in :attr:`keys`."""
+        """The position of the EMA named ``key`` in `keys`."""
         return self.keys.index(key)
 
     def state_dict(self, index: int, model: nn.Module, keep: bool = True) -> dict[str, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""The training loop: ``gen train`` and :func:`gen.train`.
+"""The training loop: ``gen train`` and `gen.train`.
 
 What makes a run reproducible and exactly resumable: the data stream is a function of the batch index,
 and every random draw of the objective (times, dropped labels, noise) is keyed by (seed, step, position
@@ -6,7 +6,7 @@ in the global batch), not by the state of a generator. So N steps + resume + N s
 bit for bit, and one process with gradient accumulation or N processes with DDP compute the same update
 as one process with the whole global batch.
 
-:meth:`Trainer.run` is one flat loop of named sections; each section is a method below it, in order.
+`Trainer.run` is one flat loop of named sections; each section is a method below it, in order.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class Trainer:
 
     # == set-up =======================================================================================
     def setup(self) -> None:
-        """Processes, data, model, EMA and optimizer, then the checkpoint to resume (called by :meth:`run`)."""
+        """Processes, data, model, EMA and optimizer, then the checkpoint to resume (called by `run`)."""
         cfg = self.cfg
         self.dist = distributed.setup()
         self.lock = lock_run(self.run_dir, self.dist)  # one trainer per run directory, before any work
@@ -259,7 +259,7 @@ class Trainer:
     def forward_backward(self, stream) -> tuple[StepStats, torch.Tensor]:  # noqa: ANN001
         """Forward and backward over this rank's part of one global batch (no optimizer update).
 
-        Returns this rank's :class:`StepStats` (with the stop flag) and the gradient norm.
+        Returns this rank's `StepStats` (with the stop flag) and the gradient norm.
         """
         plan, obj = self.plan.batch, self.objective
         g_step = torch.Generator().manual_seed(key_seed(self.cfg.seed, STEP_DRAWS, self.step))
@@ -380,7 +380,7 @@ def train(
     """Train ``recipe`` into ``run_dir`` in this process (or, under ``torchrun``, in every process).
 
     Args:
-        recipe: A validated recipe (:func:`gen.load_recipe`).
+        recipe: A validated recipe (`gen.load_recipe`).
         run_dir: The run directory (created; it must hold no checkpoint unless ``resume``).
         resume: Continue from the run directory's latest checkpoint.
         console: Where progress and messages go (default: stderr).

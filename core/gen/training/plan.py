@@ -43,7 +43,7 @@ class TrainingPlan:
     @classmethod
     def make(cls, recipe: Recipe, world_size: int, num_samples: int | None) -> TrainingPlan:
         """The plan of ``recipe`` on ``world_size`` processes over a dataset of ``num_samples`` (None:
-        unknown size); every inconsistency is one :class:`gen.GenError` line."""
+        unknown size); every inconsistency is one `gen.GenError` line."""
         cfg, data = recipe.train, recipe.data.name
         batch = BatchPlan.make(cfg.global_batch, world_size, cfg.micro_batch)
         if cfg.epochs is not None:

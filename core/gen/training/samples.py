@@ -1,9 +1,9 @@
 """Samples during training: grids to look at and scores with the dataset's metric.
 
 Both sample the weights of the grid EMA (``train.grid_ema``, else the first EMA, else the raw weights)
-through :class:`gen.ModelSampler`, on rank 0, from a plain copy of the model (gathered whole under
+through `gen.ModelSampler`, on rank 0, from a plain copy of the model (gathered whole under
 FSDP). With ``[sample] guidance = "auto"`` the guide is another EMA of the model in training, or a
-checkpoint (of this run or another) that must exist when training starts and is read then. The score is :func:`gen.evaluation.score.score_model`, the function behind ``gen eval RUN
+checkpoint (of this run or another) that must exist when training starts and is read then. The score is `gen.evaluation.score.score_model`, the function behind ``gen eval RUN
 --metric data``: the same checkpoint, seed and count give the same number in both.
 """
 

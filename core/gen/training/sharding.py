@@ -69,7 +69,7 @@ def gather(tensor: torch.Tensor, keep: bool = True) -> torch.Tensor | None:
 
 
 def gather_state(tensors: dict[str, torch.Tensor], keep: bool = True) -> dict[str, torch.Tensor]:
-    """:func:`gather` over a state dict, one tensor at a time (peak device memory: one whole tensor)."""
+    """`gather` over a state dict, one tensor at a time (peak device memory: one whole tensor)."""
     out = {}
     for name, tensor in tensors.items():
         full = gather(tensor, keep)
@@ -134,7 +134,7 @@ def optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, keep: bo
 def load_optimizer_state(
     model: nn.Module, optimizer: torch.optim.Optimizer, saved: dict[str, Any], source: str
 ) -> None:
-    """Load :func:`optimizer_state`'s output into ``optimizer`` (each rank takes its shard)."""
+    """Load `optimizer_state`'s output into ``optimizer`` (each rank takes its shard)."""
     names = _param_names(model)
     own = [[names[id(p)] for p in g["params"]] for g in optimizer.param_groups]
     theirs = [list(g["params"]) for g in saved["param_groups"]]

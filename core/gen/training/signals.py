@@ -8,7 +8,7 @@ from typing import Any
 
 
 class StopSignals:
-    """While entered, SIGTERM and SIGINT set :attr:`received` (the signal's name) instead of killing the
+    """While entered, SIGTERM and SIGINT set `received` (the signal's name) instead of killing the
     process; the previous handlers come back on exit. Off the main thread (a run started from a worker
     thread) no handler can be installed, and the process keeps the default behaviour."""
 

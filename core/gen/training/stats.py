@@ -1,9 +1,9 @@
 """The statistics of training steps, kept on the device so that a step never waits for the host.
 
-- :class:`StepStats`: loss sums, overall, per quarter of t and per reported term, as a named record;
-- :class:`UpdateGuard`: skips the update of a step whose loss or gradient is not finite, on the device,
+- `StepStats`: loss sums, overall, per quarter of t and per reported term, as a named record;
+- `UpdateGuard`: skips the update of a step whose loss or gradient is not finite, on the device,
   and says so (stopping the run) the next time the host looks;
-- :class:`TrainingWindow`: the steps since the last metrics line, and their wall time without the time
+- `TrainingWindow`: the steps since the last metrics line, and their wall time without the time
   spent on grids, scores and checkpoints.
 
 The host reads these only every ``log_every`` steps (and at checkpoints): one synchronisation there,
@@ -75,7 +75,7 @@ class StepStats:
 
     def reduce(self, dist: DistInfo) -> StepStats:
         """The sums over every rank, and the stop flag of any rank: one all-reduce (every rank calls it).
-        The result stays on the device; reading it (:attr:`loss`) is the host synchronisation."""
+        The result stays on the device; reading it (`loss`) is the host synchronisation."""
         names = sorted(self.terms_sum)  # the same objective on every rank: the same names
         device = self.loss_sum.device
         packed = torch.cat(
@@ -131,7 +131,7 @@ def peak_memory_mb(device: torch.device) -> float:
 
 class UpdateGuard:
     """Skips, on the device, the update of a step whose loss or gradient norm is not finite, and stops the
-    run the next time the host looks (:meth:`raise_if_skipped`, at a metrics line or a checkpoint).
+    run the next time the host looks (`raise_if_skipped`, at a metrics line or a checkpoint).
 
     The decision is a device tensor handed to the fused optimizer as ``found_inf`` (the mechanism of
     ``torch.amp.GradScaler``: the kernel leaves weights, moments and step count untouched) and to the EMA
@@ -165,7 +165,7 @@ class UpdateGuard:
         return ok.float()
 
     def raise_if_skipped(self, at_step: int, latest_checkpoint: object) -> None:
-        """Raise :class:`gen.GenError` (one line: the first bad step, its numbers, what is intact) when a
+        """Raise `gen.GenError` (one line: the first bad step, its numbers, what is intact) when a
         step was skipped. A host synchronisation: call it where the host waits anyway."""
         if float(self.skipped) == 0:
             return
@@ -185,7 +185,7 @@ class UpdateGuard:
 
 class TrainingWindow:
     """The steps since the last metrics line: their stats (on the device), the last gradient norm, and
-    their wall time without the time spent in :meth:`paused` blocks (grids, scores, checkpoints)."""
+    their wall time without the time spent in `paused` blocks (grids, scores, checkpoints)."""
 
     def __init__(self, device: torch.device | str):
         self.device = torch.device(device)
