@@ -257,4 +257,6 @@ def test_no_sphinx_roles_in_docstrings():
         for i, line in enumerate(path.read_text().splitlines(), 1)
         if role.search(line)
     ]
-    assert found == [], f"Sphinx roles render literally on the MkDocs site; write `name` instead: {found[:10]}"
+    assert found == [], (
+        f"Sphinx roles render literally on the MkDocs site; write `name` instead: {found[:10]}"
+    )
