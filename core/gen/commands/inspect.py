@@ -52,6 +52,9 @@ def _default_text(default: Any) -> str:
 @app.command("components")
 def components_command(
     kind: str | None = typer.Argument(None, help=f"One of: {', '.join(KINDS)}."),
+    name: str | None = typer.Argument(
+        None, help="One component of that kind (e.g. gen components backbone jit)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """List registered components with every config field: type, default and doc."""
@@ -60,7 +63,7 @@ def components_command(
     for k in kinds:
         registry = get_registry(k)
         data[k] = []
-        for c in registry:
+        for c in [registry.get(name)] if name is not None else registry:
             fields = [
                 {"name": f.name, "type": type_name(f.type), "default": _default_text(f.default), "doc": f.doc}
                 for f in (fields_of(c.config) if c.config else [])

@@ -44,7 +44,7 @@ def train_command(
     ),
     overrides: list[str] = typer.Argument(None, help="SECTION.KEY=VALUE overrides (values are TOML)."),
     run_dir: str | None = typer.Option(
-        None, "--run-dir", help="Run directory [default: runs/<recipe name>, or RECIPE when it is one]."
+        None, "--run-dir", help="Run directory (default: runs/<recipe name>, or RECIPE when it is one)."
     ),
     resume: bool = typer.Option(
         False, "--resume", help="Continue from the latest checkpoint in the run directory."

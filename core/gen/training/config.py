@@ -105,7 +105,9 @@ class TrainConfig:
     )
     log_every: int = field(50, doc="Steps between metric lines in metrics.jsonl.", validator=v.ge(1))
     sample_every: int | None = field(
-        None, doc="Steps between sample grids; None = only at the end.", validator=v.optional(v.ge(1))
+        None,
+        doc="Steps between sample grids; 0 (or unset: TOML has no null) = only at the end.",
+        validator=v.optional(v.ge(0)),
     )
     ckpt_every: int = field(1000, doc="Steps between checkpoints.", validator=v.ge(1))
     keep_last: int = field(2, doc="How many recent checkpoints to keep.", validator=v.ge(1))
@@ -130,8 +132,8 @@ class TrainConfig:
     eval_every: int | None = field(
         None,
         doc="Also score eval_samples samples every this many steps (a line of RUN/eval.jsonl each); "
-        "None = only at the end. Nothing is scored while eval_samples = 0.",
-        validator=v.optional(v.ge(1)),
+        "0 (or unset) = only at the end. Nothing is scored while eval_samples = 0.",
+        validator=v.optional(v.ge(0)),
     )
 
     def __attrs_post_init__(self):
