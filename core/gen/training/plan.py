@@ -67,10 +67,18 @@ class TrainingPlan:
         """The line ``gen train`` starts with: the model, the length, the batch split, the LR, where."""
         b = self.batch
         sharded = " (FSDP: parameters, gradients, optimizer state and EMA sharded)" if fsdp else ""
+        warning = (
+            f"\nwarning: the warm-up ({self.warmup} steps) is not shorter than the run ({self.total_steps} "
+            f"steps): the learning rate never reaches {self.peak_lr:.3g}; lower train.warmup_steps or "
+            "train.warmup_epochs"
+            if self.warmup >= self.total_steps > 0
+            else ""
+        )
         return (
             f"training {backbone} for {self.total_steps} steps: global batch {b.global_batch} = "
             f"{b.world_size} process(es) x {b.accum} accumulation x {b.micro_batch}{sharded}, "
             f"lr {self.peak_lr:.3g}, {parameters / 1e6:.2f}M parameters, device {device}; run directory {run_dir}"
+            f"{warning}"
         )
 
 
