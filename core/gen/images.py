@@ -1,8 +1,10 @@
-"""Image helpers: tensors in [-1, 1] to uint8, and sample grids as PNG."""
+"""Image helpers: tensors in [-1, 1] to uint8, and sample grids as PNG (`make_grid`: the one grid layout,
+a class per row, white padding)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,16 +27,70 @@ def from_uint8(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return x / 127.5 - 1.0
 
 
-def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2) -> np.ndarray:
-    """Tile (B, H, W, C) uint8 images into one (rows*(H+pad)+pad, cols*(W+pad)+pad, C) image."""
+#: The colour of the padding between and around the tiles of every grid `gen` writes (white).
+PAD_VALUE = 255
+
+
+def _class_rows(labels: np.ndarray, n: int, nrow: int | None) -> tuple[list[list[int]], int]:
+    """The image indices of each grid row, a class per row (see `make_grid`), and the row width."""
+    labels = np.asarray(labels).reshape(-1)
+    if labels.shape[0] != n:
+        raise ValueError(f"make_grid: {labels.shape[0]} labels for {n} images")
+    order = np.argsort(labels, kind="stable")  # class by class, each class's images in their order
+    classes, counts = np.unique(labels, return_counts=True)
+    if nrow is None and n > 1 and counts.max() == 1:  # one image per class: nothing to put in a row
+        cols = math.ceil(math.sqrt(n))
+        return [order[i : i + cols].tolist() for i in range(0, n, cols)], cols
+    cols = nrow or int(counts.max())
+    rows, start = [], 0
+    for count in counts.tolist():
+        members = order[start : start + count].tolist()
+        rows += [members[i : i + cols] for i in range(0, count, cols)]
+        start += count
+    return rows, cols
+
+
+def make_grid(
+    images: np.ndarray,
+    nrow: int | None = None,
+    pad: int = 2,
+    *,
+    pad_value: int = PAD_VALUE,
+    labels: np.ndarray | Sequence[int] | None = None,
+) -> np.ndarray:
+    """Tile (B, H, W, C) uint8 images into one (rows*(H+pad)+pad, cols*(W+pad)+pad, C) image.
+
+    The one grid of `gen`: the training grids, ``gen sample --out NAME.png`` and ``gen data info --grid``
+    are all made here.
+
+    Args:
+        images: (B, H, W, C) uint8.
+        nrow: Images per row (the number of columns). Default: ``ceil(sqrt(B))``, or with ``labels``
+            the largest class's count.
+        pad: Pixels between the tiles and around them.
+        pad_value: Their colour, 0 to 255 in every channel (default `PAD_VALUE`, white); the empty
+            cells of an unfilled row have it too.
+        labels: (B,) class ids. Given, the grid has **a class per row** (the convention of DiT/ADM sample
+            sheets): classes from top to bottom in increasing id, each starting a new row, its images left
+            to right in their order (a class of more than ``nrow`` images continues on the next rows).
+            When every class has one image and ``nrow`` is not given, the images tile a square grid in
+            class order. None: the images fill the rows in their order.
+    """
     b, h, w, c = images.shape
-    cols = nrow or math.ceil(math.sqrt(b))
-    rows = math.ceil(b / cols)
-    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, dtype=np.uint8)
-    for i in range(b):
-        r, k = divmod(i, cols)
-        top, left = pad + r * (h + pad), pad + k * (w + pad)
-        grid[top : top + h, left : left + w] = images[i]
+    if not 0 <= pad_value <= 255:
+        raise ValueError(f"make_grid: pad_value must be in [0, 255], got {pad_value}")
+    if nrow is not None and nrow < 1:
+        raise ValueError(f"make_grid: nrow must be >= 1, got {nrow}")
+    if labels is not None and b > 0:
+        rows, cols = _class_rows(np.asarray(labels), b, nrow)
+    else:
+        cols = nrow or max(math.ceil(math.sqrt(b)), 1)
+        rows = [list(range(i, min(i + cols, b))) for i in range(0, b, cols)]
+    grid = np.full((len(rows) * (h + pad) + pad, cols * (w + pad) + pad, c), pad_value, dtype=np.uint8)
+    for r, members in enumerate(rows):
+        for k, i in enumerate(members):
+            top, left = pad + r * (h + pad), pad + k * (w + pad)
+            grid[top : top + h, left : left + w] = images[i]
     return grid
 
 
@@ -48,6 +104,8 @@ def save_png(path: str | Path, image: np.ndarray) -> Path:
     return path
 
 
-def save_grid(x: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
-    """Save (B, C, H, W) images in [-1, 1] as a PNG grid."""
-    return save_png(path, make_grid(to_uint8(x), nrow))
+def save_grid(
+    x: torch.Tensor, path: str | Path, nrow: int | None = None, *, labels: np.ndarray | None = None
+) -> Path:
+    """Save (B, C, H, W) images in [-1, 1] as a PNG grid (`make_grid`: a class per row with ``labels``)."""
+    return save_png(path, make_grid(to_uint8(x), nrow, labels=labels))

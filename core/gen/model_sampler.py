@@ -9,7 +9,8 @@ contiguous slice `shard` of the ``N`` indices; together they draw each index exa
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -141,20 +142,24 @@ def sample_config_with(base: SampleConfig, **given: Any) -> SampleConfig:
 
 _NOTHING_LOADED = object()
 
+#: ``on_step(batch, k, total)``: the solver has done k of its ``total`` steps on the samples ``batch``.
+BatchStepCallback = Callable[[range, int, int], None]
+
 
 class ModelSampler:
     """A trained backbone with everything sampling it needs: the objective it was trained with (its
     prediction, ``t_eps`` and noise scale), its data spec and the run's precision policy.
 
-    Build it from a checkpoint (`from_checkpoint`; weights per EMA loaded on demand) or from a
-    model in memory (the training engine's grids and scores).
+    Build it from a checkpoint ([`from_checkpoint`][gen.ModelSampler.from_checkpoint]; weights per EMA
+    loaded on demand) or from a model in memory (the training engine's grids and scores).
 
     Args:
         model: The backbone, in eval mode, on ``device``.
         recipe: The run's recipe (its ``[objective]``, ``[sample]`` and ``train.precision``).
         spec: The data the backbone was built for.
         device: Where to sample.
-        checkpoint: Where `use_weights` loads EMAs from (None for a model in memory).
+        checkpoint: Where [`use_weights`][gen.ModelSampler.use_weights] loads EMAs from (None for a
+            model in memory).
         guides: Guiding models already built, for autoguidance (a model in memory: the training
             engine's); others are read from disk when a setting needs them (`gen.guides`).
     """
@@ -264,6 +269,7 @@ class ModelSampler:
         *,
         seed: int,
         batch_size: int,
+        on_step: BatchStepCallback | None = None,
     ) -> Iterator[tuple[range, Tensor]]:
         """Yield ``(indices of the batch, (b, *output_spec.shape) float32 samples on the CPU)``: latents
         are decoded by the recipe's autoencoder.
@@ -274,6 +280,8 @@ class ModelSampler:
             settings: Weights, solver, steps and guidance.
             seed: Sampling seed; sample i's noise depends only on (seed, i).
             batch_size: Samples per forward pass (does not change which samples are drawn).
+            on_step: ``on_step(batch, k, steps)`` as the solver does step k of ``steps`` on ``batch`` (the
+                indices of the batch being drawn; see `gen.sampling.sample`); the samples do not change.
         """
         self.use_weights(settings.ema)
         objective, s = self.recipe.objective, settings.sample
@@ -286,8 +294,11 @@ class ModelSampler:
                 part, tuple(self.spec.shape), seed=seed, noise_scale=objective.noise_scale, device=self.device
             )  # (b, *shape)
             y = labels[part.start : part.stop].to(self.device) if k else None  # (b,)
+            steps = partial(on_step, part) if on_step is not None else None
             with autocast(self.precision(s), self.device):
-                x = sample_from_config(self.model, noise, y, s, objective, num_classes=k, guide=guide)
+                x = sample_from_config(
+                    self.model, noise, y, s, objective, num_classes=k, guide=guide, on_step=steps
+                )
             x = self.autoencoder.decode(x.float())  # (b, *output_spec.shape)
             yield part, x.float().cpu()
 
@@ -341,6 +352,7 @@ class ModelSampler:
         *,
         seed: int,
         batch_size: int,
+        on_step: BatchStepCallback | None = None,
     ) -> Iterator[tuple[range, np.ndarray]]:
         """`generate` as (b, H, W, C) uint8 images, as they are saved and scored."""
         if not self.output_spec.is_image:
@@ -348,7 +360,8 @@ class ModelSampler:
                 f"the model draws vectors of shape {self.output_spec.shape}, not images; use generate() (gen toy run "
                 "plots the toy experiment)"
             )
-        for part, x in self.generate(indices, labels, settings, seed=seed, batch_size=batch_size):
+        parts = self.generate(indices, labels, settings, seed=seed, batch_size=batch_size, on_step=on_step)
+        for part, x in parts:
             yield part, to_uint8(x)
 
 
@@ -366,7 +379,7 @@ __all__ = [
 def load(path: str, device: Any = None) -> ModelSampler:
     """A trained model to sample from: a run directory (its latest checkpoint) or a checkpoint folder.
 
-    ``gen.load("runs/demo").sample([0, 1, 2], cfg=2.0)``; the backbone is ``.model``, the recipe
-    ``.recipe``.
+    ``gen.load("runs/demo").sample([0, 1, 2], cfg=2.0)`` (a [`gen.ModelSampler`][], see
+    [`sample`][gen.ModelSampler.sample]); the backbone is ``.model``, the recipe ``.recipe``.
     """
     return ModelSampler.from_checkpoint(path, device)

@@ -1,6 +1,6 @@
 """Writing generated images to files: ``gen sample --out``.
 
-- ``NAME.png``: one grid (rows of ``--per-class`` images per class when given);
+- ``NAME.png``: one grid, a class per row (`gen.make_grid`; rows of ``--per-class`` images when given);
 - ``NAME.npz``: the ADM evaluation layout, ``arr_0`` (N, H, W, C) uint8 and, for a class-conditional
   model, ``arr_1`` (N,) int64 labels;
 - anything else: a folder of PNGs named ``<index>_<label>.png`` (``<index>.png`` when unconditional).
@@ -102,13 +102,18 @@ def sample_to(
     who = f" (rank 0 of {dist.world_size})" if dist.enabled else ""
     with progress_bar(console or Console(stderr=True), dist.is_main, f"sample{who}") as progress:
         task = progress.add_task("sample", total=len(mine))
-        for idx, images in sampler.images(mine, labels, settings, seed=seed, batch_size=batch_size):
+
+        def on_step(batch: range, k: int, steps: int) -> None:  # the bar moves by images, step by step
+            progress.update(task, completed=batch.start - mine.start + len(batch) * k / steps)
+
+        images_of = sampler.images(mine, labels, settings, seed=seed, batch_size=batch_size, on_step=on_step)
+        for idx, images in images_of:
             if part is not None:
                 part[idx.start - mine.start : idx.stop - mine.start] = images
             else:
                 for i, image in zip(idx, images, strict=True):
                     save_png(out / image_name(i, int(labels[i]) if conditional else None, n), image)
-            progress.update(task, advance=len(idx))
+            progress.update(task, completed=idx.stop - mine.start)  # whole images: exact at the end
     if part is not None:
         part.flush()
         del part
@@ -119,7 +124,8 @@ def sample_to(
         if kind == "npz":
             write_adm_npz(out, parts, labels if conditional else None)
         else:
-            save_png(out, make_grid(np.concatenate(parts), nrow))
+            grid = make_grid(np.concatenate(parts), nrow, labels=labels if conditional else None)
+            save_png(out, grid)  # a class per row
         del parts
         for f in files:
             f.unlink()

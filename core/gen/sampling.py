@@ -12,7 +12,9 @@ Guidance (classifier-free, or autoguidance with ``guidance = "auto"``) is `gen.g
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import bisect
+import functools
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import attrs
@@ -26,7 +28,7 @@ from gen.errors import GenError
 from gen.guidance import Guidance, Guide, guidance_scale, guided_velocity
 from gen.objective import ObjectiveConfig
 from gen.power_ema import parse_ema
-from gen.protocols import Prediction, Process, Solver, TimeGrid
+from gen.protocols import Prediction, Process, Solver, TimeGrid, VelocityFn
 from gen.seeds import key_seed
 
 
@@ -145,6 +147,47 @@ def time_grid(steps: int, *, device: Any = None, dtype: torch.dtype = torch.floa
     return (torch.arange(steps + 1, dtype=torch.float64) / steps).to(device=device, dtype=dtype)
 
 
+#: ``on_step(k, total)``: a solver has done k of its ``total`` steps.
+StepCallback = Callable[[int, int], None]
+
+
+class StepCounter:
+    """Reports a solver's steps as it takes them, to ``on_step(k, total)``, k = 1..total once each.
+
+    Solvers own their loop, and how many velocity evaluations a step costs differs among them (Euler 1,
+    Heun 2, adaptive ones any), so the steps are counted in time: an evaluation at ``t >= times[k]``
+    means the solver has done its first k steps (every solver evaluates in increasing t). The last
+    step ends without an evaluation at t = 1: `finish` reports the steps not yet reported.
+    """
+
+    def __init__(self, times: Tensor, on_step: StepCallback):
+        self.times = [float(t) for t in times]  # (steps + 1,) as numbers: no device sync per step
+        self.total = len(self.times) - 1
+        self.on_step = on_step
+        self.done = 0
+
+    def advance(self, k: int) -> None:
+        """The solver has done ``k`` steps: report those after the last reported, in order."""
+        for step in range(self.done + 1, min(k, self.total) + 1):
+            self.on_step(step, self.total)
+        self.done = max(self.done, min(k, self.total))
+
+    def finish(self) -> None:
+        """The solver has returned: all its steps are done."""
+        self.advance(self.total)
+
+    def wrap(self, velocity_fn: VelocityFn) -> VelocityFn:
+        """``velocity_fn`` that counts the steps (its attributes, such as ``t_eps``, kept)."""
+
+        @functools.wraps(velocity_fn)
+        def counted(z: Tensor, t: Tensor | float) -> Tensor:
+            now = float(t.reshape(-1)[0]) if isinstance(t, Tensor) else float(t)
+            self.advance(bisect.bisect_right(self.times, now) - 1)
+            return velocity_fn(z, t)
+
+        return counted
+
+
 @torch.no_grad()
 def sample(
     net: nn.Module,
@@ -161,6 +204,7 @@ def sample(
     grid: TimeGrid | str | Any = "linear",
     guide: Guide | None = None,
     compile: str | None = None,
+    on_step: StepCallback | None = None,
 ) -> Tensor:
     """Generate samples: integrate the guided velocity field from ``noise`` at t = 0 to t = 1.
 
@@ -177,6 +221,8 @@ def sample(
         grid: Where the steps fall: a time grid ``steps -> t``, a registered name or a ComponentSpec.
         guide: The guiding model of autoguidance at scale ``cfg`` (None: classifier-free guidance).
         compile: A ``torch.compile`` backend for the velocity's evaluations (None: eager).
+        on_step: Called as ``on_step(k, steps)`` once for each k = 1, ..., steps, in order, when the
+            solver has done k steps (`StepCounter`); the samples are the same with it or without.
 
     Returns:
         (B, ...) the samples at t = 1, in the data's range (images in [-1, 1], not clipped).
@@ -200,7 +246,12 @@ def sample(
     # The grid stays on the CPU: solvers read its times as numbers and guidance decides on them there,
     # so a step never waits for the device (a 0-dim CPU tensor multiplies a CUDA tensor as a scalar).
     times = grid_times(grid, steps).to(dtype=noise.dtype)  # (steps + 1,)
-    return solver(velocity_fn, noise, times)
+    if on_step is None:
+        return solver(velocity_fn, noise, times)
+    counter = StepCounter(times, on_step)
+    out = solver(counter.wrap(velocity_fn), noise, times)
+    counter.finish()
+    return out
 
 
 def sample_from_config(
@@ -212,11 +263,13 @@ def sample_from_config(
     *,
     num_classes: int,
     guide: Guide | None = None,
+    on_step: StepCallback | None = None,
 ) -> Tensor:
     """`sample` with the solver, steps and guidance of a ``[sample]`` section and the prediction
     and ``t_eps`` of the ``[objective]`` section the model was trained with; a process other than the
     flow (DDPM) samples itself with its own samplers. ``guide``: the guiding model that ``guidance =
-    'auto'`` needs (`gen.ModelSampler` loads it from the ``guide_*`` keys)."""
+    'auto'`` needs (`gen.ModelSampler` loads it from the ``guide_*`` keys). ``on_step``: see `sample`; a
+    process that samples itself reports its ``steps`` when it returns."""
     process = objective.build_process()
     if config.guidance == "auto" and guide is None:
         raise GenError(
@@ -226,7 +279,7 @@ def sample_from_config(
     if isinstance(process, Process):
         if labels is None:
             labels = torch.full((noise.shape[0],), num_classes, dtype=torch.long, device=noise.device)
-        return process.sample(
+        out = process.sample(
             torch.compile(net) if config.compile else net,
             noise,
             labels,
@@ -236,6 +289,9 @@ def sample_from_config(
             cfg_interval=config.cfg_interval,
             num_classes=num_classes,
         )
+        if on_step is not None:
+            StepCounter(torch.zeros(config.steps + 1), on_step).finish()
+        return out
     return sample(
         net,
         noise,
@@ -250,6 +306,7 @@ def sample_from_config(
         grid=config.grid,
         guide=guide if config.guidance == "auto" else None,
         compile="inductor" if config.compile else None,
+        on_step=on_step,
     )
 
 
@@ -317,6 +374,8 @@ __all__ = [
     "Guidance",  # re-exported from gen.guidance, where guidance lives
     "Guide",
     "SampleConfig",
+    "StepCallback",
+    "StepCounter",
     "check_grid",
     "check_sampler",
     "grid_times",

@@ -11,18 +11,21 @@ import random
 import tarfile
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 import typer
-import webdataset
 from rich.console import Console
 from rich.table import Table
 
 import gen
 from gen_data.encode import encode_command
 from gen_data.folders import LAYOUTS, scan_image_folder
-from gen_data.shards import decode_sample, expand_shards, is_local, iter_shard, local_path, read_classes
 from gen_data.transforms import CHANNEL_MODES, center_crop_arr, load_image, to_uint8_chw
+
+# torch, webdataset and gen_data.shards (torch) are imported where they are used: `gen data --help` builds
+# these commands without them.
+if TYPE_CHECKING:
+    import torch
 
 data_app = typer.Typer(
     help="Prepare and inspect datasets (WebDataset shards, image folders).", no_args_is_help=True
@@ -92,6 +95,8 @@ def pack_command(
     workers: int = typer.Option(0, "--workers", min=0, help="Encoding processes; 0 = one per CPU core."),
 ) -> None:
     """Pack an image folder into WebDataset shards, center-cropped once (ADM/DiT/JiT crop)."""
+    import webdataset
+
     if fmt not in ("png", "jpg", "webp"):
         raise gen.GenError(f"--format must be png, jpg or webp, got {fmt!r}")
     if channels not in CHANNEL_MODES:
@@ -167,6 +172,8 @@ def pack_command(
 
 def _shard_stats(url: str) -> tuple[int, Counter[int], Counter[str]]:
     """Samples, label counts and image formats of one local shard, from the tar (no decoding)."""
+    from gen_data.shards import local_path
+
     labels: Counter[int] = Counter()
     formats: Counter[str] = Counter()
     keys = set()
@@ -210,21 +217,31 @@ def _print_counts(
     console.print(table)
 
 
-def _grid_from_folder(samples: list[tuple[str, int]], count: int, size: int) -> tuple[torch.Tensor, int]:
-    """Up to ``count`` center-cropped images spread evenly over the folder, and how many were unreadable."""
+def _grid_from_folder(
+    samples: list[tuple[str, int]], count: int, size: int
+) -> tuple[torch.Tensor, list[int], int]:
+    """Up to ``count`` center-cropped images spread evenly over the folder, their labels, and how many
+    were unreadable."""
     step = max(1, len(samples) // count)
-    images, bad = [], 0
-    for path, _ in samples[::step][:count]:
+    images, labels, bad = [], [], 0
+    for path, label in samples[::step][:count]:
         try:
             images.append(to_uint8_chw(center_crop_arr(load_image(path), size)))
         except Exception:  # noqa: BLE001
             bad += 1
-    return (torch.stack(images) if images else torch.zeros(0, 3, size, size, dtype=torch.uint8)), bad
+            continue
+        labels.append(label)
+    return _stack(images, size), labels, bad
 
 
-def _grid_from_shards(shards: list[str], count: int, size: int) -> tuple[torch.Tensor, int]:
-    """The first ``count`` decodable images of the shards (center-cropped), and how many failed."""
-    images, bad = [], 0
+def _grid_from_shards(shards: list[str], count: int, size: int) -> tuple[torch.Tensor, list[int], int]:
+    """The first ``count`` decodable images of the shards (center-cropped), their labels (-1 where a
+    sample has no readable ``cls``), and how many failed."""
+    import torch
+
+    from gen_data.shards import decode_sample, iter_shard
+
+    images, labels, bad = [], [], 0
     for url in shards:
         errors: list[str] = []
         for sample in iter_shard(url, errors):
@@ -234,13 +251,36 @@ def _grid_from_shards(shards: list[str], count: int, size: int) -> tuple[torch.T
                 bad += 1
                 continue
             images.append(image)
+            labels.append(_cls(sample))
             if len(images) == count:
-                return torch.stack(images), bad
+                return torch.stack(images), labels, bad
         bad += len(errors)
-    return (torch.stack(images) if images else torch.zeros(0, 3, size, size, dtype=torch.uint8)), bad
+    return _stack(images, size), labels, bad
+
+
+def _cls(sample: dict) -> int:
+    try:
+        return int(bytes(sample["cls"]).decode("ascii").strip())
+    except (KeyError, ValueError):
+        return -1
+
+
+def _stack(images: list[torch.Tensor], size: int) -> torch.Tensor:
+    import torch
+
+    return torch.stack(images) if images else torch.zeros(0, 3, size, size, dtype=torch.uint8)
+
+
+def _write_grid(path: Path, images: torch.Tensor, labels: list[int] | None) -> None:
+    """The grid of ``gen.make_grid``: a class per row when the images have labels, the padding white."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tiles = images.permute(0, 2, 3, 1).numpy()  # (N, C, H, W) -> (N, H, W, C)
+    gen.save_png(path, gen.make_grid(tiles, labels=labels))
 
 
 def _looks_like_shards(path: str) -> bool:
+    from gen_data.shards import is_local
+
     p = Path(path)
     if p.is_dir():
         return any(c.name.endswith((".tar", ".tar.gz", ".tgz")) for c in p.iterdir())
@@ -260,6 +300,8 @@ def info_command(
     grid_size: int = typer.Option(64, "--grid-size", min=8, help="Side of each grid image (center crop)."),
 ) -> None:
     """Print sample and class counts of a dataset; optionally write a grid of its images."""
+    from gen_data.shards import expand_shards, is_local, local_path, read_classes
+
     if _looks_like_shards(path):
         if labels or layout != "auto":
             raise gen.GenError("--layout and --labels are for image folders; shards carry their labels")
@@ -282,7 +324,8 @@ def info_command(
         extra = f" in {len(shards)} shard(s); images: {fmt_text or 'none'}"
         extra += f"; classes.json: {len(classes)} names" if classes else "; no classes.json"
         _print_counts("webdataset", total, label_counts, names, extra)
-        images, bad = _grid_from_shards(shards, grid_count, grid_size) if grid else (None, 0)
+        images, grid_labels, bad = _grid_from_shards(shards, grid_count, grid_size) if grid else (None, [], 0)
+        conditional = bool(label_counts) and -1 not in grid_labels
     else:
         _check_layout(layout, labels)
         class_names, samples = scan_image_folder(path, layout=layout, labels=labels)
@@ -294,12 +337,14 @@ def info_command(
                 f"imagefolder: {len(samples)} samples, unconditional (a flat folder: every label 0)",
                 markup=False,
             )
-        images, bad = _grid_from_folder(samples, grid_count, grid_size) if grid else (None, 0)
+        images, grid_labels, bad = (
+            _grid_from_folder(samples, grid_count, grid_size) if grid else (None, [], 0)
+        )
+        conditional = bool(class_names)
     if grid is not None and images is not None:
         if len(images) == 0:
             raise gen.GenError(f"no readable images in {path} for the grid")
-        grid.parent.mkdir(parents=True, exist_ok=True)
-        gen.save_png(grid, gen.make_grid(images.permute(0, 2, 3, 1).numpy()))  # (N, 3, H, W) -> HWC tiles
+        _write_grid(grid, images, grid_labels if conditional else None)
         note = f" ({bad} unreadable skipped)" if bad else ""
         console.print(f"wrote a grid of {len(images)} images to {grid}{note}", markup=False)
 

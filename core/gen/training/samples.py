@@ -9,10 +9,12 @@ checkpoint (of this run or another) that must exist when training starts and is 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import attrs
+import numpy as np
 import torch
 from torch import nn
 
@@ -22,7 +24,7 @@ from gen.errors import GenError
 from gen.evaluation.score import score_model
 from gen.guidance import Guidance, Guide
 from gen.guides import load_guide
-from gen.images import make_grid, save_grid, to_uint8
+from gen.images import make_grid, save_png, to_uint8
 from gen.metrics.dataset_metric import DatasetMetric
 from gen.model_sampler import ModelSampler, SamplingSettings
 from gen.power_ema import EmaKey, EmaLength, parse_ema
@@ -147,8 +149,8 @@ class TrainingSamples:
         )
 
     def grid(self, name: str, step: int, model: nn.Module, ema: EMA) -> Path | None:
-        """``samples/<name>.png``: ``grid_samples`` samples with fixed noise and labels (class ``i % K``),
-        comparable across the run and across resumes."""
+        """``samples/<name>.png``: ``grid_samples`` samples with fixed noise and labels, a class per row
+        (`grid_labels`), comparable across the run and across resumes."""
         n = self.cfg.grid_samples
         if n == 0 or not self.spec.is_image:
             return None
@@ -156,14 +158,15 @@ class TrainingSamples:
         if sampler is None:
             return None
         k = self.spec.num_classes
-        labels = torch.arange(n) % k if k else torch.zeros(n, dtype=torch.long)
+        labels, cols = grid_labels(n, k)
         settings = SamplingSettings(ema=self.ema_decay(ema), sample=self.recipe.sample)
         seed = key_seed(self.cfg.seed, GRID_NOISE)
         images = torch.cat(
             [x for _, x in sampler.generate(range(n), labels, settings, seed=seed, batch_size=256)]
         )
-        self.loggers.image(step, "samples", make_grid(to_uint8(images)))
-        return save_grid(images, self.files.samples_dir / f"{name}.png")
+        grid = make_grid(to_uint8(images), cols, labels=labels if k else None)
+        self.loggers.image(step, "samples", grid)
+        return save_png(self.files.samples_dir / f"{name}.png", grid)
 
     def evaluate(self, step: int, model: nn.Module, ema: EMA) -> dict[str, float]:
         """Score ``eval_samples`` samples with the dataset's metric: the function and the samples of
@@ -184,9 +187,25 @@ class TrainingSamples:
         return result
 
 
+def grid_labels(n: int, num_classes: int) -> tuple[np.ndarray, int]:
+    """The (n,) labels of a training grid and its images per row: a near-square grid, a class per row.
+
+    With K >= ``ceil(sqrt(n))`` classes, row k holds class k (``ceil(sqrt(n))`` rows); with fewer, each
+    class fills a block of consecutive rows (rows of ``ceil(sqrt(n))`` images). Unconditional: all 0.
+    """
+    side = math.ceil(math.sqrt(n))
+    if num_classes == 0 or n == 0:
+        return np.zeros(n, dtype=np.int64), max(side, 1)
+    if num_classes >= side:
+        cols = math.ceil(n / side)
+        return np.arange(n, dtype=np.int64) // cols, cols
+    rows = math.ceil(n / side)
+    return (np.arange(n, dtype=np.int64) // side) * num_classes // rows, side
+
+
 def format_scores(scores: dict[str, float]) -> str:
     """Scores as the log line shows them: ``accuracy = 0.9800, colour = 0.9920``."""
     return ", ".join(f"{k} = {v:.4f}" for k, v in scores.items())
 
 
-__all__ = ["TrainingSamples", "format_scores"]
+__all__ = ["TrainingSamples", "format_scores", "grid_labels"]

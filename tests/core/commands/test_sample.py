@@ -52,8 +52,8 @@ def test_npz_folder_and_grid_hold_the_same_images(cli, run, tmp_path):
 
     cli("sample", run, "--num", 5, "--out", tmp_path / "grid.png")
     grid = np.asarray(Image.open(tmp_path / "grid.png"))
-    assert np.array_equal(grid, make_grid(arrays["arr_0"]))  # 3 columns, 2 rows of 4 x 4 tiles
-    assert grid.shape == (2 * 6 + 2, 3 * 6 + 2, 3)
+    assert np.array_equal(grid, make_grid(arrays["arr_0"], labels=arrays["arr_1"]))  # a class per row
+    assert grid.shape == (3 * 6 + 2, 2 * 6 + 2, 3)  # 3 rows of up to 2 tiles of 4 x 4
     assert not list(tmp_path.glob(".*"))  # no temporary parts left behind
 
 

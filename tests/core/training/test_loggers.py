@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 import gen
@@ -102,11 +103,12 @@ def test_a_third_party_logger_receives_metrics_grids_and_scores(recorder, tmp_pa
     metrics = [c for c in calls if c[0] == "metrics"]
     assert [(s, v) for _, s, v in metrics] == [(m["step"], m) for m in lines(run / "metrics.jsonl")]
     assert [s for _, s, _ in metrics] == [1, 2, 3, 4, 5, 6]
-    # The grids of steps 3 and 6 (the final one), as (H, W, C) uint8: 6 images of 4 x 4, 3 per row.
+    # The grids of steps 3 and 6 (the final one), as (H, W, C) uint8: 6 images of 4 x 4, a class per row.
     images = [c for c in calls if c[0] == "image"]
     assert [(s, tag) for _, s, tag, _ in images] == [(3, "samples"), (6, "samples")]
     grid = images[-1][3]
-    assert isinstance(grid, np.ndarray) and grid.dtype == np.uint8 and grid.shape == (2 * 6 + 2, 3 * 6 + 2, 3)
+    assert isinstance(grid, np.ndarray) and grid.dtype == np.uint8 and grid.shape == (3 * 6 + 2, 2 * 6 + 2, 3)
+    assert np.array_equal(grid, np.asarray(Image.open(run / "samples" / "final.png")))  # what the PNG holds
     # The scores, with the eval.jsonl line they belong to.
     scores = [c for c in calls if c[0] == "scores"]
     assert [(s, rec) for _, s, _, rec in scores] == [(r["step"], r) for r in lines(run / "eval.jsonl")]

@@ -77,12 +77,56 @@ def test_info_on_shards_and_folder_with_grid(tmp_path, helpers):
     assert result.exit_code == 0, result.output
     assert "webdataset: 10 samples, 3 classes in 2 shard(s)" in result.output
     assert "class0" in result.output and "per class: min 3, median 3, max 4" in result.output
-    assert Image.open(grid).size == (2 * 18 + 2, 2 * 18 + 2)  # 2 x 2 tiles of 16 px, padding 2
+    # ids 0..3, labels 0, 1, 2, 0: a class per row (gen.make_grid), 3 rows of up to 2 tiles of 16 px
+    assert Image.open(grid).size == (2 * 18 + 2, 3 * 18 + 2)
     helpers.write_folder(tmp_path / "folder", {"x": 3, "y": 5})
     result = invoke("data", "info", tmp_path / "folder")
     assert result.exit_code == 0, result.output
     assert "imagefolder: 8 samples, 2 classes" in result.output
     assert not (tmp_path / "folder.png").exists()
+
+
+def tile(grid, row, col, size=16, pad=2):
+    """The tile at (row, col) of a grid of ``size`` px tiles with ``pad`` px of padding."""
+    top, left = pad + row * (size + pad), pad + col * (size + pad)
+    return grid[top : top + size, left : left + size]
+
+
+def padding_mask(grid, cells, size=16, pad=2):
+    """True outside the tiles at ``cells`` ((row, col) pairs): the padding and the empty cells."""
+    mask = np.ones(grid.shape[:2], dtype=bool)
+    for row, col in cells:
+        top, left = pad + row * (size + pad), pad + col * (size + pad)
+        mask[top : top + size, left : left + size] = False
+    return mask
+
+
+def test_info_grid_has_a_class_per_row_and_the_padding_of_make_grid(tmp_path, helpers):
+    helpers.write_shards(tmp_path / "shards", 2, 5, 3)  # id images, label = id % 3
+    grid = tmp_path / "grid.png"
+    result = invoke("data", "info", tmp_path / "shards", "--grid", grid, "--grid-count", 7, "--grid-size", 16)
+    assert result.exit_code == 0, result.output
+    image = np.asarray(Image.open(grid))
+    rows = [[0, 3, 6], [1, 4], [2, 5]]  # the first 7 samples, class k in row k, in their order
+    assert image.shape == (3 * 18 + 2, 3 * 18 + 2, 3)
+    for row, ids in enumerate(rows):
+        for col, sample_id in enumerate(ids):
+            assert tile(image, row, col)[8, 8, :2].tolist() == [sample_id, 50 * row]  # red id, green label
+    cells = [(r, c) for r, ids in enumerate(rows) for c in range(len(ids))]
+    assert (image[padding_mask(image, cells)] == gen.images.PAD_VALUE).all()  # empty cells too
+    assert gen.images.PAD_VALUE == 255 and np.array_equal(
+        gen.make_grid(np.zeros((1, 1, 1, 3), np.uint8), pad=1)[0, 0], [255, 255, 255]
+    )  # make_grid's default: the same white
+
+    helpers.write_folder(tmp_path / "folder", {"x": 3, "y": 5})  # ids 0-2 class 0, 3-7 class 1
+    result = invoke("data", "info", tmp_path / "folder", "--grid", grid, "--grid-size", 16)
+    assert result.exit_code == 0, result.output
+    image = np.asarray(Image.open(grid))
+    assert image.shape == (2 * 18 + 2, 5 * 18 + 2, 3)  # rows of 3 and 5 images
+    assert [tile(image, 0, c)[8, 8, 0] for c in range(3)] == [0, 1, 2]
+    assert [tile(image, 1, c)[8, 8, 0] for c in range(5)] == [3, 4, 5, 6, 7]
+    cells = [(0, c) for c in range(3)] + [(1, c) for c in range(5)]
+    assert (image[padding_mask(image, cells)] == 255).all()
 
 
 def test_info_errors_are_one_line(tmp_path):
