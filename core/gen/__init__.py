@@ -2,49 +2,133 @@
 
 The public API (what plugins may import) is exactly what this module exports: enough to declare and
 register components, to load and validate recipes, to train in process and to sample a trained run.
+
+The names are imported on first use (PEP 562): ``import gen`` costs only what it names, so that a
+plugin's ``@gen.hookimpl`` and ``gen.field`` and the command line's ``gen --help`` do not import torch;
+``gen.train`` imports the training engine the first time it is looked up.
 """
 
 from __future__ import annotations
 
-from gen.components import ComponentSpec, build, registered, resolve_config
-from gen.config import component_field, field, fields_of, type_name
-from gen.errors import DuplicateComponentError, GenError, RecipeError, UnknownComponentError
-from gen.hookspecs import hookimpl
-from gen.images import from_uint8, make_grid, save_png, to_uint8
-from gen.model_sampler import ModelSampler, SamplingSettings, load
-from gen.objective import LinearFlow, Objective, ObjectiveConfig
-from gen.plugins import command_group, get_registry
-from gen.power_ema import EmaLength
-from gen.progress import progress_bar
-from gen.protocols import (
-    Autoencoder,
-    ClampsAtDataEnd,
-    DataClampedVelocity,
-    Dataset,
-    DataSpec,
-    EncodedData,
-    KnowsSize,
-    ListsImages,
-    Logger,
-    Prediction,
-    Process,
-    RanksScores,
-    Schedule,
-    ScoresSamples,
-    ShapeFromConfig,
-    Solver,
-    SpecFromConfig,
-    VelocityFn,
-)
-from gen.recipe import Recipe, load_recipe
-from gen.registry import KINDS, Component, Registry
-from gen.runs.run_dir import Checkpoint, RunDir, export_checkpoint, load_checkpoint
-from gen.sampling import Guide, SampleConfig, guidance_scale, guided_velocity, sample, sample_noise, time_grid
-from gen.seeds import key_seed, per_sample_generators
-from gen.tensor_files import check_safetensors, read_safetensors, read_torch
-from gen.training.engine import train
-from gen.training.loggers import RunInfo
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from gen.version import __version__
+
+if TYPE_CHECKING:  # the same names, imported for type checkers, IDEs and the API docs
+    from gen.components import ComponentSpec, build, registered, resolve_config
+    from gen.config import component_field, field, fields_of, type_name
+    from gen.errors import DuplicateComponentError, GenError, RecipeError, UnknownComponentError
+    from gen.hookspecs import hookimpl
+    from gen.images import from_uint8, make_grid, save_png, to_uint8
+    from gen.model_sampler import ModelSampler, SamplingSettings, load
+    from gen.objective import LinearFlow, Objective, ObjectiveConfig
+    from gen.plugins import command_group, get_registry
+    from gen.power_ema import EmaLength
+    from gen.progress import progress_bar
+    from gen.protocols import (
+        Autoencoder,
+        ClampsAtDataEnd,
+        DataClampedVelocity,
+        Dataset,
+        DataSpec,
+        EncodedData,
+        KnowsSize,
+        ListsImages,
+        Logger,
+        Prediction,
+        Process,
+        RanksScores,
+        Schedule,
+        ScoresSamples,
+        ShapeFromConfig,
+        Solver,
+        SpecFromConfig,
+        VelocityFn,
+    )
+    from gen.recipe import Recipe, load_recipe
+    from gen.registry import KINDS, Component, Registry
+    from gen.runs.run_dir import Checkpoint, RunDir, export_checkpoint, load_checkpoint
+    from gen.sampling import (
+        Guide,
+        SampleConfig,
+        guidance_scale,
+        guided_velocity,
+        sample,
+        sample_noise,
+        time_grid,
+    )
+    from gen.seeds import key_seed, per_sample_generators
+    from gen.tensor_files import check_safetensors, read_safetensors, read_torch
+    from gen.training.engine import train
+    from gen.training.loggers import RunInfo
+
+#: The module of each public name, in the order of the imports above (``tests/core/test_public_api.py``
+#: checks that the two agree and that every name of `__all__` is one of them).
+_MODULES: dict[str, tuple[str, ...]] = {
+    "gen.components": ("ComponentSpec", "build", "registered", "resolve_config"),
+    "gen.config": ("component_field", "field", "fields_of", "type_name"),
+    "gen.errors": ("DuplicateComponentError", "GenError", "RecipeError", "UnknownComponentError"),
+    "gen.hookspecs": ("hookimpl",),
+    "gen.images": ("from_uint8", "make_grid", "save_png", "to_uint8"),
+    "gen.model_sampler": ("ModelSampler", "SamplingSettings", "load"),
+    "gen.objective": ("LinearFlow", "Objective", "ObjectiveConfig"),
+    "gen.plugins": ("command_group", "get_registry"),
+    "gen.power_ema": ("EmaLength",),
+    "gen.progress": ("progress_bar",),
+    "gen.protocols": (
+        "Autoencoder",
+        "ClampsAtDataEnd",
+        "DataClampedVelocity",
+        "Dataset",
+        "DataSpec",
+        "EncodedData",
+        "KnowsSize",
+        "ListsImages",
+        "Logger",
+        "Prediction",
+        "Process",
+        "RanksScores",
+        "Schedule",
+        "ScoresSamples",
+        "ShapeFromConfig",
+        "Solver",
+        "SpecFromConfig",
+        "VelocityFn",
+    ),
+    "gen.recipe": ("Recipe", "load_recipe"),
+    "gen.registry": ("KINDS", "Component", "Registry"),
+    "gen.runs.run_dir": ("Checkpoint", "RunDir", "export_checkpoint", "load_checkpoint"),
+    "gen.sampling": (
+        "Guide",
+        "SampleConfig",
+        "guidance_scale",
+        "guided_velocity",
+        "sample",
+        "sample_noise",
+        "time_grid",
+    ),
+    "gen.seeds": ("key_seed", "per_sample_generators"),
+    "gen.tensor_files": ("check_safetensors", "read_safetensors", "read_torch"),
+    "gen.training.engine": ("train",),
+    "gen.training.loggers": ("RunInfo",),
+}
+_MODULE_OF: dict[str, str] = {name: module for module, names in _MODULES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    """``gen.NAME``: import NAME's module on first use, then keep NAME as an ordinary attribute."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "Autoencoder",

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 
-import torch
-
 
 def allowed_cpus() -> int:
     """The CPUs this process may run on (its affinity mask), or ``os.cpu_count()`` where unknown."""
@@ -25,6 +23,8 @@ def allowed_cpus() -> int:
 def configure_threads(threads: int | None = None) -> int:
     """Set torch's intra-op threads: ``threads`` if given, else leave ``OMP_NUM_THREADS`` to torch, else
     cap torch's default at `allowed_cpus`. Returns the number in use."""
+    import torch  # here, not at the top: the command line imports this module to build itself
+
     if threads is not None:
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")

@@ -9,13 +9,18 @@ tensors of any shape, for benchmarks and smoke tests). Commands: ``gen data pack
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 import gen
-from gen_data.imagefolder import ImageFolderConfig, ImageFolderDataset, build_imagefolder
-from gen_data.latents import LatentsConfig, LatentsDataset, build_latents
-from gen_data.manifold import ManifoldConfig, ManifoldDataset, build_manifold
-from gen_data.shapes import ShapesConfig, ShapesDataset, build_shapes
-from gen_data.shards import WebDataset, WebDatasetConfig, build_webdataset
-from gen_data.synthetic import FiniteSyntheticDataset, SyntheticConfig, SyntheticDataset, build_synthetic
+
+if TYPE_CHECKING:
+    from gen_data.imagefolder import ImageFolderConfig, ImageFolderDataset
+    from gen_data.latents import LatentsConfig, LatentsDataset
+    from gen_data.manifold import ManifoldConfig, ManifoldDataset
+    from gen_data.shapes import ShapesConfig, ShapesDataset
+    from gen_data.shards import WebDataset, WebDatasetConfig
+    from gen_data.synthetic import FiniteSyntheticDataset, SyntheticConfig, SyntheticDataset
 
 __all__ = [
     "FiniteSyntheticDataset",
@@ -33,9 +38,44 @@ __all__ = [
     "WebDatasetConfig",
 ]
 
+#: Where the names of `__all__` live, imported on first use: loading the plugin (``gen --help`` loads every
+#: plugin) imports no torch; the hooks import what they register when the registries are built.
+_MODULE_OF: dict[str, str] = {
+    "ImageFolderConfig": "gen_data.imagefolder",
+    "ImageFolderDataset": "gen_data.imagefolder",
+    "LatentsConfig": "gen_data.latents",
+    "LatentsDataset": "gen_data.latents",
+    "ManifoldConfig": "gen_data.manifold",
+    "ManifoldDataset": "gen_data.manifold",
+    "ShapesConfig": "gen_data.shapes",
+    "ShapesDataset": "gen_data.shapes",
+    "WebDataset": "gen_data.shards",
+    "WebDatasetConfig": "gen_data.shards",
+    "FiniteSyntheticDataset": "gen_data.synthetic",
+    "SyntheticConfig": "gen_data.synthetic",
+    "SyntheticDataset": "gen_data.synthetic",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``gen_data.NAME``: NAME's module is imported on first use (PEP 562)."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 @gen.hookimpl
 def register_datasets(register):
+    from gen_data.imagefolder import ImageFolderConfig, build_imagefolder
+    from gen_data.latents import LatentsConfig, build_latents
+    from gen_data.manifold import ManifoldConfig, build_manifold
+    from gen_data.shapes import ShapesConfig, build_shapes
+    from gen_data.shards import WebDatasetConfig, build_webdataset
+    from gen_data.synthetic import SyntheticConfig, build_synthetic
+
     register("webdataset", build_webdataset, config=WebDatasetConfig)
     register("imagefolder", build_imagefolder, config=ImageFolderConfig)
     register("shapes", build_shapes, config=ShapesConfig)

@@ -23,20 +23,21 @@ import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
-import torch
 import typer
-import webdataset
 from rich.console import Console
 
 import gen
-from gen_data.imagefolder import scan_image_folder
-from gen_data.latents import INDEX_NAME, LATENTS_JSON
-from gen_data.shards import count_samples, expand_shards, is_local, iter_shard, read_classes
+from gen_data.folders import scan_image_folder
 from gen_data.transforms import IMAGE_EXTENSIONS, center_crop_arr, decode_image, load_image, uint8_to_float
+
+# torch, webdataset and the dataset modules are imported where they are used: `gen data --help` builds this
+# command without them.
+if TYPE_CHECKING:
+    import webdataset
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -70,6 +71,8 @@ def _decode(job: Job) -> tuple[int, np.ndarray | None, int, str]:
 
 def _shard_jobs(shards: list[str], size: int, num_classes: int | None) -> Iterator[Job]:
     """The samples of shards in order, as jobs; a sample without an image or a valid class is a bad job."""
+    from gen_data.shards import iter_shard
+
     index = 0
     for url in shards:
         errors: list[str] = []
@@ -100,6 +103,8 @@ def list_source(src: str, size: int) -> tuple[Iterator[Job], int, dict[str, int]
 
     ``src`` is a class-per-folder tree, or shards (a folder of ``.tar`` files, a file or a brace pattern).
     """
+    from gen_data.shards import count_samples, expand_shards, is_local, read_classes
+
     path = Path(src)
     if not path.exists() and "{" not in src and is_local(src):
         raise gen.GenError(f"data encode: {src} does not exist; give a class-per-folder tree or shards")
@@ -151,6 +156,8 @@ class LatentWriter:
 
     def write(self, index: int, z: np.ndarray, label: int) -> None:
         """Sample ``index``: latents ``z`` (V, c, h, w) float32 and its class."""
+        import webdataset
+
         if self._sink is None or len(self.labels) % self.shard_size == 0:
             self.close()
             self.tmp.append(self.out / ((SHARD_PATTERN % len(self.tmp)) + ".tmp"))
@@ -183,6 +190,8 @@ class LatentWriter:
 
     def publish(self, meta: dict[str, Any]) -> None:
         """Write the index and ``latents.json`` and rename everything into place, ``latents.json`` last."""
+        from gen_data.latents import INDEX_NAME, LATENTS_JSON
+
         with open(self.out / f"{INDEX_NAME}.tmp", "wb") as f:
             np.save(f, self.index(), allow_pickle=False)
         (self.out / f"{LATENTS_JSON}.tmp").write_text(json.dumps(meta, indent=1) + "\n")
@@ -239,6 +248,8 @@ def build_autoencoder(
 def prepare_out(out: Path, src: str, overwrite: bool) -> None:
     """Create ``out``; refuse a non-empty one (or the source itself) unless ``overwrite``, which removes
     what an earlier encode wrote there."""
+    from gen_data.latents import INDEX_NAME, LATENTS_JSON
+
     if Path(src).exists() and out.resolve() == Path(src).resolve():
         raise gen.GenError(f"data encode: OUT {out} is the source; choose another folder")
     out.mkdir(parents=True, exist_ok=True)
@@ -270,6 +281,8 @@ def encode_all(
     jobs: Iterator[Job], total: int, autoencoder: Any, writer: LatentWriter, options: EncodeOptions
 ) -> tuple[list[int], int, str]:
     """Decode, encode and write every job; returns (labels written, unreadable images, last error)."""
+    import torch
+
     batch_size, seed, flip = options.batch_size, options.seed, options.flip
     bad, last_error = 0, ""
     stream = decoded(jobs, options.workers, WINDOW_BATCHES * batch_size)
@@ -331,6 +344,8 @@ def encode_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace what an earlier encode wrote in OUT."),
 ) -> None:
     """Encode images into latent shards for the `latents` dataset (DiT/SiT train on them)."""
+    import torch
+
     autoencoder, recipe_size = build_autoencoder(autoencoder_name, vae, sets, recipe)
     size = image_size or recipe_size or 256
     try:

@@ -6,10 +6,13 @@ The way back (floats to uint8) and sample grids are the core's: `gen.to_uint8`, 
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:  # imported where used: `gen data --help` reads this module without torch
+    import torch
 
 #: File extensions read as images (lower case, without the dot).
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
@@ -70,9 +73,13 @@ def to_uint8_chw(image: Image.Image, *, flip: bool = False) -> torch.Tensor:
         arr = arr[:, :, None]  # (H, W, 1)
     if flip:
         arr = arr[:, ::-1]
+    import torch
+
     return torch.from_numpy(arr.transpose(2, 0, 1).copy())  # (C, H, W), contiguous and writable
 
 
 def uint8_to_float(x: torch.Tensor) -> torch.Tensor:
     """uint8 images (B, C, H, W) in 0..255 -> float32 in [-1, 1], as JiT does (x / 255 * 2 - 1)."""
+    import torch
+
     return x.to(torch.float32).div_(255.0).mul_(2.0).sub_(1.0)

@@ -17,12 +17,17 @@ Registers the process ``ddpm`` (`DDPMProcess`: the training loss and sampling of
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 import gen
-from gen_ddpm.betas import named_betas
-from gen_ddpm.diffusion import GaussianDiffusion
-from gen_ddpm.process import DDPMConfig, DDPMProcess
-from gen_ddpm.respacing import respace, space_timesteps
-from gen_ddpm.samplers import AncestralConfig, AncestralSampler, DDIMConfig, DDIMSampler, DDPMSampler
+
+if TYPE_CHECKING:
+    from gen_ddpm.betas import named_betas
+    from gen_ddpm.diffusion import GaussianDiffusion
+    from gen_ddpm.process import DDPMConfig, DDPMProcess
+    from gen_ddpm.respacing import respace, space_timesteps
+    from gen_ddpm.samplers import AncestralConfig, AncestralSampler, DDIMConfig, DDIMSampler, DDPMSampler
 
 __all__ = [
     "AncestralConfig",
@@ -40,9 +45,37 @@ __all__ = [
     "space_timesteps",
 ]
 
+#: Where the names of `__all__` live, imported on first use: loading the plugin (``gen --help`` loads every
+#: plugin) imports no torch; the hooks import what they register when the registries are built.
+_MODULE_OF: dict[str, str] = {
+    "named_betas": "gen_ddpm.betas",
+    "GaussianDiffusion": "gen_ddpm.diffusion",
+    "DDPMConfig": "gen_ddpm.process",
+    "DDPMProcess": "gen_ddpm.process",
+    "respace": "gen_ddpm.respacing",
+    "space_timesteps": "gen_ddpm.respacing",
+    "AncestralConfig": "gen_ddpm.samplers",
+    "AncestralSampler": "gen_ddpm.samplers",
+    "DDIMConfig": "gen_ddpm.samplers",
+    "DDIMSampler": "gen_ddpm.samplers",
+    "DDPMSampler": "gen_ddpm.samplers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``gen_ddpm.NAME``: NAME's module is imported on first use (PEP 562)."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 @gen.hookimpl
 def register_processes(register):  # noqa: ANN001, ANN201
+    from gen_ddpm.process import DDPMConfig, DDPMProcess
+
     register(
         "ddpm",
         DDPMProcess,
@@ -54,6 +87,8 @@ def register_processes(register):  # noqa: ANN001, ANN201
 
 @gen.hookimpl
 def register_samplers(register):  # noqa: ANN001, ANN201
+    from gen_ddpm.samplers import AncestralConfig, AncestralSampler, DDIMConfig, DDIMSampler
+
     register(
         "ddpm",
         AncestralSampler,

@@ -7,15 +7,42 @@ published checkpoints.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 import gen
-from gen_dit.config import DiTConfig, parse_preset
-from gen_dit.model import DiT, build_dit
+
+if TYPE_CHECKING:
+    from gen_dit.config import DiTConfig, parse_preset
+    from gen_dit.model import DiT, build_dit
 
 __all__ = ["DiT", "DiTConfig", "build_dit", "parse_preset", "register_backbones", "register_commands"]
+
+#: Where the names of `__all__` live, imported on first use: loading the plugin (``gen --help`` loads every
+#: plugin) imports no torch; the hooks import what they register when the registries are built.
+_MODULE_OF: dict[str, str] = {
+    "DiTConfig": "gen_dit.config",
+    "parse_preset": "gen_dit.config",
+    "DiT": "gen_dit.model",
+    "build_dit": "gen_dit.model",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``gen_dit.NAME``: NAME's module is imported on first use (PEP 562)."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 @gen.hookimpl
 def register_backbones(register):
+    from gen_dit.config import DiTConfig
+    from gen_dit.model import build_dit
+
     register(
         "dit",
         build_dit,

@@ -14,13 +14,16 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
-import torch
 import typer
 
 import gen
 from gen_dit.config import SIZES, DiTConfig
+
+if TYPE_CHECKING:
+    import torch
 
 
 def read_state_dicts(path: Path) -> dict[str, dict[str, torch.Tensor]]:

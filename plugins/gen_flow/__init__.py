@@ -8,9 +8,9 @@ Registers the process ``flow`` (the core's linear path), the prediction paramete
 from __future__ import annotations
 
 import gen
-from gen_flow import grids, solvers
-from gen_flow.predictions import EpsPrediction, VPrediction, XPrediction
-from gen_flow.schedules import LogitNormal, LogitNormalConfig, Uniform, UniformConfig
+
+# Each hook imports the modules (and torch) of what it registers: every `gen` command, `gen --help`
+# included, imports every plugin.
 
 __all__ = [
     "register_processes",
@@ -32,6 +32,8 @@ def register_processes(register):  # noqa: ANN001, ANN201
 
 @gen.hookimpl
 def register_predictions(register):  # noqa: ANN001, ANN201
+    from gen_flow.predictions import EpsPrediction, VPrediction, XPrediction
+
     register("x", lambda config: XPrediction(), description="The network predicts the clean image x (JiT).")
     register("eps", lambda config: EpsPrediction(), description="The network predicts the noise eps.")
     register("v", lambda config: VPrediction(), description="The network predicts the velocity v = x - eps.")
@@ -39,6 +41,8 @@ def register_predictions(register):  # noqa: ANN001, ANN201
 
 @gen.hookimpl
 def register_schedules(register):  # noqa: ANN001, ANN201
+    from gen_flow.schedules import LogitNormal, LogitNormalConfig, Uniform, UniformConfig
+
     register(
         "logit_normal",
         LogitNormal,
@@ -50,6 +54,8 @@ def register_schedules(register):  # noqa: ANN001, ANN201
 
 @gen.hookimpl
 def register_samplers(register):  # noqa: ANN001, ANN201
+    from gen_flow import solvers
+
     register("euler", lambda config: solvers.euler, description="Euler: first order, one evaluation a step.")
     register(
         "heun",
@@ -87,6 +93,8 @@ def register_samplers(register):  # noqa: ANN001, ANN201
 
 @gen.hookimpl
 def register_time_grids(register):  # noqa: ANN001, ANN201
+    from gen_flow import grids
+
     register("linear", lambda config: grids.linear, description="t_i = i / N (published JiT).")
     register(
         "shifted",

@@ -6,15 +6,42 @@ the command ``gen convert jit CHECKPOINT OUT`` that imports published checkpoint
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 import gen
-from gen_jit.config import PRESETS, JiTConfig
-from gen_jit.model import JiT, build_jit
+
+if TYPE_CHECKING:
+    from gen_jit.config import PRESETS, JiTConfig
+    from gen_jit.model import JiT, build_jit
 
 __all__ = ["PRESETS", "JiT", "JiTConfig", "build_jit"]
+
+#: Where the names of `__all__` live, imported on first use: loading the plugin (``gen --help`` loads every
+#: plugin) imports no torch; the hooks import what they register when the registries are built.
+_MODULE_OF: dict[str, str] = {
+    "PRESETS": "gen_jit.config",
+    "JiTConfig": "gen_jit.config",
+    "JiT": "gen_jit.model",
+    "build_jit": "gen_jit.model",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``gen_jit.NAME``: NAME's module is imported on first use (PEP 562)."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 @gen.hookimpl
 def register_backbones(register):
+    from gen_jit.config import JiTConfig
+    from gen_jit.model import build_jit
+
     register("jit", build_jit, config=JiTConfig, description="JiT: plain ViT on pixels (Li & He, 2025).")
 
 

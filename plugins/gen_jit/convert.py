@@ -12,17 +12,17 @@ import argparse
 import pickle
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import tomli_w
-import torch
 import typer
-from safetensors.torch import save_file
 
 import gen
 from gen_jit.config import PRESETS, JiTConfig
-from gen_jit.model import JiT
+
+if TYPE_CHECKING:  # imported where used: `gen --help` builds this command without torch
+    import torch
 
 CHECKPOINT_KEYS = ("model", "model_ema1", "model_ema2")
 PREFIX = "net."
@@ -37,6 +37,8 @@ def load_checkpoint(path: Path) -> dict[str, dict[str, torch.Tensor]]:
     Raises:
         gen.GenError: the file is missing, is not a torch checkpoint, or lacks the expected keys.
     """
+    import torch
+
     if not path.is_file():
         raise gen.GenError(f"checkpoint not found: {path}")
     try:
@@ -171,6 +173,10 @@ def infer_config(
 
 def check_loads(config: JiTConfig, state: dict[str, torch.Tensor]) -> None:
     """Check that ``state`` loads into the configured backbone (keys and shapes), without allocating it."""
+    import torch
+
+    from gen_jit.model import JiT
+
     with torch.device("meta"):
         net = JiT(config)
     try:
@@ -182,6 +188,8 @@ def check_loads(config: JiTConfig, state: dict[str, torch.Tensor]) -> None:
 
 
 def _save(state: dict[str, torch.Tensor], path: Path, source: str) -> None:
+    from safetensors.torch import save_file
+
     seen: set[int] = set()
     tensors = {}
     for k, v in state.items():

@@ -6,15 +6,41 @@ VAE that DiT and SiT train in, through diffusers: ``pip install 'gen[latent]'``)
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 import gen
-from gen_latent.identity import IdentityAutoencoder
-from gen_latent.sd_vae import SdVae, SdVaeConfig, build_sd_vae
+
+if TYPE_CHECKING:
+    from gen_latent.identity import IdentityAutoencoder
+    from gen_latent.sd_vae import SdVae, SdVaeConfig
 
 __all__ = ["IdentityAutoencoder", "SdVae", "SdVaeConfig", "register_autoencoders"]
+
+#: Where the names of `__all__` live, imported on first use: loading the plugin (``gen --help`` loads every
+#: plugin) imports no torch; the hooks import what they register when the registries are built.
+_MODULE_OF: dict[str, str] = {
+    "IdentityAutoencoder": "gen_latent.identity",
+    "SdVae": "gen_latent.sd_vae",
+    "SdVaeConfig": "gen_latent.sd_vae",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``gen_latent.NAME``: NAME's module is imported on first use (PEP 562)."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 @gen.hookimpl
 def register_autoencoders(register):  # noqa: ANN001, ANN201
+    from gen_latent.identity import IdentityAutoencoder
+    from gen_latent.sd_vae import SdVaeConfig, build_sd_vae
+
     register(
         "identity",
         lambda config: IdentityAutoencoder(),

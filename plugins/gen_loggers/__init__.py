@@ -8,16 +8,44 @@ Registers the loggers ``jsonl`` (the run directory's own record: ``metrics.jsonl
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 import gen
-from gen_loggers.jsonl import JsonlLogger
-from gen_loggers.tensorboard import TensorBoardLogger, build_tensorboard
-from gen_loggers.wandb_logger import WandbConfig, WandbLogger, build_wandb
+
+if TYPE_CHECKING:
+    from gen_loggers.jsonl import JsonlLogger
+    from gen_loggers.tensorboard import TensorBoardLogger
+    from gen_loggers.wandb_logger import WandbConfig, WandbLogger
 
 __all__ = ["JsonlLogger", "TensorBoardLogger", "WandbConfig", "WandbLogger", "register_loggers"]
+
+#: Where the names of `__all__` live, imported on first use: loading the plugin (``gen --help`` loads every
+#: plugin) imports no torch; the hooks import what they register when the registries are built.
+_MODULE_OF: dict[str, str] = {
+    "JsonlLogger": "gen_loggers.jsonl",
+    "TensorBoardLogger": "gen_loggers.tensorboard",
+    "WandbConfig": "gen_loggers.wandb_logger",
+    "WandbLogger": "gen_loggers.wandb_logger",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``gen_loggers.NAME``: NAME's module is imported on first use (PEP 562)."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 @gen.hookimpl
 def register_loggers(register):  # noqa: ANN001, ANN201
+    from gen_loggers.jsonl import JsonlLogger
+    from gen_loggers.tensorboard import build_tensorboard
+    from gen_loggers.wandb_logger import WandbConfig, build_wandb
+
     register(
         "jsonl",
         lambda config: JsonlLogger(),

@@ -7,14 +7,39 @@ Registers the backbone ``mlp`` (a 5-layer ReLU MLP of width 256 on vectors) and 
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 import gen
-from gen_toy.mlp import MLP, MLPConfig, build_mlp
+
+if TYPE_CHECKING:
+    from gen_toy.mlp import MLP, MLPConfig, build_mlp
 
 __all__ = ["MLP", "MLPConfig", "build_mlp"]
+
+#: Where the names of `__all__` live, imported on first use: loading the plugin (``gen --help`` loads every
+#: plugin) imports no torch; the hooks import what they register when the registries are built.
+_MODULE_OF: dict[str, str] = {
+    "MLP": "gen_toy.mlp",
+    "MLPConfig": "gen_toy.mlp",
+    "build_mlp": "gen_toy.mlp",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``gen_toy.NAME``: NAME's module is imported on first use (PEP 562)."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 @gen.hookimpl
 def register_backbones(register):  # noqa: ANN001, ANN201
+    from gen_toy.mlp import MLPConfig, build_mlp
+
     register(
         "mlp",
         build_mlp,

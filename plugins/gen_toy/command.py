@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from gen_toy.experiment import CellResult, parse_list, run_grid
+if TYPE_CHECKING:  # imported where used: `gen --help` builds this command without torch
+    from gen_toy.experiment import CellResult
 
 toy_app = typer.Typer(
     help="The paper's toy experiment: a 2-D spiral embedded in D dimensions.", no_args_is_help=True
@@ -42,6 +44,8 @@ def run_command(
     (N, D); "x_D512_2d": their projections on the data plane), OUT/scores.json (each cell's mean distance
     to the spiral) and the runs in OUT/runs/<prediction>_D<dim>.
     """
+    from gen_toy.experiment import parse_list, run_grid
+
     dim_list = parse_list(dims, what="dims", convert=int)
     pred_list = parse_list(predictions, what="predictions")
 

@@ -1,5 +1,9 @@
 """The root ``gen`` Typer app. Every user error (`gen.GenError`) is printed as one ``error: ...``
 line on stderr with exit code 2; ``gen --debug ...`` (or ``GEN_DEBUG=1``) shows the traceback instead.
+
+Building the app imports no torch (``tests/core/commands/test_cli_startup.py``): a command module
+declares its options at the top and imports what does the work inside the command, so that ``gen
+--help`` and ``gen COMMAND --help`` answer at once.
 """
 
 from __future__ import annotations
@@ -22,8 +26,22 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False, soft_wrap=True)
 
 
+#: ``ctx.meta`` key: the rest of the command line only asks for help (see `GenGroup.resolve_command`).
+HELP_ONLY = "gen.help_only"
+
+
 class GenGroup(typer.core.TyperGroup):
     """The root command group: turns GenError into one line and exit code 2."""
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> tuple[str | None, Any, list[str]]:
+        """Also notes in ``ctx.meta`` whether the command will only print its help (a help option before
+        any ``--``, or a group without a subcommand), which the root callback runs before it knows."""
+        name, command, rest = super().resolve_command(ctx, args)
+        words = list(itertools.takewhile(lambda a: a != "--", rest))
+        ctx.meta[HELP_ONLY] = any(w in ctx.help_option_names for w in words) or (
+            isinstance(command, typer.core.TyperGroup) and not words
+        )
+        return name, command, rest
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
@@ -71,7 +89,8 @@ def root(
     ),
 ) -> None:
     ctx.obj = {"debug": debug}
-    configure_threads(threads)
+    if not ctx.meta.get(HELP_ONLY):  # setting torch's threads imports torch: not for a help text
+        configure_threads(threads)
     for err in get_host().errors:
         err_console.print(f"warning: plugin {err.plugin!r}: {err.error}", markup=False)
 

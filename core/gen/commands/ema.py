@@ -18,9 +18,6 @@ from gen.power_ema import (
     exponent_of,
     reconstructable_range,
 )
-from gen.runs import checkpoint as ckpt
-from gen.runs import ema_snapshots
-from gen.runs.run_dir import load_checkpoint
 
 ema_app = typer.Typer(
     help="Post-hoc EMA (EDM2): reconstruct power-function EMAs of any length from a run's snapshots.",
@@ -52,6 +49,10 @@ def reconstruct_command(
     ),
 ) -> None:
     """Write phema_<sigma_rel>.safetensors into a checkpoint: then --ema phema_<sigma_rel> samples it."""
+    from gen.runs import checkpoint as ckpt
+    from gen.runs import ema_snapshots
+    from gen.runs.run_dir import load_checkpoint
+
     lengths = _lengths(sigma_rel)
     if not 0.0 < max_error < 1.0:
         raise GenError(f"--max-error must be in (0, 1), got {max_error}")
@@ -93,6 +94,9 @@ def info_command(
     run: str = typer.Argument(..., help="A run directory (its latest checkpoint) or a checkpoint directory."),
 ) -> None:
     """What a run stores for post-hoc EMA, and the lengths its checkpoint can be given."""
+    from gen.runs import ema_snapshots
+    from gen.runs.run_dir import load_checkpoint
+
     checkpoint = load_checkpoint(run)
     summary = ema_snapshots.summary(checkpoint.run_dir)
     steps = summary["steps"]

@@ -5,27 +5,27 @@ metric object; the scoring itself is `gen.evaluation`."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 import typer
 import typer.core
 
-from gen import distributed
 from gen.commands.app import app, err_console, guide_options, out_console, parse_interval, parse_list
 from gen.errors import GenError
-from gen.evaluation.results import render_table, save_table
-from gen.evaluation.sweep import combinations, evaluate_checkpoint
-from gen.metrics.base import SampleMetric
-from gen.metrics.dataset_metric import DatasetMetric
-from gen.metrics.image_sources import count_images, image_batches
-from gen.metrics.kid import KID_SUBSET_SIZE, KID_SUBSETS
-from gen.metrics.suite import build_metrics, min_images, parse_metrics, reference_for
-from gen.model_sampler import ModelSampler
 from gen.plugins import get_registry
 from gen.progress import progress_bar
-from gen.protocols import ScoresSamples
-from gen.runs.run_dir import Checkpoint, load_checkpoint
+
+if TYPE_CHECKING:
+    import torch
+
+    from gen.metrics.base import SampleMetric
+    from gen.runs.run_dir import Checkpoint
+
+#: The defaults of ``--kid-subsets`` and ``--kid-subset-size``: `gen.metrics.kid.KID_SUBSETS` and
+#: `gen.metrics.kid.KID_SUBSET_SIZE` (torch-fidelity's protocol), written out so that declaring the
+#: options imports no torch; a test checks that they agree.
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
 
 
 class EvalGroup(typer.core.TyperGroup):
@@ -70,11 +70,15 @@ def ema_list(ema: str | None, lengths: str | None) -> list[str] | None:
 
 
 def _default_device() -> torch.device:
+    import torch
+
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
 def _data_metric_hint(checkpoint: Checkpoint) -> str:
     """ "; or ... --metric data" when the checkpoint's dataset can score samples itself, else ""."""
+    from gen.protocols import ScoresSamples
+
     try:
         has_metric = isinstance(checkpoint.recipe.data.build(), ScoresSamples)
     except Exception:  # noqa: BLE001 - only a hint: a dataset that cannot be built here gets none
@@ -94,6 +98,9 @@ def checkpoint_metric(
 ) -> SampleMetric:
     """The metric object of ``--metric`` for a checkpoint, with every check before any sampling
     (``options``: the other keyword arguments of `gen.metrics.suite.build_metrics`)."""
+    from gen.metrics.dataset_metric import DatasetMetric
+    from gen.metrics.suite import build_metrics, parse_metrics
+
     if metric == "data":
         if ref:
             raise GenError("--ref is the FID reference; --metric data scores with the dataset's own metric")
@@ -195,13 +202,15 @@ def eval_command(
     ),
 ) -> None:
     """Score a checkpoint (generating --num images per combination) or saved samples."""
-    if batch_size < 1 or seed < 0 or num < 2:
-        raise GenError(f"need --batch-size >= 1, --seed >= 0 and --num >= 2; got {batch_size}, {seed}, {num}")
-    if metric != "data":
-        least, why = min_images(parse_metrics(metric), kid_subset_size=kid_subset_size)
-        for option, n in (("--num", num), ("--screen", screen)):
-            if n is not None and n < least:
-                raise GenError(f"{option} {n}: {why} images; give at least {least}")
+    from gen import distributed
+    from gen.evaluation.results import render_table
+    from gen.evaluation.sweep import combinations, evaluate_checkpoint
+    from gen.model_sampler import ModelSampler
+    from gen.runs.run_dir import load_checkpoint
+
+    _check_counts(
+        metric, num=num, screen=screen, batch_size=batch_size, seed=seed, kid_subset_size=kid_subset_size
+    )
     options = {
         "dinov2_weights": dinov2_weights,
         "kid_subsets": kid_subsets,
@@ -269,6 +278,22 @@ def eval_command(
             err_console.print(f"results: {table['path']}", markup=False)
 
 
+def _check_counts(
+    metric: str, *, num: int, screen: int | None, batch_size: int, seed: int, kid_subset_size: int
+) -> None:
+    """``--batch-size``, ``--seed``, ``--num`` and ``--screen`` checked before any work (enough images for
+    the metrics)."""
+    from gen.metrics.suite import min_images, parse_metrics
+
+    if batch_size < 1 or seed < 0 or num < 2:
+        raise GenError(f"need --batch-size >= 1, --seed >= 0 and --num >= 2; got {batch_size}, {seed}, {num}")
+    if metric != "data":
+        least, why = min_images(parse_metrics(metric), kid_subset_size=kid_subset_size)
+        for option, n in (("--num", num), ("--screen", screen)):
+            if n is not None and n < least:
+                raise GenError(f"{option} {n}: {why} images; give at least {least}")
+
+
 def score_samples(
     source: Path,
     *,
@@ -281,6 +306,11 @@ def score_samples(
 ) -> None:
     """The ``--metric`` scores of saved samples (a folder of images or an ADM ``.npz``); the JSON goes to
     ``out`` (default: ``<source>.eval.json`` beside the source)."""
+    from gen import distributed
+    from gen.evaluation.results import render_table, save_table
+    from gen.metrics.image_sources import count_images, image_batches
+    from gen.metrics.suite import build_metrics, min_images, parse_metrics
+
     total = count_images(source)  # the source is read first: a damaged or pickled one fails at once
     names = parse_metrics(metric)
     least, why = min_images(names, kid_subset_size=options.get("kid_subset_size", KID_SUBSET_SIZE))
@@ -329,6 +359,8 @@ def ref_stats_command(
     ),
 ) -> None:
     """Compute reference statistics of real images (what --metric compares with)."""
+    from gen.metrics.suite import parse_metrics, reference_for
+
     if not out.endswith(".npz"):
         raise GenError(f"{out}: the statistics file must end in .npz")
     reference = reference_for(

@@ -6,8 +6,6 @@ import typer
 
 from gen.commands.app import app
 from gen.errors import GenError
-from gen.recipe import load_recipe, recipe_to_toml
-from gen.training.plan import check_recipe
 from gen.version import __version__
 
 recipe_app = typer.Typer(help="Inspect and check recipes.", no_args_is_help=True)
@@ -20,6 +18,8 @@ def recipe_show(
     overrides: list[str] = typer.Argument(None, help="SECTION.KEY=VALUE overrides (values are TOML)."),
 ) -> None:
     """Print the fully resolved recipe (extends, overrides and defaults applied) as TOML."""
+    from gen.recipe import load_recipe, recipe_to_toml
+
     resolved = load_recipe(recipe, overrides or [])
     typer.echo(recipe_to_toml(resolved, header=f"resolved from {recipe} by gen {__version__}"), nl=False)
 
@@ -32,6 +32,9 @@ def recipe_check(
     ),
 ) -> None:
     """Validate recipes as `gen train` would before reading data; one line per file, exit 2 if any is wrong."""
+    from gen.recipe import load_recipe
+    from gen.training.plan import check_recipe
+
     failed = 0
     for path in recipes:
         try:

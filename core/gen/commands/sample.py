@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import typer
 
-from gen import distributed
 from gen.commands.app import app, err_console, guide_options, parse_interval, parse_list
 from gen.errors import GenError
-from gen.model_sampler import ModelSampler, class_labels
 from gen.plugins import get_registry
-from gen.runs.run_dir import load_checkpoint
-from gen.sample_files import output_kind, sample_to
 
 
 @app.command("sample")
@@ -64,6 +60,11 @@ def sample_command(
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Images per forward pass and process."),
 ) -> None:
     """Generate images from a checkpoint. Under torchrun every process draws its own slice."""
+    from gen import distributed
+    from gen.model_sampler import ModelSampler, class_labels
+    from gen.runs.run_dir import load_checkpoint
+    from gen.sample_files import output_kind, sample_to
+
     if batch_size < 1 or seed < 0:
         raise GenError(f"--batch-size must be >= 1 and --seed >= 0, got {batch_size} and {seed}")
     output_kind(out)

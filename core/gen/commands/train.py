@@ -14,9 +14,6 @@ import typer
 
 from gen.commands.app import app, err_console
 from gen.errors import GenError
-from gen.recipe import load_recipe
-from gen.runs.run_dir import RunDir
-from gen.training.engine import train
 
 
 def recipe_and_run_dir(recipe: str, run_dir: str | None) -> tuple[Path, Path]:
@@ -25,6 +22,8 @@ def recipe_and_run_dir(recipe: str, run_dir: str | None) -> tuple[Path, Path]:
     A directory that holds a ``recipe.toml`` is a run directory: its recipe is read and it is trained in
     place. Anything else is a recipe file, trained into ``--run-dir`` (default ``runs/<recipe name>``).
     """
+    from gen.runs.run_dir import RunDir
+
     given = Path(recipe)
     run = RunDir(given)
     if given.is_dir() and run.recipe_file.is_file():
@@ -58,6 +57,9 @@ def train_command(
     ),
 ) -> None:
     """Train a model. Under torchrun (`torchrun --nproc_per_node=N -m gen train ...`) every process joins."""
+    from gen.recipe import load_recipe
+    from gen.training.engine import train
+
     recipe_file, run = recipe_and_run_dir(recipe, run_dir)
     resolved = load_recipe(recipe_file, overrides or [])
     train(resolved, run, resume=resume, resume_step=resume_step, console=err_console)

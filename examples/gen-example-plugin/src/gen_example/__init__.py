@@ -4,22 +4,21 @@ It registers a backbone (``patch_mixer``), two samplers (``midpoint``, ``rk4``),
 schedule (``mode``) and a command (``gen example solver-error``). It is found through the entry point
 ``gen_example = "gen_example"`` in the group ``gen`` of its ``pyproject.toml``, and it uses only the
 public ``gen`` API (``import gen``), like the first-party plugins.
+
+Every ``gen`` command, ``gen --help`` included, imports every plugin: this module imports only ``gen``,
+and each hook imports the modules (and torch) of what it registers.
 """
 
 from __future__ import annotations
 
 import gen
 
-from gen_example.mixer import PatchMixer, PatchMixerConfig, build_patch_mixer
-from gen_example.schedules import ModeConfig, ModeSchedule, build_mode
-from gen_example.solvers import midpoint, rk4
-
-__all__ = ["ModeConfig", "ModeSchedule", "PatchMixer", "PatchMixerConfig", "midpoint", "rk4"]
-
 
 # --8<-- [start:backbones]
 @gen.hookimpl
 def register_backbones(register):
+    from gen_example.mixer import PatchMixerConfig, build_patch_mixer
+
     # factory(config) receives the validated PatchMixerConfig; the recipe's [backbone] keys fill it.
     register("patch_mixer", build_patch_mixer, config=PatchMixerConfig)
 
@@ -30,6 +29,8 @@ def register_backbones(register):
 # --8<-- [start:samplers]
 @gen.hookimpl
 def register_samplers(register):
+    from gen_example.solvers import midpoint, rk4
+
     # A sampler without options: the factory ignores its config (None) and returns the solver.
     register(
         "midpoint",
@@ -49,6 +50,8 @@ def register_samplers(register):
 # --8<-- [start:schedules]
 @gen.hookimpl
 def register_schedules(register):
+    from gen_example.schedules import ModeConfig, build_mode
+
     register("mode", build_mode, config=ModeConfig)
 
 
@@ -58,7 +61,7 @@ def register_schedules(register):
 # --8<-- [start:commands]
 @gen.hookimpl
 def register_commands(app):
-    # Imported here so that loading the plugin (every `gen` command does) stays cheap.
+    # Imported here, and torch only inside the command: `gen --help` builds the command without it.
     from gen_example.commands import example_app
 
     app.add_typer(example_app, name="example")

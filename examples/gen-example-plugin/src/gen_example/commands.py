@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING
 
 import gen
-import torch
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    import torch
 
 example_app = typer.Typer(help="Commands of the gen-example-plugin package.", no_args_is_help=True)
 
 
 def gaussian_velocity(mean: float, data_std: float, noise_std: float) -> gen.VelocityFn:
     """The exact velocity field of the linear path from N(0, noise_std²) to N(mean, data_std²)."""
+    import torch
 
     def velocity_fn(z: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=z.dtype)
@@ -39,6 +43,8 @@ def solver_errors(name: str, steps: list[int], *, mean: float = 1.5, data_std: f
         One dict per entry of ``steps``: ``steps``, ``evaluations``, ``max_error`` and ``order`` (the
         observed order against the previous entry, or None).
     """
+    import torch
+
     solver = gen.build("sampler", name)
     z0 = torch.linspace(-3.0, 3.0, 61, dtype=torch.float64)[:, None]  # (61, 1) noise with std 1
     exact = mean + data_std * z0  # (61, 1)
