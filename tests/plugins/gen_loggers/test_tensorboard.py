@@ -37,7 +37,8 @@ def test_tensorboard_logs_the_metrics_grids_and_scores(train_env, tmp_path, cli,
     score = json.loads((run / "eval.json").read_text())["mean"]
     assert events.Scalars("eval/mean")[0].value == pytest.approx(score, rel=1e-6)
     grids = events.Images("samples")
-    assert [g.step for g in grids] == [3, 6] and grids[0].width == 2 * (4 + 2) + 2  # 6 images: 3 classes, 2 per row
+    assert [g.step for g in grids] == [3, 6]
+    assert grids[0].width == 2 * (4 + 2) + 2  # 6 images of 3 classes: 2 per row
 
 
 def test_a_resume_draws_each_step_once(train_env, tmp_path, cli):
