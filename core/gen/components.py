@@ -221,7 +221,7 @@ def build(kind: str, name: str, **fields: Any) -> Any:
     """Build the component a recipe section ``{name = name, **fields}`` would build.
 
     Same validation and the same errors as a recipe: unknown keys, wrong types and out-of-range
-    values raise `gen.RecipeError`.
+    values raise [`gen.RecipeError`][].
 
     Example:
         >>> net = gen.build("backbone", "jit", preset="B/16", input_size=256, num_classes=1000)
@@ -230,7 +230,7 @@ def build(kind: str, name: str, **fields: Any) -> Any:
 
 
 def resolve_config(kind: str, name: str, **fields: Any) -> Any:
-    """The validated config instance that `build` would pass to the factory."""
+    """The validated config instance that [`build`][gen.build] would pass to the factory."""
     return validate_component(kind, {"name": name, **fields}, section=kind, file=None).config
 
 

@@ -1,12 +1,12 @@
 """Config classes: attrs classes whose every field has a default and a one-line doc.
 
 A component declares its configuration as ``@attrs.frozen(kw_only=True)`` class built from
-`field`. The recipe loader validates a TOML table into it (unknown keys, types, ranges), the docs
-and ``gen components`` are generated from it, and ``gen recipe show`` prints it back.
+[`field`][gen.config.field]. The recipe loader validates a TOML table into it (unknown keys, types,
+ranges), the docs and ``gen components`` are generated from it, and ``gen recipe show`` prints it back.
 
 Supported field types are the ones TOML can express: ``bool``, ``int``, ``float``, ``str``, ``Literal``,
 ``X | None``, ``tuple[T, ...]``, ``tuple[A, B]``, ``list[T]`` and ``dict[str, T]``, plus nested config
-classes and component selectors (see `component_field`).
+classes and component selectors (see [`component_field`][gen.config.component_field]).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def component_list_field(kind: str, *, doc: str) -> Any:
 
     In TOML the value is a list whose items are names or tables with ``name`` and the component's config
     keys (``loggers = ["tensorboard", {name = "wandb", project = "jit"}]``, or ``[[train.loggers]]``
-    tables); it is validated into a tuple of `gen.ComponentSpec`.
+    tables); it is validated into a tuple of [`gen.ComponentSpec`][].
     """
     return attrs.field(default=(), metadata={"doc": doc, "components": kind})
 
@@ -74,7 +74,7 @@ class FieldInfo:
 
 
 def fields_of(cls: type) -> list[FieldInfo]:
-    """The documented fields of a config class, with resolved types."""
+    """The documented fields of a config class ([`FieldInfo`][gen.config.FieldInfo]), with resolved types."""
     attrs.resolve_types(cls)
     out = []
     for f in attrs.fields(cls):

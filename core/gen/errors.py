@@ -11,7 +11,7 @@ class GenError(Exception):
 
 
 class RecipeError(GenError):
-    """A recipe (or the keyword arguments of `gen.build`) is wrong.
+    """A recipe (or the keyword arguments of [`gen.build`][]) is wrong.
 
     Printed as ``FILE: [SECTION] KEY: MESSAGE``, e.g.
     ``recipes/demo.toml: [backbone] depth: must be >= 1, got 0``.

@@ -84,7 +84,7 @@ def guided_velocity(
     Args:
         net: The backbone ``net(z, t, y)``; run it in eval mode.
         labels: (B,) int64 class ids; ``num_classes`` is the null label (all 0 when unconditional).
-        prediction: What the network predicts (a `gen.Prediction` or a registered name).
+        prediction: What the network predicts (a [`gen.Prediction`][] or a registered name).
         cfg: Guidance scale; 1 disables guidance.
         cfg_interval: (low, high): guidance applies where ``t < high and (low == 0 or t > low)``.
         t_eps: Clamp of ``1 - t`` (and ``t``) in the conversion to a velocity.
@@ -97,7 +97,7 @@ def guided_velocity(
 
     Returns:
         ``velocity_fn(z, t) -> v``: z (B, ...), t a float or a 0-dim tensor, v (B, ...). Its attribute
-        ``t_eps`` is where the data-end clamp begins (`gen.DataClampedVelocity`; 0 when the
+        ``t_eps`` is where the data-end clamp begins ([`gen.DataClampedVelocity`][]; 0 when the
         prediction has none).
     """
     if isinstance(prediction, str):

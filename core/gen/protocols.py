@@ -120,7 +120,8 @@ class KnowsSize(Protocol):
 
 @runtime_checkable
 class SpecFromConfig(Protocol):
-    """A dataset config that tells its `DataSpec` without reading data (None: it cannot tell).
+    """A dataset config that tells its [`DataSpec`][gen.DataSpec] without reading data (None: it
+    cannot tell).
 
     The recipe loader uses it to fill the backbone's data-derived fields, so that ``gen recipe show``
     prints the model that will really be built.
@@ -321,8 +322,9 @@ class Autoencoder(Protocol):
 
 @runtime_checkable
 class EncodedData(Protocol):
-    """A dataset of latents (``gen data encode``): ``encoded_by`` is the `Autoencoder.identity` of the
-    autoencoder that made it, checked against the recipe's ``[autoencoder]`` before training."""
+    """A dataset of latents (``gen data encode``): ``encoded_by`` is the
+    [`Autoencoder.identity`][gen.Autoencoder.identity] of the autoencoder that made it, checked against
+    the recipe's ``[autoencoder]`` before training."""
 
     encoded_by: dict[str, Any]
 
@@ -335,14 +337,15 @@ class Logger(Protocol):
     """A registered training logger (``train.loggers``): it receives what the run reports, on rank 0 only,
     and only where the host already looks (metrics lines, grids, scores), never inside a training step.
 
-    ``open`` comes first, with the run it logs (a `gen.RunInfo`: its files, the resolved recipe as
-    a table, the first step, whether it resumed); ``close`` comes last for a logger that opened, also
-    when training failed (``ok`` False). Every step is the optimizer step the values belong to. An
-    ``open`` that cannot start raises `gen.GenError`: one line, before any training step.
+    [`open`][gen.Logger.open] comes first, with the run it logs (a [`gen.RunInfo`][]: its files, the
+    resolved recipe as a table, the first step, whether it resumed); [`close`][gen.Logger.close] comes
+    last for a logger that opened, also when training failed (``ok`` False). Every step is the optimizer
+    step the values belong to. An ``open`` that cannot start raises [`gen.GenError`][]: one line, before
+    any training step.
     """
 
     def open(self, run: Any) -> None:
-        """Start logging ``run`` (a `gen.RunInfo`)."""
+        """Start logging ``run`` (a [`gen.RunInfo`][])."""
         ...
 
     def metrics(self, step: int, values: dict[str, Any]) -> None:

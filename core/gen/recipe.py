@@ -62,8 +62,14 @@ class Recipe:
     )
     sample: SampleConfig = attrs.field(factory=SampleConfig, metadata={"doc": "How to generate samples."})
     train: TrainConfig = attrs.field(factory=TrainConfig, metadata={"doc": "How to train."})
-    #: The file the recipe was loaded from (None when built from a table).
-    source: str | None = attrs.field(default=None, eq=False, metadata={"recipe": False})
+    source: str | None = attrs.field(
+        default=None,
+        eq=False,
+        metadata={
+            "recipe": False,
+            "doc": "The file the recipe was loaded from; None when built from a table.",
+        },
+    )
 
 
 # -- reading and merging ------------------------------------------------------------------------------
@@ -304,7 +310,8 @@ def validate_recipe(table: Mapping[str, Any], *, file: str | None = None) -> Rec
 
 
 def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
-    """Load a recipe file with its ``extends`` chain and command-line overrides, and validate it.
+    """Load a recipe file with its ``extends`` chain and command-line overrides, and validate it into a
+    [`gen.Recipe`][].
 
     Args:
         path: The TOML file.

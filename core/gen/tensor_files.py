@@ -53,7 +53,7 @@ def _missing(path: Path) -> DamagedFileError | None:
 
 def check_safetensors(path: str | Path) -> None:
     """Read the header of a safetensors file only (no tensor data): a missing, truncated or foreign file
-    is a `DamagedFileError`."""
+    is a [`DamagedFileError`][gen.errors.DamagedFileError]."""
     path = Path(path)
     if (error := _missing(path)) is not None:
         raise error
@@ -66,7 +66,7 @@ def check_safetensors(path: str | Path) -> None:
 
 def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file; a missing, truncated or foreign file is a
-    `DamagedFileError`."""
+    [`DamagedFileError`][gen.errors.DamagedFileError]."""
     path = Path(path)
     if (error := _missing(path)) is not None:
         raise error
@@ -93,7 +93,7 @@ def torch_problem(path: Path, error: Exception) -> str:
 def read_torch(path: str | Path, *, allow: tuple[type, ...] = ()) -> Any:
     """A torch file of tensors and plain containers, loaded on the CPU with ``weights_only=True``; a
     missing or damaged file, or one holding other Python objects (refused, never run), is a
-    `DamagedFileError`. ``allow`` names harmless classes a published file holds
+    [`DamagedFileError`][gen.errors.DamagedFileError]. ``allow`` names harmless classes a published file holds
     beside its tensors (``argparse.Namespace``: the arguments training scripts save)."""
     path = Path(path)
     if (error := _missing(path)) is not None:

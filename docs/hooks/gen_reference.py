@@ -6,6 +6,10 @@
   command tree of the Typer app (``typer.main.get_command``).
 - ``reference/api/*.md``: one mkdocstrings page per module of ``core/gen`` and ``plugins/*``, and the
   matching entries of the navigation (the ``API reference`` item of ``mkdocs.yml``).
+- On those pages, every config class (an attrs class built with ``gen.field``) carries the table of its
+  fields: name, type, default and doc, read from the ``gen.field`` declarations by ``gen.fields_of``
+  (``config_fields_markdown``), which the griffe extension ``ConfigFieldTables`` (enabled in
+  ``mkdocs.yml``) appends to the class's docstring.
 - The marker ``<!-- gen:recipe-files -->`` in a page becomes the table of recipe files under
   ``recipes/`` with the comment that heads each file.
 
@@ -22,6 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
+try:  # the docs extra; the generators below work without it (the docs tests import this file)
+    from griffe import Docstring as _Docstring
+    from griffe import Extension as _GriffeExtension
+except ImportError:  # pragma: no cover - a dev environment without the docs extra
+    _Docstring, _GriffeExtension = None, object
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE_ROOTS = (REPO / "core", REPO / "plugins")
@@ -211,7 +221,8 @@ def recipes_markdown(host: Any = None) -> str:
         "TOML arrays.",
         "",
         "```toml",
-        'extends = "base.toml"          # optional: inherit another recipe (path relative to this file)',
+        "# optional: inherit another recipe (its path is relative to this file)",
+        'extends = "base.toml"',
         "",
         "[backbone]",
         'name = "jit"                   # a registered backbone; other keys are its options',
@@ -468,8 +479,123 @@ def api_modules() -> dict[str, list[str]]:
     return packages
 
 
-def api_page(module: str) -> str:
-    return f"# `{module}`\n\n::: {module}\n"
+def is_config_class(obj: Any) -> bool:
+    """Whether ``obj`` is a config class: an attrs class with a field declared by ``gen.field``."""
+    return isinstance(obj, type) and attrs.has(obj) and any("doc" in f.metadata for f in attrs.fields(obj))
+
+
+def _object_ref(tp: type) -> str:
+    """A cross-reference (mkdocs-autorefs) to a class of the API pages."""
+    return f"[`{tp.__name__}`][{tp.__module__}.{tp.__qualname__}]"
+
+
+def _python_type(field: Any, metadata: Any) -> str:
+    kind, kinds = metadata.get("component"), metadata.get("components")
+    if kind is not None:
+        return f"[`{kind}`][{kind}] name or [`ComponentSpec`][gen.ComponentSpec]"
+    if kinds is not None:
+        return f"`tuple` of [`{kinds}`][{kinds}] names or [`ComponentSpec`][gen.ComponentSpec]s"
+    if isinstance(field.type, type) and attrs.has(field.type):
+        return _object_ref(field.type)
+    from gen import type_name
+
+    return _code(type_name(field.type))
+
+
+def _python_default(default: Any) -> str:
+    if default is attrs.NOTHING:
+        return "required"
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        if default.takes_self:
+            return "computed"
+        if isinstance(default.factory, type) and attrs.has(default.factory):
+            return _code(f"{default.factory.__name__}()")
+        return _code(repr(default.factory()))
+    return _code(repr(default))
+
+
+def config_fields_markdown(cls: type) -> str:
+    """The table of a config class's fields for its API entry: name, type, default and doc.
+
+    One source of truth: the ``gen.field`` declarations, read through ``gen.fields_of``.
+    """
+    from gen import fields_of
+
+    declared = attrs.fields_dict(cls)
+    rows = [
+        "**Fields.** Each is a keyword argument of the class and a key of its table in a recipe "
+        "(declared with [`gen.field`][gen.field]; the [recipe reference][recipe-reference] gives the "
+        "same in TOML terms).",
+        "",
+        "| field | type | default | description |",
+        "| --- | --- | --- | --- |",
+    ]
+    for info in fields_of(cls):
+        metadata = declared[info.name].metadata
+        doc = info.doc
+        if not metadata.get("recipe", True):
+            doc = f"{doc} Not a recipe key.".strip()
+        type_text = _python_type(info, metadata)
+        rows.append(f"| `{info.name}` | {type_text} | {_python_default(info.default)} | {_cell(doc)} |")
+    return "\n".join(rows) + "\n"
+
+
+class ConfigFieldTables(_GriffeExtension):  # type: ignore[misc,valid-type]
+    """Griffe extension: appends ``config_fields_markdown`` to the docstring of every config class.
+
+    Griffe reads the source statically and sees an attrs field only as an assignment; the class is
+    imported to read its declared fields.
+    """
+
+    def on_class(self, *, cls: Any, **kwargs: Any) -> None:  # noqa: ARG002 - griffe's hook signature
+        import importlib
+
+        module = importlib.import_module(cls.module.path)
+        obj: Any = module
+        for part in cls.path[len(cls.module.path) + 1 :].split("."):
+            obj = getattr(obj, part, None)
+        if not is_config_class(obj) or getattr(cls, "_gen_fields_table", False):
+            return
+        table = config_fields_markdown(obj)
+        if cls.docstring is None:
+            cls.docstring = _Docstring(table, parent=cls)
+        else:
+            cls.docstring.value = f"{cls.docstring.value}\n\n{table}"
+        cls._gen_fields_table = True
+
+
+def module_path(module: str) -> Path:
+    """The source file of a module or package of ``api_modules``."""
+    for root in SOURCE_ROOTS:
+        base = root.joinpath(*module.split("."))
+        for path in (base / "__init__.py", base.with_suffix(".py")):
+            if path.is_file():
+                return path
+    raise FileNotFoundError(f"no source file for {module}")
+
+
+def module_summary(module: str) -> str:
+    """The first line of a module's docstring, read without importing it."""
+    import ast
+
+    doc = ast.get_docstring(ast.parse(module_path(module).read_text(encoding="utf-8"))) or ""
+    return _first_paragraph(doc).split(". ")[0].rstrip(".")
+
+
+def api_page(module: str, submodules: list[str] | tuple[str, ...] = ()) -> str:
+    """A module's API page; a package's page ends with the table of its modules, linked."""
+    page = f"# `{module}`\n\n::: {module}\n"
+    if submodules:
+        rows = ["## Modules", "", "| module | what it holds |", "| --- | --- |"]
+        rows += [f"| [`{m}`]({m}.md) | {_cell(module_summary(m))} |" for m in submodules]
+        page += "\n" + "\n".join(rows) + "\n"
+    return page
+
+
+def submodules_of(package: str, modules: list[str]) -> list[str]:
+    """The modules and packages directly below ``package``."""
+    depth = package.count(".") + 1
+    return [m for m in modules if m.startswith(f"{package}.") and m.count(".") == depth]
 
 
 def api_index(packages: dict[str, list[str]]) -> str:
@@ -534,7 +660,7 @@ def generated_pages() -> dict[str, str]:
     }
     for modules in packages.values():
         for m in modules:
-            pages[f"reference/api/{m}.md"] = api_page(m)
+            pages[f"reference/api/{m}.md"] = api_page(m, submodules_of(m, modules))
     return pages
 
 
@@ -555,13 +681,16 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str: 
 
 
 __all__ = [
+    "ConfigFieldTables",
     "api_modules",
     "cli_markdown",
     "command_paths",
+    "config_fields_markdown",
     "first_party_app",
     "first_party_host",
     "first_party_plugins",
     "generated_pages",
+    "is_config_class",
     "recipe_files_markdown",
     "recipes_markdown",
     "toml_type",

@@ -209,7 +209,7 @@ def export_checkpoint(
     step: int = 0,
 ) -> Path:
     """Write weights made elsewhere (a converted published checkpoint) as a checkpoint of ``run_dir``
-    that ``gen sample``, ``gen eval`` and `gen.ModelSampler` read like any other.
+    that ``gen sample``, ``gen eval`` and [`gen.ModelSampler`][] read like any other.
 
     The recipe goes beside it and inside it, the meta record names the EMAs; there is no training state,
     so the checkpoint samples but does not resume. The weights are checked against the recipe's backbone

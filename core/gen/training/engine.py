@@ -380,7 +380,7 @@ def train(
     """Train ``recipe`` into ``run_dir`` in this process (or, under ``torchrun``, in every process).
 
     Args:
-        recipe: A validated recipe (`gen.load_recipe`).
+        recipe: A validated recipe ([`gen.load_recipe`][]).
         run_dir: The run directory (created; it must hold no checkpoint unless ``resume``).
         resume: Continue from the run directory's latest checkpoint.
         console: Where progress and messages go (default: stderr).

@@ -30,7 +30,7 @@ ALWAYS = "jsonl"
 
 @attrs.frozen(kw_only=True)
 class RunInfo:
-    """What a logger is told of the run it logs (`gen.Logger.open`).
+    """What a logger is told of the run it logs ([`gen.Logger.open`][]).
 
     Attributes:
         files: The run directory, its files by name (``files.path``, ``files.metrics_file``...).
