@@ -433,6 +433,19 @@ WRAPPED_LANGUAGES = ("text", "console")
 # Owned elsewhere for now; two lines over the budget (sampling.md:10, 92 columns, and :138, 101).
 NOT_CHECKED = {"docs/sampling.md"}
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
+# pymdownx.snippets notation (mkdocs.yml: `base_path: [.]`, so a path is relative to the repo root):
+# `--8<-- "spec"` on its own line, or a `--8<--` block of specs, one a line; a spec is a path with an
+# optional `:section` (the lines between `--8<-- [start:section]` and `--8<-- [end:section]`) or line
+# ranges (`:3:8`, `:3:8,12:`). Section markers never show on the page.
+_SNIPPET_INLINE = re.compile(r"""^(?P<space>[ \t]*)-+8<-+[ \t]+(?P<quote>["'])(?P<spec>.+?)(?P=quote)$""")
+_SNIPPET_BLOCK = re.compile(r"^[ \t]*-+8<-+$")
+_SNIPPET_SECTION = re.compile(
+    r"-+8<-+[ \t]+\[[ \t]*(?P<type>start|end)[ \t]*:[ \t]*(?P<name>[a-z][-_0-9a-z]*)[ \t]*\]", re.I
+)
+_SNIPPET_SPEC = re.compile(
+    r"(?i)^(?P<path>.*?)"
+    r"(?::(?P<section>[a-z][-_0-9a-z]*)|(?P<lines>(?::-?\d*){1,2}(?:,-?\d*(?::-?\d*)?)*))?$"
+)
 
 
 def fenced_blocks(markdown: str) -> list[tuple[str, list[tuple[int, str]]]]:
@@ -477,6 +490,125 @@ def lines_to_fit(language: str, body: list[tuple[int, str]]) -> list[tuple[int, 
     return commands
 
 
+def expand_snippets(text: str, name: str) -> list[tuple[str, str]]:
+    """A page's lines with the files it includes (pymdownx.snippets) expanded in place, each line with
+    its origin, `file:line`: a line the page shows can be traced to the file that holds it."""
+    return _expand(list(enumerate(text.split("\n"), 1)), name, in_section=False, seen=())
+
+
+def _expand(
+    lines: list[tuple[int, str]], name: str, in_section: bool, seen: tuple[str, ...]
+) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    block = False
+    for number, line in lines:
+        inline = _SNIPPET_INLINE.match(line)
+        if _SNIPPET_BLOCK.match(line):
+            block = not block
+        elif block:
+            spec = line.strip()
+            if inline:  # pymdownx ignores an inline snippet inside a block
+                continue
+            if not spec:
+                out.append((f"{name}:{number}", ""))
+            elif not spec.startswith(";"):
+                space = line[: len(line) - len(line.lstrip())].expandtabs(4)
+                out += [(origin, space + text) for origin, text in _included(spec, seen)]
+        elif inline:
+            space = inline["space"].expandtabs(4)
+            out += [(origin, space + text) for origin, text in _included(inline["spec"], seen)]
+        elif in_section or not _SNIPPET_SECTION.search(line):
+            out.append((f"{name}:{number}", line))
+    return out
+
+
+def _included(spec: str, seen: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The lines one snippet spec includes, as pymdownx.snippets selects them: a section without its
+    markers, or line ranges, or the whole file less its section markers; nested snippets expanded."""
+    m = _SNIPPET_SPEC.match(spec.strip())
+    path = m["path"].strip()
+    file = REPO / path
+    assert file.is_file(), f"included file {path} does not exist"
+    if path in seen:  # pymdownx skips a file that includes itself
+        return []
+    text = file.read_text()
+    lines = list(enumerate(text.split("\n") if text else [], 1))
+    if m["section"]:
+        selected, found = [], False
+        for number, line in lines:
+            marker = _SNIPPET_SECTION.search(line)
+            if marker and marker["name"] == m["section"]:
+                if marker["type"] == "end":
+                    break
+                found = True
+            elif found and not marker:
+                selected.append((number, line))
+        assert found, f"no section {m['section']} in {path}"
+        lines = selected
+    elif m["lines"]:
+        total, selected = len(lines), []
+        for span in m["lines"][1:].split(","):
+            first, _, last = span.partition(":")
+            start = int(first) if first else None
+            start = start if start is None or start < 0 else max(0, start - 1)
+            end = int(last) if last else None
+            start = min(max(total + start, 0), total) if start and start < 0 else start
+            end = min(max(total + 1 + end, 0), total) if end and end < 0 else end
+            selected += lines[start:end]
+        lines = selected
+    return _expand(lines, path, in_section=bool(m["section"]), seen=(*seen, path))
+
+
+def test_snippets_are_expanded_as_pymdownx_expands_them():
+    """expand_snippets gives what MkDocs shows: the text of pymdownx.snippets' own expansion."""
+    markdown = pytest.importorskip("markdown")
+    pytest.importorskip("pymdownx.snippets")
+    config = (REPO / "mkdocs.yml").read_text()
+    assert re.search(r"pymdownx\.snippets:\n\s+base_path: \[\.\]\n", config)
+    pages = {
+        page.relative_to(REPO).as_posix(): page.read_text()
+        for page in [*sorted(DOCS.rglob("*.md")), REPO / "README.md"]
+    }
+    pages["page.md"] = _SNIPPET_PAGE
+    including = set()
+    for name, text in pages.items():
+        md = markdown.Markdown(
+            extensions=["pymdownx.snippets"],
+            extension_configs={"pymdownx.snippets": {"base_path": [str(REPO)], "check_paths": True}},
+        )
+        ours = expand_snippets(text, name)
+        assert [line for _, line in ours] == md.preprocessors["snippet"].run(text.split("\n")), name
+        if any(not origin.startswith(f"{name}:") for origin, _ in ours):
+            including.add(name)
+    assert {"docs/plugins.md", "page.md"} <= including
+
+
+_SOLVERS = "examples/gen-example-plugin/src/gen_example/solvers.py"
+_RECIPE = "examples/gen-example-plugin/recipes/example.toml"
+# A section through an inline snippet, and a line range through an indented block of snippets.
+_SNIPPET_PAGE = f'```python\n--8<-- "{_SOLVERS}:midpoint"\n```\n  --8<--\n  {_RECIPE}:2:3\n  --8<--\n'
+
+
+def test_snippets_are_expanded_with_their_origins():
+    """Each line of an included file keeps its file and line number; section markers are dropped."""
+    solvers, recipe = _SOLVERS, _RECIPE
+    expanded = expand_snippets(_SNIPPET_PAGE, "page.md")
+    lines = (REPO / solvers).read_text().split("\n")
+    start = lines.index("# --8<-- [start:midpoint]") + 1
+    end = lines.index("# --8<-- [end:midpoint]") + 1
+    midpoint = [(f"{solvers}:{n}", lines[n - 1]) for n in range(start + 1, end)]
+    toml = (REPO / recipe).read_text().split("\n")
+    assert expanded == [
+        ("page.md:1", "```python"),
+        *midpoint,
+        ("page.md:3", "```"),
+        (f"{recipe}:2", "  " + toml[1]),
+        (f"{recipe}:3", "  " + toml[2]),
+        ("page.md:7", ""),
+    ]
+    assert midpoint[0][1].startswith("def midpoint(")
+
+
 def test_fenced_blocks_are_found():
     blocks = fenced_blocks("text\n\n```console\n$ a \\\n    b\noutput\n```\n\n  ~~~python\n  x = 1\n  ~~~\n")
     assert blocks == [("console", [(4, "$ a \\"), (5, "    b"), (6, "output")]), ("python", [(10, "x = 1")])]
@@ -497,8 +629,13 @@ def test_code_blocks_fit_a_1280_px_window():
         name = page.relative_to(REPO).as_posix()
         if name in NOT_CHECKED:
             continue
-        for language, body in fenced_blocks(page.read_text()):
+        # The page as MkDocs renders it: with the files it includes (their lines are checked where a
+        # page includes them, and reported at their own file and line).
+        expanded = expand_snippets(page.read_text(), name)
+        for language, body in fenced_blocks("\n".join(line for _, line in expanded)):
             for number, line in lines_to_fit(language, body):
                 if len(line) > CODE_COLUMNS:
-                    too_long.append(f"{name}:{number}: {len(line)} columns")
+                    origin = expanded[number - 1][0]
+                    where = origin if origin.startswith(f"{name}:") else f"{origin} (in {name})"
+                    too_long.append(f"{where}: {len(line)} columns")
     assert too_long == [], f"code lines over {CODE_COLUMNS} columns scroll sideways at 1280 px"

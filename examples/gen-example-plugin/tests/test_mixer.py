@@ -10,7 +10,14 @@ from gen_example.mixer import PatchMixer, PatchMixerConfig, timestep_embedding
 
 
 def tiny(**fields) -> PatchMixer:
-    fields = {"input_size": 8, "num_classes": 3, "patch_size": 4, "width": 16, "depth": 2, **fields}
+    fields = {
+        "input_size": 8,
+        "num_classes": 3,
+        "patch_size": 4,
+        "width": 16,
+        "depth": 2,
+        **fields,
+    }
     return gen.build("backbone", "patch_mixer", **fields)
 
 
@@ -58,11 +65,14 @@ def test_patches_round_trip_through_the_token_layout():
         net.out.bias.zero_()
     net.final_norm = torch.nn.Identity()
     z = torch.randn(3, 3, 8, 8)
-    torch.testing.assert_close(net(z, torch.rand(3), torch.zeros(3, dtype=torch.long)), z)
+    torch.testing.assert_close(
+        net(z, torch.rand(3), torch.zeros(3, dtype=torch.long)), z
+    )
 
 
 def test_timestep_embedding_matches_hand_computed_values():
-    emb = timestep_embedding(torch.tensor([0.0, 0.001]), 4)  # freqs 1 and 1e-2 (half = 2)
+    # freqs 1 and 1e-2 (half = 2)
+    emb = timestep_embedding(torch.tensor([0.0, 0.001]), 4)
     expected = torch.tensor(
         [
             [1.0, 1.0, 0.0, 0.0],
@@ -78,7 +88,9 @@ def test_timestep_embedding_matches_hand_computed_values():
 
 
 def test_patch_size_must_divide_the_image():
-    with pytest.raises(gen.RecipeError, match="patch_size \\(3\\) must divide input_size \\(8\\)"):
+    with pytest.raises(
+        gen.RecipeError, match="patch_size \\(3\\) must divide input_size \\(8\\)"
+    ):
         tiny(patch_size=3)
 
 

@@ -15,7 +15,11 @@ RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "example.toml"
 
 
 def test_components_are_registered_by_this_plugin():
-    expected = {"backbone": ["patch_mixer"], "sampler": ["midpoint", "rk4"], "schedule": ["mode"]}
+    expected = {
+        "backbone": ["patch_mixer"],
+        "sampler": ["midpoint", "rk4"],
+        "schedule": ["mode"],
+    }
     for kind, names in expected.items():
         for name in names:
             assert gen.get_registry(kind).get(name).plugin == "gen_example"
@@ -47,7 +51,18 @@ def test_solver_errors_show_the_expected_orders():
 
 def test_command_through_the_gen_cli():
     out = subprocess.run(
-        [sys.executable, "-m", "gen", "example", "solver-error", "--steps", "4", "--steps", "8", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "gen",
+            "example",
+            "solver-error",
+            "--steps",
+            "4",
+            "--steps",
+            "8",
+            "--json",
+        ],
         capture_output=True,
         text=True,
         check=True,

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 
-def solve(name: str, field, z0: torch.Tensor, steps: int) -> tuple[torch.Tensor, list[float]]:
+def solve(
+    name: str, field, z0: torch.Tensor, steps: int
+) -> tuple[torch.Tensor, list[float]]:
     solver = gen.build("sampler", name)
     times: list[float] = []
 
@@ -17,7 +19,9 @@ def solve(name: str, field, z0: torch.Tensor, steps: int) -> tuple[torch.Tensor,
         times.append(float(t))
         return field(z, t)
 
-    z1 = solver(velocity_fn, z0, torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64))
+    z1 = solver(
+        velocity_fn, z0, torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
+    )
     return z1, times
 
 
@@ -34,7 +38,8 @@ def test_constant_velocity_is_integrated_exactly(name):
 
 
 @pytest.mark.parametrize(
-    ("name", "evaluations"), [("midpoint", lambda n: 2 * n), ("rk4", lambda n: 4 * n - 2)]
+    ("name", "evaluations"),
+    [("midpoint", lambda n: 2 * n), ("rk4", lambda n: 4 * n - 2)],
 )
 def test_evaluation_count_and_no_velocity_at_the_last_time(name, evaluations):
     for n in (1, 2, 5):
@@ -52,12 +57,15 @@ def test_midpoint_one_step_by_hand():
 def observed_order(name: str, steps: tuple[int, int]) -> tuple[float, float]:
     z0 = torch.tensor([1.0, -0.5], dtype=torch.float64)
     exact = z0 * math.exp(math.sin(1.0))
-    errors = [float((solve(name, cos_field, z0, n)[0] - exact).abs().max()) for n in steps]
+    errors = [
+        float((solve(name, cos_field, z0, n)[0] - exact).abs().max()) for n in steps
+    ]
     return errors[1], math.log(errors[0] / errors[1]) / math.log(steps[1] / steps[0])
 
 
 def test_midpoint_is_second_order():
-    _, order = observed_order("midpoint", (32, 64))  # 1.48, 1.75, 1.88, 1.94 from (4, 8) on
+    # 1.48, 1.75, 1.88, 1.94 from (4, 8) on
+    _, order = observed_order("midpoint", (32, 64))
     assert 1.85 < order < 2.2
 
 

@@ -19,7 +19,8 @@ import gen
 def register_backbones(register):
     from gen_example.mixer import PatchMixerConfig, build_patch_mixer
 
-    # factory(config) receives the validated PatchMixerConfig; the recipe's [backbone] keys fill it.
+    # factory(config) receives the validated PatchMixerConfig; the recipe's
+    # [backbone] keys fill it.
     register("patch_mixer", build_patch_mixer, config=PatchMixerConfig)
 
 
@@ -31,7 +32,8 @@ def register_backbones(register):
 def register_samplers(register):
     from gen_example.solvers import midpoint, rk4
 
-    # A sampler without options: the factory ignores its config (None) and returns the solver.
+    # A sampler without options: the factory ignores its config (None) and
+    # returns the solver.
     register(
         "midpoint",
         lambda config: midpoint,
@@ -61,7 +63,8 @@ def register_schedules(register):
 # --8<-- [start:commands]
 @gen.hookimpl
 def register_commands(app):
-    # Imported here, and torch only inside the command: `gen --help` builds the command without it.
+    # Imported here, and torch only inside the command: `gen --help` builds the
+    # command without it.
     from gen_example.commands import example_app
 
     app.add_typer(example_app, name="example")

@@ -21,7 +21,9 @@ from rich.table import Table
 if TYPE_CHECKING:
     import torch
 
-example_app = typer.Typer(help="Commands of the gen-example-plugin package.", no_args_is_help=True)
+example_app = typer.Typer(
+    help="Commands of the gen-example-plugin package.", no_args_is_help=True
+)
 
 
 def gaussian_velocity(mean: float, data_std: float, noise_std: float) -> gen.VelocityFn:
@@ -36,7 +38,9 @@ def gaussian_velocity(mean: float, data_std: float, noise_std: float) -> gen.Vel
     return velocity_fn
 
 
-def solver_errors(name: str, steps: list[int], *, mean: float = 1.5, data_std: float = 0.5) -> list[dict]:
+def solver_errors(
+    name: str, steps: list[int], *, mean: float = 1.5, data_std: float = 0.5
+) -> list[dict]:
     """Max error at t = 1 of the sampler ``name`` for each number of steps, with its evaluation count.
 
     Returns:
@@ -46,14 +50,17 @@ def solver_errors(name: str, steps: list[int], *, mean: float = 1.5, data_std: f
     import torch
 
     solver = gen.build("sampler", name)
-    z0 = torch.linspace(-3.0, 3.0, 61, dtype=torch.float64)[:, None]  # (61, 1) noise with std 1
+    # (61, 1) noise with std 1
+    z0 = torch.linspace(-3.0, 3.0, 61, dtype=torch.float64)[:, None]
     exact = mean + data_std * z0  # (61, 1)
     rows: list[dict] = []
     for n in steps:
         calls = 0
         field = gaussian_velocity(mean, data_std, 1.0)
 
-        def counted(z: torch.Tensor, t: torch.Tensor | float, field=field) -> torch.Tensor:
+        def counted(
+            z: torch.Tensor, t: torch.Tensor | float, field=field
+        ) -> torch.Tensor:
             nonlocal calls
             calls += 1
             return field(z, t)
@@ -62,23 +69,33 @@ def solver_errors(name: str, steps: list[int], *, mean: float = 1.5, data_std: f
         error = float((z1 - exact).abs().max())
         order = None
         if rows and error > 0 and rows[-1]["max_error"] > 0:
-            order = math.log(rows[-1]["max_error"] / error) / math.log(n / rows[-1]["steps"])
-        rows.append({"steps": n, "evaluations": calls, "max_error": error, "order": order})
+            order = math.log(rows[-1]["max_error"] / error) / math.log(
+                n / rows[-1]["steps"]
+            )
+        rows.append(
+            {"steps": n, "evaluations": calls, "max_error": error, "order": order}
+        )
     return rows
 
 
 # --8<-- [start:command]
 @example_app.command("solver-error")
 def solver_error_command(
-    steps: list[int] = typer.Option([8, 16, 32], "--steps", help="Step counts to try (repeat the option)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    steps: list[int] = typer.Option(
+        [8, 16, 32], "--steps", help="Step counts to try (repeat the option)."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print JSON instead of a table."
+    ),
 ) -> None:
-    """Integrate an exactly solvable Gaussian flow with every registered sampler; print errors and orders."""
+    """Integrate an exactly solvable flow with each sampler; print errors and orders."""
     if not steps or min(steps) < 1:
-        raise gen.GenError("--steps must be positive integers, e.g. --steps 8 --steps 16")
+        raise gen.GenError(
+            "--steps must be positive integers, e.g. --steps 8 --steps 16"
+        )
     steps = sorted(set(steps))
-    # Only the flow's solvers integrate a velocity field; a sampler of another process (the DDPM
-    # samplers of gen_ddpm) says which process it samples.
+    # Only the flow's solvers integrate a velocity field; a sampler of another process
+    # (the DDPM samplers of gen_ddpm) says which process it samples.
     flow = [
         c.name
         for c in gen.get_registry("sampler")
@@ -94,7 +111,13 @@ def solver_error_command(
     for name, rows in results.items():
         for row in rows:
             order = "-" if row["order"] is None else f"{row['order']:.2f}"
-            table.add_row(name, str(row["steps"]), str(row["evaluations"]), f"{row['max_error']:.2e}", order)
+            table.add_row(
+                name,
+                str(row["steps"]),
+                str(row["evaluations"]),
+                f"{row['max_error']:.2e}",
+                order,
+            )
     Console().print(table)
 
 

@@ -39,17 +39,22 @@ class ModeSchedule:
         self.scale = config.scale
 
     def sample(
-        self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
     ) -> Tensor:
         """(n,) float32 times in (0, 1), all randomness from ``generator``.
 
-        ``u`` is drawn where the generator lives, then moved to ``device`` (a CPU generator can drive
-        training on a GPU and gives the same times on every device).
+        ``u`` is drawn where the generator lives, then moved to ``device`` (a CPU
+        generator can drive training on a GPU and gives the same times on every device).
         """
         where = generator.device if generator is not None else device
-        u = torch.rand(n, generator=generator, device=where, dtype=torch.float64)  # (n,)
-        f = 1 - u - self.scale * (torch.cos(math.pi * u / 2) ** 2 - 1 + u)  # (n,) SD3's noise level
-        return (1 - f).clamp(T_MARGIN, 1 - T_MARGIN).to(device=device, dtype=torch.float32)  # (n,)
+        # (n,) each: u ~ U(0, 1), SD3's noise level f(u), and t = 1 - f(u)
+        u = torch.rand(n, generator=generator, device=where, dtype=torch.float64)
+        f = 1 - u - self.scale * (torch.cos(math.pi * u / 2) ** 2 - 1 + u)
+        t = (1 - f).clamp(T_MARGIN, 1 - T_MARGIN)
+        return t.to(device=device, dtype=torch.float32)
 
     def __repr__(self) -> str:
         return f"ModeSchedule(scale={self.scale})"

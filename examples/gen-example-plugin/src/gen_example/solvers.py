@@ -17,7 +17,9 @@ from torch import Tensor
 
 # --8<-- [start:midpoint]
 def midpoint(velocity_fn: gen.VelocityFn, z0: Tensor, timesteps: Tensor) -> Tensor:
-    """Explicit midpoint rule: z' = z + h v(z + h/2 v(z, t), t + h/2). Second order, 2 evaluations a step.
+    """Explicit midpoint rule: z' = z + h v(z + h/2 v(z, t), t + h/2).
+
+    Second order, 2 evaluations a step.
 
     Args:
         velocity_fn: ``(z, t) -> v``.
