@@ -2,7 +2,7 @@
 
 Registers the process ``flow`` (the core's linear path), the prediction parameterizations (``x``, ``eps``, ``v``), the training-time schedules
 (``logit_normal``, ``uniform``), the solvers (``euler``, ``heun``, ``ab2``, ``dpmpp_2m``, ``dpmpp_3m``,
-``dopri5``, ``euler_maruyama``) and the sampling time grids (``linear``, ``shifted``, ``edm``, ``list``).
+``deis_pc``, ``dopri5``, ``euler_maruyama``) and the sampling time grids (``linear``, ``shifted``, ``edm``, ``list``).
 """
 
 from __future__ import annotations
@@ -76,6 +76,14 @@ def register_samplers(register):  # noqa: ANN001, ANN201
         "dpmpp_3m",
         lambda config: solvers.dpmpp_3m,
         description="DPM-Solver++(3M) in the data prediction: third order, one evaluation a step.",
+    )
+    from gen_flow.deis_pc import DeisPC, DeisPCConfig
+
+    register(
+        "deis_pc",
+        DeisPC,
+        config=DeisPCConfig,
+        description="DEIS predictor with a UniC corrector in the data prediction: order 3, one evaluation a step.",
     )
     register(
         "dopri5",
