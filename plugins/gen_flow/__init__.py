@@ -2,7 +2,7 @@
 
 Registers the process ``flow`` (the core's linear path), the prediction parameterizations (``x``, ``eps``, ``v``), the training-time schedules
 (``logit_normal``, ``uniform``), the solvers (``euler``, ``heun``, ``ab2``, ``dpmpp_2m``, ``dpmpp_3m``,
-``deis_pc``, ``dopri5``, ``euler_maruyama``) and the sampling time grids (``linear``, ``shifted``, ``edm``, ``list``).
+``deis_pc``, ``dopri5``, ``euler_maruyama``) and the sampling time grids (``linear``, ``shifted``, ``edm``, ``list``,\n``density``).
 """
 
 from __future__ import annotations
@@ -115,5 +115,11 @@ def register_time_grids(register):  # noqa: ANN001, ANN201
         grids.EDMGrid,
         config=grids.EDMGridConfig,
         description="EDM's rho-spacing of the noise-to-signal ratio (1 - t) / t.",
+    )
+    register(
+        "density",
+        grids.DensityGrid,
+        config=grids.DensityGridConfig,
+        description="Steps spread by a piecewise-constant density over t (any number of steps).",
     )
     register("list", grids.ListGrid, config=grids.ListGridConfig, description="The times given as a list.")

@@ -17,6 +17,8 @@ from torch import Tensor
 import gen
 
 __all__ = [
+    "DensityGrid",
+    "DensityGridConfig",
     "EDMGrid",
     "EDMGridConfig",
     "ListGrid",
@@ -139,3 +141,57 @@ class ListGrid:
 
     def __repr__(self) -> str:
         return f"ListGrid(points={self.points.tolist()})"
+
+
+def _positive(instance, attribute, value):  # noqa: ANN001, ARG001
+    if not value or any(not (math.isfinite(d) and d > 0) for d in value):
+        raise ValueError(f"must be positive and finite, got {list(value)}")
+
+
+@attrs.frozen(kw_only=True)
+class DensityGridConfig:
+    """Options of the ``density`` grid."""
+
+    edges: tuple[float, ...] = gen.field(
+        (0.0, 1.0), doc="Bin edges in t, from 0 to 1, strictly increasing.", validator=_points
+    )
+    density: tuple[float, ...] = gen.field(
+        (1.0,),
+        doc="Relative density of steps in each bin (len(edges) - 1 positive numbers).",
+        validator=_positive,
+    )
+
+    def __attrs_post_init__(self):
+        if len(self.density) != len(self.edges) - 1:
+            raise ValueError(
+                f"density has {len(self.density)} values for {len(self.edges) - 1} bins of edges; give one per bin"
+            )
+
+
+class DensityGrid:
+    """Steps spread with a piecewise-constant density: ``t_i = F^-1(i / N)``, F the piecewise-linear
+    CDF with ``F'(t) ∝ density[k]`` on ``[edges[k], edges[k + 1])``.
+
+    One description for every number of steps (unlike a ``list``), as "Align Your Steps" (Sabour et al.,
+    2024) carries an optimised schedule to other step counts by interpolation; ``benchmarks/sampling.py
+    RUN --search N`` fits the densities to a trained model. Uniform densities give the linear grid.
+    """
+
+    def __init__(self, config: DensityGridConfig):
+        edges = torch.tensor(config.edges, dtype=torch.float64)
+        mass = torch.tensor(config.density, dtype=torch.float64) * edges.diff()  # (K,)
+        self.edges, self.cdf = (
+            edges,
+            torch.cat([torch.zeros(1, dtype=torch.float64), mass.cumsum(0) / mass.sum()]),
+        )
+
+    def __call__(self, steps: int) -> Tensor:
+        u = linear(steps)  # (N + 1,) quantiles
+        k = torch.searchsorted(self.cdf, u, right=True).clamp(1, len(self.edges) - 1) - 1  # (N + 1,) bin
+        frac = (u - self.cdf[k]) / (self.cdf[k + 1] - self.cdf[k])
+        t = self.edges[k] + frac * (self.edges[k + 1] - self.edges[k])
+        t[0], t[-1] = 0.0, 1.0  # exact ends, whatever the rounding of the CDF
+        return t
+
+    def __repr__(self) -> str:
+        return f"DensityGrid(edges={self.edges.tolist()}, cdf={self.cdf.tolist()})"

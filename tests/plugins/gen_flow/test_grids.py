@@ -19,7 +19,7 @@ runner = CliRunner()
 
 
 def test_registered_grids_and_the_linear_one_is_published_jits():
-    assert gen.get_registry("time_grid").names() == ["edm", "linear", "list", "shifted"]
+    assert gen.get_registry("time_grid").names() == ["density", "edm", "linear", "list", "shifted"]
     assert torch.equal(grid_times("linear", 4), torch.tensor([0, 0.25, 0.5, 0.75, 1], dtype=F64))
     assert torch.equal(grid_times("linear", 7), gen.time_grid(7, dtype=F64))
 
@@ -89,6 +89,20 @@ steps = 10
 """
 
 
+def test_the_density_grid_by_hand_for_any_number_of_steps():
+    # Three quarters of the steps in [0, 0.5] (density 3 there, 1 above): quantiles i / N of the CDF.
+    grid = gen.build("time_grid", "density", edges=(0.0, 0.5, 1.0), density=(3.0, 1.0))
+    torch.testing.assert_close(
+        grid(4), torch.tensor([0, 1 / 6, 1 / 3, 0.5, 1], dtype=F64), rtol=0, atol=1e-15
+    )
+    torch.testing.assert_close(grid(8)[::2], grid(4), rtol=0, atol=1e-15)  # the same density at 2N
+    assert torch.equal(grid(1), torch.tensor([0.0, 1.0], dtype=F64))
+    # Uniform densities are the linear grid, whatever the edges.
+    uniform = gen.build("time_grid", "density", edges=(0.0, 0.1, 0.7, 1.0), density=(2.0, 2.0, 2.0))
+    torch.testing.assert_close(uniform(10), linear(10), rtol=0, atol=1e-15)
+    assert torch.equal(gen.build("time_grid", "density")(5), linear(5))  # the default: one bin
+
+
 @pytest.mark.parametrize(
     ("sample_section", "message"),
     [
@@ -109,6 +123,14 @@ steps = 10
         (
             'steps = 4\ngrid = { name = "list", points = [0.0, 0.5, 1.0] }',
             "[sample]: grid 'list' with steps = 4: the list has 2 steps; set steps = 2",
+        ),
+        (
+            'grid = { name = "density", edges = [0.0, 0.5, 1.0], density = [1.0] }',
+            "[sample.grid]: density has 1 values for 2 bins of edges; give one per bin",
+        ),
+        (
+            'grid = { name = "density", edges = [0.0, 1.0], density = [-1.0] }',
+            "[sample.grid] density: must be positive and finite",
         ),
         ('sampler = "dpmpp_4m"', "[sample.sampler] name: unknown sampler 'dpmpp_4m'; did you mean"),
         ('grid = "shifed"', "[sample.grid] name: unknown time_grid 'shifed'; did you mean 'shifted'?"),
