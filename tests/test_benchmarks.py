@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+import gen
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,3 +53,21 @@ def test_train_step_prints_throughput_flops_and_mfu():
     assert "images/s" in out and "GFLOP per training image" in out
     mfu_line = next(line for line in out.splitlines() if line.startswith("MFU"))
     assert mfu_line.rstrip().endswith("%")
+
+
+def test_sampling_sweeps_fits_a_density_grid_and_tables_both_errors(tmp_path):
+    out = run(
+        "benchmarks/sampling.py", "--mixture", "--num", "16", "--search", "6", "--search-evals", "12",
+        "--solvers", "deis_pc,heun", "--grids", "fitted,linear", "--steps", "6", "--reference-steps", "200",
+        "--json", str(tmp_path / "rows.json"),
+    )  # fmt: skip
+    fitted = next(line for line in out.splitlines() if line.startswith("fitted: grid = "))
+    # The printed line is a recipe line: it loads as the density grid it describes.
+    spec = tomllib.loads(fitted.removeprefix("fitted: "))["grid"]
+    grid = gen.build("time_grid", spec["name"], edges=spec["edges"], density=spec["density"])
+    assert len(grid(6)) == 7 and min(spec["density"]) == 1.0
+    assert "| median / Heun-50 |" in out and "| deis_pc | fitted | 6 | 6 |" in out
+    rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
+    baseline = next(r for r in rows if r.get("baseline"))
+    assert baseline["nfe"] == 99 and baseline["median_vs_heun50"] == 1.0
+    assert all(r["median_vs_heun50"] > 0 and r["error"] > 0 for r in rows)

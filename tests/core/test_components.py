@@ -307,14 +307,14 @@ def test_missing_required_component_section():
     e = recipe_error(validate_config, CompositeConfig, {"size": 3}, section="data", file="r.toml")
     assert (
         str(e)
-        == "r.toml: missing section [data.sampler]: add it with name = one of: ab2, dopri5, dpmpp_2m, dpmpp_3m, euler, euler_maruyama, heun"
+        == "r.toml: missing section [data.sampler]: add it with name = one of: ab2, deis_pc, dopri5, dpmpp_2m, dpmpp_3m, euler, euler_maruyama, heun"
     )
     assert (e.file, e.section, e.key) == ("r.toml", None, None)
     # At the top level the section is the field's name.
     e = recipe_error(validate_config, CompositeConfig, {}, section="", file=None)
     assert (
         str(e)
-        == "missing section [sampler]: add it with name = one of: ab2, dopri5, dpmpp_2m, dpmpp_3m, euler, euler_maruyama, heun"
+        == "missing section [sampler]: add it with name = one of: ab2, deis_pc, dopri5, dpmpp_2m, dpmpp_3m, euler, euler_maruyama, heun"
     )
 
 
@@ -330,11 +330,11 @@ def test_errors_inside_component_and_nested_sections():
         ),
         (
             {"sampler": {"steps": 3}},
-            "r.toml: [data.sampler] name: missing `name`: set it to one of: ab2, dopri5, dpmpp_2m, dpmpp_3m, euler, euler_maruyama, heun",
+            "r.toml: [data.sampler] name: missing `name`: set it to one of: ab2, deis_pc, dopri5, dpmpp_2m, dpmpp_3m, euler, euler_maruyama, heun",
         ),
         (
             {"sampler": "eulr"},
-            "r.toml: [data.sampler] name: unknown sampler 'eulr'; did you mean 'euler'? Known samplers: ab2, dopri5, dpmpp_2m, dpmpp_3m, euler, euler_maruyama, heun",
+            "r.toml: [data.sampler] name: unknown sampler 'eulr'; did you mean 'euler'? Known samplers: ab2, deis_pc, dopri5, dpmpp_2m, dpmpp_3m, euler, euler_maruyama, heun",
         ),
         (
             {"sampler": 3},
@@ -385,7 +385,7 @@ def test_validate_component_name_or_table():
         (
             "sampler",
             {"name": None},
-            "r.toml: [backbone] name: missing `name`: set it to one of: ab2, dopri5, dpmpp_2m, dpmpp_3m, euler, euler_maruyama, heun",
+            "r.toml: [backbone] name: missing `name`: set it to one of: ab2, deis_pc, dopri5, dpmpp_2m, dpmpp_3m, euler, euler_maruyama, heun",
         ),
         ("backbone", {"name": 3}, "r.toml: [backbone] name: expected str, got int 3"),
         ("backbone", 3.5, "r.toml: [backbone]: must be a component name or a table with `name`, got 3.5"),
@@ -436,7 +436,7 @@ def test_build_goes_through_the_same_validation():
         "[sampler] mean: sampler 'euler' takes no options; remove mean"
     )
     assert str(recipe_error(build, "sampler", "eulr")) == (
-        "[sampler] name: unknown sampler 'eulr'; did you mean 'euler'? Known samplers: ab2, dopri5, dpmpp_2m, dpmpp_3m, euler, euler_maruyama, heun"
+        "[sampler] name: unknown sampler 'eulr'; did you mean 'euler'? Known samplers: ab2, deis_pc, dopri5, dpmpp_2m, dpmpp_3m, euler, euler_maruyama, heun"
     )
     assert str(recipe_error(build, "backbone", "widget", depth=0)) == "[backbone] depth: must be >= 1: 0"
 
