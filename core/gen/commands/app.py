@@ -113,6 +113,22 @@ def parse_interval(text: str) -> tuple[float, float]:
     return values[0], values[1]
 
 
+def parse_grid(text: str) -> str | dict[str, Any]:
+    """``--grid``: a time grid's name (``edm``), or a TOML inline table with its options
+    (``{ name = "shifted", shift = 2.0 }``), as ``[sample] grid`` takes either."""
+    text = text.strip()
+    if not text.startswith("{"):
+        return text
+    try:
+        from gen.recipe import tomllib
+
+        return tomllib.loads(f"grid = {text}")["grid"]
+    except Exception as e:  # noqa: BLE001 -- any TOML error is the same one line
+        raise GenError(
+            f"--grid {text!r}: not a TOML inline table ({e}); e.g. --grid '{{ name = \"shifted\", shift = 2.0 }}'"
+        ) from None
+
+
 def guide_options(
     guidance: str | None, steps: str | None, emas: str | None, runs: str | None
 ) -> list[dict[str, Any]] | None:

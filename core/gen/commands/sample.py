@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from gen.commands.app import app, err_console, guide_options, parse_interval, parse_list
+from gen.commands.app import app, err_console, guide_options, parse_grid, parse_interval, parse_list
 from gen.errors import GenError
 from gen.plugins import get_registry
 
@@ -28,6 +28,12 @@ def sample_command(
     steps: int | None = typer.Option(None, "--steps", help="Solver steps (default: the recipe's)."),
     sampler_name: str | None = typer.Option(
         None, "--sampler", help="A registered sampler (default: the recipe's)."
+    ),
+    grid: str | None = typer.Option(
+        None,
+        "--grid",
+        help="A time grid: a name (linear, edm) or a TOML table, e.g. '{ name = \"shifted\", shift = 2.0 }' "
+        "(default: the recipe's).",
     ),
     ema: str | None = typer.Option(
         None,
@@ -95,6 +101,7 @@ def sample_command(
             cfg_interval=parse_interval(interval) if interval is not None else None,
             steps=steps,
             sampler=sampler_name,
+            grid=parse_grid(grid) if grid is not None else None,
             **(guides[0] if guides else {}),
         )
         # Loaded before any output: a damaged weights file is the only line printed.

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+import gen
 from gen.commands import app
 from gen.images import make_grid, to_uint8
 from gen.model_sampler import ModelSampler, class_labels, shard
@@ -95,6 +96,7 @@ def test_images_are_the_driver_samples_of_the_first_ema_with_the_recipe_settings
         ["--cfg", "1"],
         ["--steps", "2"],
         ["--interval", "0.5,1"],
+        ["--grid", "edm"],
     ):
         cli("sample", run, "--num", 4, "--seed", 3, *option, "--out", tmp_path / "c.npz")
         assert not np.array_equal(npz(tmp_path / "c.npz")["arr_0"], to_uint8(x)), option
@@ -133,12 +135,38 @@ def test_labels_and_names():
     assert image_name(12, 7, 100) == "000012_7.png" and image_name(12, None, 10**7) == "0000012.png"
 
 
+def test_grid_option_names_a_grid_or_gives_its_table(cli, run, tmp_path):
+    """--grid edm and --grid '{ name = "shifted", ... }' are the driver's samples on those grids."""
+    checkpoint = load_checkpoint(run)
+    net = ModelSampler.from_checkpoint(checkpoint).model
+    net.load_state_dict(ckpt.load_weights(checkpoint.path, 0.9))
+    noise = sample_noise(range(4), (3, 4, 4), seed=3)
+    for option, grid in (
+        ("edm", "edm"),
+        ('{ name = "shifted", shift = 2.0 }', {"name": "shifted", "shift": 2.0}),
+        ('{name="density", edges=[0, 0.5, 1], density=[3, 1]}', {"name": "density", "edges": [0, 0.5, 1],
+                                                                 "density": [3, 1]}),
+    ):  # fmt: skip
+        cli("sample", run, "--num", 4, "--seed", 3, "--sampler", "deis_pc", "--grid", option,
+            "--out", tmp_path / "g.npz")  # fmt: skip
+        if isinstance(grid, dict):
+            options = {k: tuple(v) if isinstance(v, list) else v for k, v in grid.items() if k != "name"}
+            config = gen.resolve_config("time_grid", grid["name"], **options)
+            grid = gen.ComponentSpec(kind="time_grid", name=grid["name"], config=config)
+        x = sample(net, noise, torch.tensor([0, 0, 1, 2]), prediction="x", sampler="deis_pc", steps=4,
+                   cfg=2.0, num_classes=3, grid=grid)  # fmt: skip
+        assert np.array_equal(npz(tmp_path / "g.npz")["arr_0"], to_uint8(x)), option
+
+
 def test_sample_errors_are_one_line(run, tmp_path):
     cases = {
         ("--ema", "0.7"): "no such EMA; choose one of: 0.9, 0.5, none",
         ("--labels", "5"): "--labels must be class ids in [0, 3)",
         ("--interval", "0.5"): "give LOW,HIGH",
         ("--sampler", "eulr"): "euler",
+        ("--grid", "shifed"): "unknown time_grid 'shifed'; did you mean 'shifted'?",
+        ("--grid", '{ name = "shifted", shift = 0.0 }'): "[sample.grid] shift: must be > 0",
+        ("--grid", "{ name = "): "--grid '{ name =': not a TOML inline table",
     }
     for option, message in cases.items():
         result = runner.invoke(app, ["sample", str(run), *option, "--out", str(tmp_path / "x.png")])
