@@ -81,6 +81,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             "errors",
             "version",
+            "lazy",
             "hookspecs",
             "protocols",
             "seeds",

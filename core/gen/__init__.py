@@ -10,9 +10,9 @@ plugin's ``@gen.hookimpl`` and ``gen.field`` and the command line's ``gen --help
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from gen.lazy import lazy_getattr
 from gen.version import __version__
 
 if TYPE_CHECKING:  # the same names, imported for type checkers, IDEs and the API docs
@@ -116,14 +116,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
 _MODULE_OF: dict[str, str] = {name: module for module, names in _MODULES.items() for name in names}
 
 
-def __getattr__(name: str) -> Any:
-    """``gen.NAME``: import NAME's module on first use, then keep NAME as an ordinary attribute."""
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _MODULE_OF)  # PEP 562: gen.NAME imports its module on first use
 
 
 def __dir__() -> list[str]:
@@ -171,6 +164,7 @@ __all__ = [
     "UnknownComponentError",
     "VelocityFn",
     "__version__",
+    "lazy_getattr",
     "build",
     "export_checkpoint",
     "component_field",
