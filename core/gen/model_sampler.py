@@ -102,8 +102,9 @@ class SamplingSettings:
     sample: SampleConfig
 
     def describe(self) -> dict[str, Any]:
-        """JSON-able: ema, cfg, interval, steps, sampler, and the guide under autoguidance (the keys of
-        ``gen eval`` results; classifier-free rows keep the keys they always had)."""
+        """JSON-able: ema, cfg, interval, steps, sampler, the grid when it is not linear and the guide under
+        autoguidance (the keys of ``gen eval`` results; rows of the published settings keep the keys they
+        always had)."""
         s = self.sample
         sampler = s.sampler.name if isinstance(s.sampler, ComponentSpec) else s.sampler
         out = {
@@ -113,9 +114,21 @@ class SamplingSettings:
             "steps": s.steps,
             "sampler": sampler,
         }
+        grid = grid_text(s.grid)
+        if grid != "linear":  # the published grid keeps the keys rows always had
+            out["grid"] = grid
         if s.guidance == "auto":
             out["guide"] = s.guide.describe()
         return out
+
+
+def grid_text(grid: ComponentSpec | str) -> str:
+    """A time grid as a results column shows it: ``linear``, ``shifted(shift=2.0)``."""
+    if not isinstance(grid, ComponentSpec):
+        return str(grid)
+    options = attrs.asdict(grid.config, recurse=False) if attrs.has(type(grid.config)) else {}
+    inner = ", ".join(f"{k}={list(v) if isinstance(v, tuple) else v}" for k, v in options.items())
+    return f"{grid.name}({inner})" if inner else grid.name
 
 
 #: The ``[sample]`` keys that name autoguidance's guiding model.

@@ -47,7 +47,7 @@ class SampleConfig:
     grid = component_field(
         "time_grid",
         "linear",
-        doc="Where the steps fall in t (a registered time grid: linear, shifted, edm, list).",
+        doc="Where the steps fall in t (a registered time grid: linear, shifted, edm, density, list).",
     )
     cfg: float = field(
         1.0,

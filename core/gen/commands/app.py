@@ -119,11 +119,11 @@ def parse_grid(text: str) -> str | dict[str, Any]:
     text = text.strip()
     if not text.startswith("{"):
         return text
-    try:
-        from gen.recipe import tomllib
+    from gen.recipe import tomllib
 
+    try:
         return tomllib.loads(f"grid = {text}")["grid"]
-    except Exception as e:  # noqa: BLE001 -- any TOML error is the same one line
+    except tomllib.TOMLDecodeError as e:
         raise GenError(
             f"--grid {text!r}: not a TOML inline table ({e}); e.g. --grid '{{ name = \"shifted\", shift = 2.0 }}'"
         ) from None

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 import typer
 import typer.core
 
-from gen.commands.app import app, err_console, guide_options, out_console, parse_interval, parse_list
+from gen.commands.app import (
+    app,
+    err_console,
+    guide_options,
+    out_console,
+    parse_grid,
+    parse_interval,
+    parse_list,
+)
 from gen.errors import GenError
 from gen.plugins import get_registry
 from gen.progress import progress_bar
@@ -165,6 +173,11 @@ def eval_command(
     ),
     steps: str | None = typer.Option(None, "--steps", help="Solver step count(s), comma-separated."),
     sampler: str | None = typer.Option(None, "--sampler", help="Sampler name(s), comma-separated."),
+    grid: list[str] | None = typer.Option(
+        None,
+        "--grid",
+        help="Time grid: a name or a TOML table ('{ name = \"shifted\", shift = 2.0 }'); repeat to sweep.",
+    ),
     interval: list[str] | None = typer.Option(
         None,
         "--interval",
@@ -219,7 +232,7 @@ def eval_command(
     if out is not None and not str(out).endswith(".json"):
         raise GenError(f"--out {out}: the results file must end in .json")
     path = Path(source)
-    sweep = {"--cfg": cfg, "--ema": ema, "--steps": steps, "--sampler": sampler, "--interval": interval,
+    sweep = {"--cfg": cfg, "--ema": ema, "--steps": steps, "--sampler": sampler, "--interval": interval, "--grid": grid,
              "--ema-length": ema_length, "--guidance": guidance, "--guide-step": guide_step,
              "--guide-ema": guide_ema, "--guide-run": guide_run}  # fmt: skip
     if not _is_checkpoint(path):
@@ -265,6 +278,7 @@ def eval_command(
             intervals=_intervals(interval),
             steps=parse_list(steps, int, "--steps"),
             samplers=samplers,
+            grids=[parse_grid(g) for g in grid] if grid else None,
         )
         checkpoint.check_weights(dict.fromkeys(s.ema for s in settings_list))
         table = evaluate_checkpoint(

@@ -111,7 +111,8 @@ def sample_command(
             err_console.print(
                 f"sampling {len(ys)} images from {checkpoint.path} (step {checkpoint.step}): ema {s['ema']}, "
                 f"{'autoguidance by ' + s['guide'] + ', scale' if 'guide' in s else 'cfg'} {s['cfg']}, "
-                f"interval {s['interval']}, {s['steps']} {s['sampler']} steps, seed {seed}",
+                f"interval {s['interval']}, {s['steps']} {s['sampler']} steps"
+                f"{' on ' + s['grid'] if 'grid' in s else ''}, seed {seed}",
                 markup=False,
             )
         path = sample_to(

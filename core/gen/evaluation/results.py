@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 #: The columns that say how a row was sampled, in their order.
-SETTING_COLUMNS = ("ema", "as_decay", "guide", "cfg", "interval", "steps", "sampler")
+SETTING_COLUMNS = ("ema", "as_decay", "guide", "cfg", "interval", "steps", "sampler", "grid")
 
 
 @attrs.frozen
@@ -63,7 +63,7 @@ def render_table(rows: list[dict[str, Any]], best: int | None, title: str, metri
     cols = ["", *setting_cols, *(f"screen {metrics[k]}" for k in screen_cols), "images", *metrics.values()]
     for c in cols:
         table.add_column(
-            c, justify="right" if c not in ("", "ema", "guide", "interval", "sampler") else "left"
+            c, justify="right" if c not in ("", "ema", "guide", "interval", "sampler", "grid") else "left"
         )
     for i, r in enumerate(rows):
         cells = ["*" if i == best else ""]

@@ -19,7 +19,18 @@ from gen.images import from_uint8
 from gen.protocols import RanksScores, ScoresSamples
 
 #: Result keys that are not scores of the dataset's metric.
-NOT_SCORES = ("num_images", "seconds", "ema", "as_decay", "guide", "cfg", "interval", "steps", "sampler")
+NOT_SCORES = (
+    "num_images",
+    "seconds",
+    "ema",
+    "as_decay",
+    "guide",
+    "cfg",
+    "interval",
+    "steps",
+    "sampler",
+    "grid",
+)
 
 
 class DatasetMetric:

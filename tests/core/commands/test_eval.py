@@ -338,6 +338,21 @@ def test_reference_statistics_of_a_recipe_dataset(cli, tiny_features, train_env_
     assert result.exit_code == 2 and "[data] blobs cannot list its images" in result.output
 
 
+def test_grid_sweeps_and_names_its_rows_like_gen_sample(cli, run, tmp_path):
+    """--grid repeats to sweep; a row keeps the published keys on the linear grid and names any other."""
+    out = tmp_path / "grids.json"
+    cli("eval", run, "--metric", "data", "--num", 6, "--sampler", "deis_pc", "--grid", "linear",
+        "--grid", '{ name = "shifted", shift = 2.0 }', "--out", out)  # fmt: skip
+    rows = read_json(out)["rows"]
+    assert "grid" not in rows[0] and rows[1]["grid"] == "shifted(shift=2.0)"
+    assert rows[0]["mean"] != rows[1]["mean"]  # a dataset score, not overwritten by the setting
+    cli("sample", run, "--num", 6, "--sampler", "deis_pc", "--grid", '{ name = "shifted", shift = 2.0 }',
+        "--out", tmp_path / "s.npz")  # fmt: skip
+    saved = torch.from_numpy(np.load(tmp_path / "s.npz")["arr_0"]).double()
+    assert rows[1]["mean"] == pytest.approx(float((saved / 127.5 - 1).mean()), abs=1e-6)
+    assert "grid" in (tmp_path / "grids.txt").read_text()
+
+
 def test_sweep_options_need_a_checkpoint(tiny_features, tmp_path):
     images_npz(tmp_path / "a.npz", 4, 0)
     result = runner.invoke(app, ["eval", str(tmp_path / "a.npz"), "--cfg", "1,2"])
