@@ -88,6 +88,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "precision",
             "images",
             "progress",
+            "step_counter",
             "distributed",
             "tensor_files",
             "power_ema",

@@ -13,12 +13,14 @@ is no guidance, and where ``s == 1`` the guide is not run. The guiding model com
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 import torch
 from torch import Tensor, nn
 
 from gen.components import build_component
-from gen.protocols import ClampsAtDataEnd, Prediction, VelocityFn
+from gen.protocols import ClampsAtDataEnd, Prediction
 
 
 @attrs.frozen
@@ -78,7 +80,7 @@ def guided_velocity(
     num_classes: int,
     guide: Guide | None = None,
     compile: str | None = None,
-) -> VelocityFn:
+) -> GuidedVelocity:
     """The guided velocity field of ``net`` for the given labels.
 
     Args:
@@ -96,9 +98,9 @@ def guided_velocity(
             guidance decision stays in Python, on the CPU time of the grid: no host synchronisation.
 
     Returns:
-        ``velocity_fn(z, t) -> v``: z (B, ...), t a float or a 0-dim tensor, v (B, ...). Its attribute
-        ``t_eps`` is where the data-end clamp begins ([`gen.DataClampedVelocity`][]; 0 when the
-        prediction has none).
+        A `GuidedVelocity` ``velocity_fn(z, t) -> v``: z (B, ...), t a float or a 0-dim tensor, v (B,
+        ...). Its attribute ``t_eps`` is where the data-end clamp begins
+        ([`gen.DataClampedVelocity`][]; 0 when the prediction has none).
     """
     if isinstance(prediction, str):
         prediction = build_component("prediction", prediction)
@@ -122,16 +124,13 @@ def guided_velocity(
         conditional = torch.compile(conditional, backend=compile, fullgraph=True, dynamic=False)
         guided = torch.compile(guided, backend=compile, fullgraph=True, dynamic=False)
 
-    def velocity_fn(z: Tensor, t: Tensor | float) -> Tensor:
-        t = torch.as_tensor(t, dtype=z.dtype)  # 0-dim; on the CPU (the grid's), so deciding costs no sync
-        s = guidance_scale(t, cfg, cfg_interval)
-        t = t.to(z.device)
+    def evaluate(z: Tensor, t: Tensor, s: float) -> Tensor:
+        t = t.to(z.device)  # decided on the CPU (the grid's time); moved only now: no sync
         if s == 1.0 or num_classes == 0:
             return conditional(z, t)  # v_u + 1 * (v_c - v_u) is v_c: no unconditional pass
         return guided(z, t, s)
 
-    velocity_fn.t_eps = t_eps if clamped else 0.0  # type: ignore[attr-defined]
-    return velocity_fn
+    return GuidedVelocity(evaluate, cfg, cfg_interval, t_eps if clamped else 0.0)
 
 
 def _autoguided(
@@ -144,7 +143,7 @@ def _autoguided(
     t_eps: float,
     num_classes: int,
     compile: str | None = None,
-) -> VelocityFn:
+) -> GuidedVelocity:
     """Autoguidance (Karras et al., 2024): ``v = v_g + s * (v - v_g)``; both models see the labels, each
     converts its own output to a velocity. Where ``s == 1`` the guide is not run."""
     main = guided_velocity(
@@ -159,16 +158,91 @@ def _autoguided(
         compile=compile,
     )
 
-    def velocity_fn(z: Tensor, t: Tensor | float) -> Tensor:
-        s = guidance_scale(torch.as_tensor(t, dtype=z.dtype), cfg, cfg_interval)
+    def evaluate(z: Tensor, t: Tensor, s: float) -> Tensor:
         v = main(z, t)  # (B, ...)
         if s == 1.0:
             return v
         v_guide = weak(z, t)  # (B, ...)
         return v_guide + s * (v - v_guide)
 
-    velocity_fn.t_eps = main.t_eps  # type: ignore[attr-defined]
-    return velocity_fn
+    return GuidedVelocity(evaluate, cfg, cfg_interval, main.t_eps)
 
 
-__all__ = ["Guidance", "Guide", "guidance_scale", "guided_velocity"]
+class GuidedVelocity:
+    """A guided velocity field ``v(z, t)``: the guidance scale at t is `guidance_scale` of (t, cfg,
+    cfg_interval), or one scale at every t (`with_scale`).
+
+    Attributes:
+        cfg, cfg_interval: The guidance scale and where it applies.
+        t_eps: Where the data-end clamp begins (a [`gen.DataClampedVelocity`][]; 0 without clamp).
+        scale: The scale at every t, or None for the interval rule.
+    """
+
+    def __init__(
+        self,
+        evaluate: Callable[[Tensor, Tensor, float], Tensor],
+        cfg: float,
+        cfg_interval: tuple[float, float],
+        t_eps: float,
+        scale: float | None = None,
+    ):
+        self.evaluate = evaluate  # (z, t as a 0-dim CPU tensor, scale) -> v
+        self.cfg, self.cfg_interval, self.t_eps, self.scale = cfg, cfg_interval, t_eps, scale
+
+    def __call__(self, z: Tensor, t: Tensor | float) -> Tensor:
+        """v (B, ...) at z (B, ...) and t (a float or a 0-dim tensor on the CPU: the grid's)."""
+        t = torch.as_tensor(t, dtype=z.dtype)  # 0-dim; on the CPU, so deciding costs no sync
+        s = self.scale if self.scale is not None else guidance_scale(t, self.cfg, self.cfg_interval)
+        return self.evaluate(z, t, s)
+
+    def with_scale(self, scale: float) -> GuidedVelocity:
+        """The same field guided at ``scale`` at every t, the ends of the interval included: one piece of
+        an integration cut where guidance switches (`interval_pieces`)."""
+        return GuidedVelocity(self.evaluate, self.cfg, self.cfg_interval, self.t_eps, scale)
+
+
+def interval_pieces(
+    times: Tensor, cfg: float, cfg_interval: tuple[float, float]
+) -> list[tuple[Tensor, float]]:
+    """The grid cut where guidance switches on or off, each piece with its constant guidance scale.
+
+    The guided field jumps at the ends of the interval. A step across a jump mixes two fields as if
+    they were one smooth field: an error of the order of the step, whatever the solver's order. So each
+    end inside (0, 1) becomes a grid point — the nearest interior point that can move onto it does, so
+    the number of steps stays; where none can, the end is inserted — and a solver integrates each piece
+    from its own start at its own scale: the exact solution of the discontinuous field, to the solver's
+    order.
+
+    Args:
+        times: (N + 1,) increasing grid from 0 to 1.
+        cfg, cfg_interval: The guidance scale and interval (see `guidance_scale`).
+
+    Returns:
+        ``[(times_k, scale_k)]`` in order, each (n_k + 1,) in the dtype of ``times``; a piece starts where
+        the one before ends. One piece where guidance does not switch inside (0, 1).
+    """
+    grid = times.clone()
+    cuts = {0, len(grid) - 1}
+    for edge in (e for e in cfg_interval if 0.0 < e < 1.0 and cfg != 1.0):
+        at = torch.tensor(edge, dtype=grid.dtype)  # compared in the grid's dtype, as guidance_scale does
+        if bool((grid == at).any()):
+            cuts.add(int((grid == at).nonzero()[0]))
+            continue
+        movable = [j for j in range(1, len(grid) - 1) if j not in cuts and grid[j - 1] < at < grid[j + 1]]
+        if movable:
+            j = min(movable, key=lambda j: abs(float(grid[j]) - edge))
+            grid[j] = at
+        else:  # every point near the end is already a cut: one more step
+            j = int((grid < at).sum())
+            grid = torch.cat([grid[:j], at[None], grid[j:]])  # (N + 2,)
+            cuts = {c + (c >= j) for c in cuts}
+        cuts.add(j)
+    ends = sorted(cuts)
+    pieces = []
+    for a, b in zip(ends[:-1], ends[1:], strict=False):
+        middle = (grid[a].double() + grid[b].double()) / 2  # strictly inside or outside the interval
+        pieces.append((grid[a : b + 1], guidance_scale(middle, cfg, cfg_interval)))
+    return pieces
+
+
+__all__ = ["GuidedVelocity", "Guidance", "Guide", "guidance_scale", "guided_velocity", "interval_pieces"]

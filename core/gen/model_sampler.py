@@ -102,8 +102,8 @@ class SamplingSettings:
     sample: SampleConfig
 
     def describe(self) -> dict[str, Any]:
-        """JSON-able: ema, cfg, interval, steps, sampler, the grid when it is not linear and the guide under
-        autoguidance (the keys of ``gen eval`` results; rows of the published settings keep the keys they
+        """JSON-able: ema, cfg, interval, steps, sampler, the grid when it is not linear, split_interval when
+        true and the guide under autoguidance (the keys of ``gen eval`` results; rows of the published settings keep the keys they
         always had)."""
         s = self.sample
         sampler = s.sampler.name if isinstance(s.sampler, ComponentSpec) else s.sampler
@@ -117,6 +117,8 @@ class SamplingSettings:
         grid = grid_text(s.grid)
         if grid != "linear":  # the published grid keeps the keys rows always had
             out["grid"] = grid
+        if s.split_interval:
+            out["split_interval"] = True
         if s.guidance == "auto":
             out["guide"] = s.guide.describe()
         return out

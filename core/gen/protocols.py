@@ -153,7 +153,8 @@ SPACES: tuple[str, ...] = ("x", "eps", "v")
 VelocityFn = Callable[[Tensor, "Tensor | float"], Tensor]
 
 #: A registered sampler: ``solver(velocity_fn, z0, timesteps) -> z1`` where ``timesteps`` is the 1-D
-#: grid from 0 (noise, ``z0``) to 1 (data, the returned ``z1``).
+#: grid from 0 (noise, ``z0``) to 1 (data, the returned ``z1``), or a piece of it that starts or ends
+#: inside (0, 1) where the driver cuts the grid at the guidance interval's ends (``split_interval``).
 Solver = Callable[[VelocityFn, Tensor, Tensor], Tensor]
 
 #: A registered time grid: ``grid(steps) -> t``, the (steps + 1,) float64 times from 0 (noise) to 1

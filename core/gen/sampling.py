@@ -12,9 +12,7 @@ Guidance (classifier-free, or autoguidance with ``guidance = "auto"``) is `gen.g
 
 from __future__ import annotations
 
-import bisect
-import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import attrs
@@ -25,11 +23,12 @@ from torch import Tensor, nn
 from gen.components import ComponentSpec, build_component
 from gen.config import component_field, field
 from gen.errors import GenError
-from gen.guidance import Guidance, Guide, guidance_scale, guided_velocity
+from gen.guidance import Guidance, Guide, guidance_scale, guided_velocity, interval_pieces
 from gen.objective import ObjectiveConfig
 from gen.power_ema import parse_ema
-from gen.protocols import Prediction, Process, Solver, TimeGrid, VelocityFn
+from gen.protocols import Prediction, Process, Solver, TimeGrid
 from gen.seeds import key_seed
+from gen.step_counter import StepCallback, StepCounter
 
 
 def _interval(instance, attribute, value):  # noqa: ANN001, ARG001
@@ -58,6 +57,12 @@ class SampleConfig:
         (0.0, 1.0),
         doc="Guidance applies for low < t < high (low = 0 means from the start).",
         validator=_interval,
+    )
+    split_interval: bool = field(
+        False,
+        doc="Solve each side of the interval's ends on its own: the nearest grid point moves onto each end "
+        "and the solver restarts there at the new scale, so no step straddles the switch (false: the scale "
+        "is decided at each evaluation's t, as published JiT does). The flow only.",
     )
     guidance: Literal["cfg", "auto"] = field(
         "cfg",
@@ -147,47 +152,6 @@ def time_grid(steps: int, *, device: Any = None, dtype: torch.dtype = torch.floa
     return (torch.arange(steps + 1, dtype=torch.float64) / steps).to(device=device, dtype=dtype)
 
 
-#: ``on_step(k, total)``: a solver has done k of its ``total`` steps.
-StepCallback = Callable[[int, int], None]
-
-
-class StepCounter:
-    """Reports a solver's steps as it takes them, to ``on_step(k, total)``, k = 1..total once each.
-
-    Solvers own their loop, and how many velocity evaluations a step costs differs among them (Euler 1,
-    Heun 2, adaptive ones any), so the steps are counted in time: an evaluation at ``t >= times[k]``
-    means the solver has done its first k steps (every solver evaluates in increasing t). The last
-    step ends without an evaluation at t = 1: `finish` reports the steps not yet reported.
-    """
-
-    def __init__(self, times: Tensor, on_step: StepCallback):
-        self.times = [float(t) for t in times]  # (steps + 1,) as numbers: no device sync per step
-        self.total = len(self.times) - 1
-        self.on_step = on_step
-        self.done = 0
-
-    def advance(self, k: int) -> None:
-        """The solver has done ``k`` steps: report those after the last reported, in order."""
-        for step in range(self.done + 1, min(k, self.total) + 1):
-            self.on_step(step, self.total)
-        self.done = max(self.done, min(k, self.total))
-
-    def finish(self) -> None:
-        """The solver has returned: all its steps are done."""
-        self.advance(self.total)
-
-    def wrap(self, velocity_fn: VelocityFn) -> VelocityFn:
-        """``velocity_fn`` that counts the steps (its attributes, such as ``t_eps``, kept)."""
-
-        @functools.wraps(velocity_fn)
-        def counted(z: Tensor, t: Tensor | float) -> Tensor:
-            now = float(t.reshape(-1)[0]) if isinstance(t, Tensor) else float(t)
-            self.advance(bisect.bisect_right(self.times, now) - 1)
-            return velocity_fn(z, t)
-
-        return counted
-
-
 @torch.no_grad()
 def sample(
     net: nn.Module,
@@ -205,6 +169,7 @@ def sample(
     guide: Guide | None = None,
     compile: str | None = None,
     on_step: StepCallback | None = None,
+    split_interval: bool = False,
 ) -> Tensor:
     """Generate samples: integrate the guided velocity field from ``noise`` at t = 0 to t = 1.
 
@@ -223,6 +188,9 @@ def sample(
         compile: A ``torch.compile`` backend for the velocity's evaluations (None: eager).
         on_step: Called as ``on_step(k, steps)`` once for each k = 1, ..., steps, in order, when the
             solver has done k steps (`StepCounter`); the samples are the same with it or without.
+        split_interval: Integrate piecewise between the interval's ends, each piece at its constant
+            scale and with a fresh solver start (`gen.guidance.interval_pieces`); False decides the
+            scale at each evaluation's t (published JiT).
 
     Returns:
         (B, ...) the samples at t = 1, in the data's range (images in [-1, 1], not clipped).
@@ -246,12 +214,19 @@ def sample(
     # The grid stays on the CPU: solvers read its times as numbers and guidance decides on them there,
     # so a step never waits for the device (a 0-dim CPU tensor multiplies a CUDA tensor as a scalar).
     times = grid_times(grid, steps).to(dtype=noise.dtype)  # (steps + 1,)
-    if on_step is None:
-        return solver(velocity_fn, noise, times)
-    counter = StepCounter(times, on_step)
-    out = solver(counter.wrap(velocity_fn), noise, times)
-    counter.finish()
-    return out
+    pieces = interval_pieces(times, cfg, cfg_interval) if split_interval else [(times, None)]
+    counter = (
+        None
+        if on_step is None
+        else StepCounter(torch.cat([pieces[0][0]] + [p[1:] for p, _ in pieces[1:]]), on_step)
+    )
+    z = noise
+    for piece, scale in pieces:  # (n_k + 1,) times at one guidance scale (None: decided at each t)
+        fn = velocity_fn if scale is None else velocity_fn.with_scale(scale)
+        z = solver(fn if counter is None else counter.wrap(fn), z, piece)
+    if counter is not None:
+        counter.finish()
+    return z
 
 
 def sample_from_config(
@@ -307,6 +282,7 @@ def sample_from_config(
         guide=guide if config.guidance == "auto" else None,
         compile="inductor" if config.compile else None,
         on_step=on_step,
+        split_interval=config.split_interval,
     )
 
 
@@ -321,6 +297,11 @@ def check_sampler(objective: ObjectiveConfig, config: SampleConfig) -> None:
         raise ValueError(
             f"guidance = 'auto' (autoguidance) guides the flow's velocity; the {type(process).__name__} "
             "process of this model samples with classifier-free guidance only: set guidance = 'cfg'"
+        )
+    if isinstance(process, Process) and config.split_interval:
+        raise ValueError(
+            f"split_interval cuts the flow's ODE where guidance switches; the {type(process).__name__} "
+            "process of this model samples itself: set split_interval = false"
         )
     if isinstance(process, Process):
         process.check_sample(config)
@@ -374,8 +355,6 @@ __all__ = [
     "Guidance",  # re-exported from gen.guidance, where guidance lives
     "Guide",
     "SampleConfig",
-    "StepCallback",
-    "StepCounter",
     "check_grid",
     "check_sampler",
     "grid_times",

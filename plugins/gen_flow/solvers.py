@@ -2,11 +2,13 @@
 
 ``velocity_fn(z, t) -> v`` is the (already guided) velocity at time ``t`` (a 0-dim tensor);
 ``timesteps`` is the 1-D grid t_0 = 0 (noise, ``z0``) < t_1 < ... < t_N = 1 (data, the returned
-``z1``). Solvers never see the prediction type or the guidance: only velocities.
+``z1``), or one piece of it: with ``[sample] split_interval`` the driver integrates each piece between
+the guidance interval's ends with its own call. Solvers never see the prediction type or the guidance:
+only velocities.
 
-None of the solvers evaluates the velocity at the last grid point: for an x-prediction it divides by
-``max(1 - t, t_eps)`` there, i.e. it is the least accurate velocity on the grid. Heun therefore ends with
-one Euler step, as published JiT does.
+None of the solvers evaluates the velocity at t = 1: for an x-prediction it divides by ``max(1 - t,
+t_eps)`` there, i.e. it is the least accurate velocity on the grid. Heun therefore ends with one Euler
+step into t = 1, as published JiT does.
 """
 
 from __future__ import annotations
@@ -55,18 +57,19 @@ def heun(velocity_fn: gen.VelocityFn, z0: Tensor, timesteps: Tensor) -> Tensor:
     """Heun's method (explicit trapezoid; Karras et al., 2022, Algorithm 1 without churn).
 
     v1 = v(z, t); z_e = z + (t' - t) v1; v2 = v(z_e, t'); z' = z + (t' - t) (v1 + v2) / 2, on every
-    interval but the last, which is one Euler step (published JiT). Second order; 2N - 1 evaluations
-    for N steps.
+    interval but a last one into t = 1, which is one Euler step (published JiT). Second order; 2N - 1
+    evaluations for N steps (2N on a piece of the grid that ends before t = 1).
     """
     z = z0
     n = len(timesteps) - 1
-    for i in range(n - 1):
+    two_stage = n - 1 if float(timesteps[-1]) >= 1.0 else n  # a piece ending before t = 1 ends with Heun
+    for i in range(two_stage):
         t, t_next = timesteps[i], timesteps[i + 1]
         v1 = velocity_fn(z, t)  # (B, ...)
         z_euler = z + (t_next - t) * v1
         v2 = velocity_fn(z_euler, t_next)
         z = z + (t_next - t) * (v1 + v2) / 2
-    if n >= 1:
+    if two_stage < n:
         z = z + (timesteps[n] - timesteps[n - 1]) * velocity_fn(z, timesteps[n - 1])
     return z
 
@@ -250,7 +253,7 @@ class EulerMaruyama:
     path (ε̂ = z - t v, score = -ε̂ / (1 - t)) and ``w(t) = g (1 - t)``, so that ``w * score`` stays
     finite at t = 1. Any w >= 0 keeps the marginals of the ODE; g = 0 is Euler. The noise of sample i
     comes from a generator keyed by its start noise (`gen.per_sample_generators`), so samples do not
-    depend on the batch. The last step adds no noise (``mean``) or returns x̂ (``x``). N evaluations.
+    depend on the batch. The step into t = 1 adds no noise (``mean``) or returns x̂ (``x``). N evaluations.
     """
 
     def __init__(self, config: EulerMaruyamaConfig):
@@ -264,7 +267,7 @@ class EulerMaruyama:
             t, t_next = timesteps[i], timesteps[i + 1]
             h, tf = float(t_next - t), float(t)
             vel = velocity_fn(z, t)  # (B, ...)
-            if i == n - 1:  # into t = 1: no noise
+            if i == n - 1 and float(t_next) >= 1.0:  # into t = 1: no noise
                 return z + (1 - tf) * vel if self.last_step == "x" else z + h * vel
             w = self.g * (1 - tf)
             score = -(z - tf * vel) / (1 - tf)

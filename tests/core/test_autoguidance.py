@@ -84,6 +84,18 @@ def test_autoguidance_formula_and_interval():
     torch.testing.assert_close(fn0(z, 0.5), v_g + 2.0 * (v - v_g), rtol=1e-13, atol=1e-13)
 
 
+def test_the_ddpm_process_refuses_split_interval(train_env):
+    with pytest.raises(gen.RecipeError, match="split_interval cuts the flow's ODE where guidance switches"):
+        gen.load_recipe(
+            "recipes/dit_s2.toml",
+            [
+                "sample.split_interval=true",
+                "autoencoder.name='identity'",
+                "data={name='synthetic', shape=[3, 16, 16]}",
+            ],
+        )
+
+
 def test_the_ddpm_process_refuses_autoguidance_and_cfg_refuses_guide_keys(train_env):
     with pytest.raises(gen.RecipeError) as e:
         gen.load_recipe(

@@ -183,6 +183,11 @@ def eval_command(
         "--interval",
         help="Guidance interval LOW,HIGH; repeat the option (or separate with ';') to sweep.",
     ),
+    split_interval: bool | None = typer.Option(
+        None,
+        "--split-interval/--no-split-interval",
+        help="Solve each side of the guidance interval's ends on its own (default: the recipe's).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Sample i depends only on (seed, i)."),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Images per forward pass and process."),
     screen: int | None = typer.Option(
@@ -233,7 +238,7 @@ def eval_command(
         raise GenError(f"--out {out}: the results file must end in .json")
     path = Path(source)
     sweep = {"--cfg": cfg, "--ema": ema, "--steps": steps, "--sampler": sampler, "--interval": interval, "--grid": grid,
-             "--ema-length": ema_length, "--guidance": guidance, "--guide-step": guide_step,
+             "--split-interval": split_interval is not None, "--ema-length": ema_length, "--guidance": guidance, "--guide-step": guide_step,
              "--guide-ema": guide_ema, "--guide-run": guide_run}  # fmt: skip
     if not _is_checkpoint(path):
         if not path.exists():
@@ -279,6 +284,7 @@ def eval_command(
             steps=parse_list(steps, int, "--steps"),
             samplers=samplers,
             grids=[parse_grid(g) for g in grid] if grid else None,
+            split_interval=split_interval,
         )
         checkpoint.check_weights(dict.fromkeys(s.ema for s in settings_list))
         table = evaluate_checkpoint(

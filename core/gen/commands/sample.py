@@ -62,6 +62,11 @@ def sample_command(
         "--guide-run",
         help="Autoguidance: another run (or checkpoint) of the same data whose model guides.",
     ),
+    split_interval: bool | None = typer.Option(
+        None,
+        "--split-interval/--no-split-interval",
+        help="Solve each side of the guidance interval's ends on its own (default: the recipe's).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Sample i depends only on (seed, i)."),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Images per forward pass and process."),
 ) -> None:
@@ -102,6 +107,7 @@ def sample_command(
             steps=steps,
             sampler=sampler_name,
             grid=parse_grid(grid) if grid is not None else None,
+            split_interval=split_interval,
             **(guides[0] if guides else {}),
         )
         # Loaded before any output: a damaged weights file is the only line printed.
@@ -111,7 +117,7 @@ def sample_command(
             err_console.print(
                 f"sampling {len(ys)} images from {checkpoint.path} (step {checkpoint.step}): ema {s['ema']}, "
                 f"{'autoguidance by ' + s['guide'] + ', scale' if 'guide' in s else 'cfg'} {s['cfg']}, "
-                f"interval {s['interval']}, {s['steps']} {s['sampler']} steps"
+                f"interval {s['interval']}{' (split)' if 'split_interval' in s else ''}, {s['steps']} {s['sampler']} steps"
                 f"{' on ' + s['grid'] if 'grid' in s else ''}, seed {seed}",
                 markup=False,
             )

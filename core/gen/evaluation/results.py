@@ -13,7 +13,17 @@ from rich.console import Console
 from rich.table import Table
 
 #: The columns that say how a row was sampled, in their order.
-SETTING_COLUMNS = ("ema", "as_decay", "guide", "cfg", "interval", "steps", "sampler", "grid")
+SETTING_COLUMNS = (
+    "ema",
+    "as_decay",
+    "guide",
+    "cfg",
+    "interval",
+    "steps",
+    "sampler",
+    "grid",
+    "split_interval",
+)
 
 
 @attrs.frozen

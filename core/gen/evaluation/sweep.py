@@ -37,12 +37,14 @@ def combinations(
     samplers: list[str] | None = None,
     guides: list[dict[str, Any]] | None = None,
     grids: list[str | dict[str, Any]] | None = None,
+    split_interval: bool | None = None,
 ) -> list[SamplingSettings]:
     """Every combination of the given values (None = the recipe's, the first EMA), EMA outermost, then
     the guide (each EMA and guide is loaded once); repeated values collapse. ``emas``: decays,
     ``phema_<sigma_rel>`` (power EMAs, reconstructed when not stored) or ``none``. ``guides``: ``[sample]``
     keys of the guidance (``guidance``, ``guide_step``, ``guide_ema``, ``guide_run``). ``grids``: time grids, a name or a
-    ``[sample] grid`` table each. Every value is checked before any work."""
+    ``[sample] grid`` table each. ``split_interval``: for every combination (None: the recipe's). Every value
+    is checked before any work."""
     grid = itertools.product(
         emas or ["default"],
         guides or [{}],
@@ -53,7 +55,16 @@ def combinations(
         cfgs or [None],
     )
     out = [
-        sampler.settings(ema, sampler=name, grid=g, steps=n, cfg_interval=interval, cfg=cfg, **guide)
+        sampler.settings(
+            ema,
+            sampler=name,
+            grid=g,
+            steps=n,
+            cfg_interval=interval,
+            cfg=cfg,
+            split_interval=split_interval,
+            **guide,
+        )
         for ema, guide, name, g, n, interval, cfg in grid
     ]
     return list(dict.fromkeys(out))

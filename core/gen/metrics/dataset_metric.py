@@ -30,6 +30,7 @@ NOT_SCORES = (
     "steps",
     "sampler",
     "grid",
+    "split_interval",
 )
 
 

@@ -353,6 +353,22 @@ def test_grid_sweeps_and_names_its_rows_like_gen_sample(cli, run, tmp_path):
     assert "grid" in (tmp_path / "grids.txt").read_text()
 
 
+def test_split_interval_names_its_rows_and_matches_gen_sample(cli, run, tmp_path):
+    """--split-interval changes the samples where the interval's ends fall between grid points; its
+    rows say so, and gen sample --split-interval draws the same images."""
+    out = tmp_path / "split.json"
+    common = ("--num", 6, "--sampler", "deis_pc", "--steps", 5, "--interval", "0.23,0.61")
+    cli("eval", run, "--metric", "data", *common, "--out", out)
+    cli("eval", run, "--metric", "data", *common, "--split-interval", "--out", tmp_path / "s.json")
+    plain, split = read_json(out)["rows"][0], read_json(tmp_path / "s.json")["rows"][0]
+    assert "split_interval" not in plain and split["split_interval"] is True
+    assert plain["mean"] != split["mean"]
+    result = cli("sample", run, *common, "--split-interval", "--out", tmp_path / "s.npz")
+    assert "(split)" in result.output
+    saved = torch.from_numpy(np.load(tmp_path / "s.npz")["arr_0"]).double()
+    assert split["mean"] == pytest.approx(float((saved / 127.5 - 1).mean()), abs=1e-6)
+
+
 def test_sweep_options_need_a_checkpoint(tiny_features, tmp_path):
     images_npz(tmp_path / "a.npz", 4, 0)
     result = runner.invoke(app, ["eval", str(tmp_path / "a.npz"), "--cfg", "1,2"])
