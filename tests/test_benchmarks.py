@@ -71,3 +71,26 @@ def test_sampling_sweeps_fits_a_density_grid_and_tables_both_errors(tmp_path):
     baseline = next(r for r in rows if r.get("baseline"))
     assert baseline["nfe"] == 99 and baseline["median_vs_heun50"] == 1.0
     assert all(r["median_vs_heun50"] > 0 and r["error"] > 0 for r in rows)
+
+
+def test_sampling_on_a_trained_run_splits_at_the_guidance_interval(tmp_path):
+    """RUN mode with --split-interval: the guided demo model, integrated piecewise at t = 0.1."""
+    run_dir = tmp_path / "run"
+    run("-m", "gen", "train", "recipes/demo.toml", "--run-dir", str(run_dir), "train.steps=2", "train.global_batch=4",
+        "data.image_size=16", "backbone.patch_size=4", "backbone.hidden_size=32", "backbone.depth=2",
+        "backbone.num_heads=2", "backbone.bottleneck_dim=16", "train.grid_samples=0", "train.eval_samples=0",
+        "train.ckpt_every=2", "train.sample_every=2")  # fmt: skip
+
+    def rows_of(*split: str) -> list[dict]:
+        run("benchmarks/sampling.py", str(run_dir), "--num", "4", "--reference-steps", "60", *split, "--solvers",
+            "deis_pc,heun", "--grids", "linear", "--steps", "7", "--json", str(tmp_path / "rows.json"))  # fmt: skip
+        return json.loads((tmp_path / "rows.json").read_text())["rows"]
+
+    rows, published = rows_of("--split-interval"), rows_of()
+    deis, heun = (
+        next(r for r in rows if r["solver"] == s and not r.get("baseline")) for s in ("deis_pc", "heun")
+    )
+    # 0.1 is no point of the 7-step grid: the nearest (1/7) moves onto it, so the steps stay 7. Heun's
+    # one step into t = 0.1 is a full Heun step (2) and its six to t = 1 end with Euler (11): 2N - 1.
+    assert deis["split"] and deis["nfe"] == 7 and heun["nfe"] == 13
+    assert not published[0]["split"] and published[0]["error"] != rows[0]["error"]
