@@ -336,3 +336,29 @@ def test_euler_maruyama_keeps_the_marginals_and_is_keyed_by_the_start_noise():
     )
     with pytest.raises(gen.RecipeError, match="last_step: must be in"):
         gen.build("sampler", "euler_maruyama", last_step="tweedie")
+
+
+def test_a_piece_that_ends_before_t_1_is_solved_to_its_end():
+    """split_interval hands a solver pieces of the grid: Heun then ends with a Heun step (the Euler step
+    is for t = 1 only), and Euler–Maruyama's noise-free last step is the step into t = 1 only."""
+    z0 = torch.tensor([[1.0, -2.0]], dtype=F64)
+    v = Counted(lambda z, t: z)
+    piece = torch.tensor([0.0, 0.25, 0.5], dtype=F64)
+    torch.testing.assert_close(heun(v, z0, piece), z0 * (1 + 0.25 + 0.25**2 / 2) ** 2, rtol=0, atol=1e-14)
+    assert v.calls == 4 and max(v.times) == 0.5
+    # the Gaussian flow solved in two pieces at second order, as on the whole grid
+    mu, sigma = torch.tensor([0.7], dtype=F64), torch.tensor([0.4], dtype=F64)
+    field, z = gaussian_field(mu, sigma), torch.linspace(-2, 2, 5, dtype=F64)[:, None]
+    exact = rk4(field, z, grid(2000))
+    errors = [
+        float((heun(field, heun(field, z, grid(n)[: n // 3 + 1]), grid(n)[n // 3 :]) - exact).abs().max())
+        for n in (24, 48)
+    ]
+    assert math.log2(errors[0] / errors[1]) > 1.7
+    # one SDE step to t = 0.5 adds its noise; into t = 1 it would be the drift alone (Euler's step)
+    sde, half = gen.build("sampler", "euler_maruyama", diffusion=1.0), torch.tensor([0.0, 0.5], dtype=F64)
+    assert (sde(field, z, half) - euler(field, z, half)).abs().min() > 1e-3
+    torch.testing.assert_close(
+        sde(field, z, torch.tensor([0.5, 1.0], dtype=F64)),
+        euler(field, z, torch.tensor([0.5, 1.0], dtype=F64)),
+    )
