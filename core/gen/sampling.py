@@ -188,6 +188,7 @@ def sample(
         compile: A ``torch.compile`` backend for the velocity's evaluations (None: eager).
         on_step: Called as ``on_step(k, steps)`` once for each k = 1, ..., steps, in order, when the
             solver has done k steps (`StepCounter`); the samples are the same with it or without.
+            (``steps`` counts an end of the interval that ``split_interval`` had to insert.)
         split_interval: Integrate piecewise between the interval's ends, each piece at its constant
             scale and with a fresh solver start (`gen.guidance.interval_pieces`); False decides the
             scale at each evaluation's t (published JiT).
