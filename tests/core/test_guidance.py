@@ -133,3 +133,12 @@ def test_autoguidance_takes_a_constant_scale_too():
     torch.testing.assert_close(fn(z, 0.1), v_main)  # outside: no guidance
     torch.testing.assert_close(fn.with_scale(2.0)(z, 0.1), v_weak + 2.0 * (v_main - v_weak))
     torch.testing.assert_close(fn.with_scale(1.0)(z, 0.45), v_main)
+
+
+def test_progress_counts_the_steps_of_the_cut_grid():
+    """One step cannot be cut at two ends without two more: the progress reports three, in order."""
+    net, y, calls = ConstantNet(), torch.tensor([0, 1]), []
+    noise = torch.zeros(2, 2, dtype=F64)
+    gen.sample(net, noise, y, prediction="v", sampler="euler", steps=1, cfg=3.0, cfg_interval=(0.3, 0.6),
+               num_classes=2, split_interval=True, on_step=lambda k, total: calls.append((k, total)))  # fmt: skip
+    assert calls == [(1, 3), (2, 3), (3, 3)]
