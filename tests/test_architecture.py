@@ -113,7 +113,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ),
     ("recipes", ["recipe"]),
     ("runs on disk", ["runs", "runs.checkpoint", "runs.ema_snapshots", "runs.lock", "runs.run_dir"]),
-    ("sampling trained models", ["guides", "model_sampler", "sample_files"]),
+    ("sampling trained models", ["guides", "sampling_settings", "model_sampler", "sample_files"]),
     ("metrics", ["metrics", "metrics.*"]),
     ("evaluation", ["evaluation", "evaluation.*"]),
     ("training", ["training", "training.*"]),

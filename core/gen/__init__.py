@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # the same names, imported for type checkers, IDEs and the AP
     from gen.errors import DuplicateComponentError, GenError, RecipeError, UnknownComponentError
     from gen.hookspecs import hookimpl
     from gen.images import from_uint8, make_grid, save_png, to_uint8
-    from gen.model_sampler import ModelSampler, SamplingSettings, load
+    from gen.model_sampler import ModelSampler, load
     from gen.objective import LinearFlow, Objective, ObjectiveConfig
     from gen.plugins import command_group, get_registry
     from gen.power_ema import EmaLength
@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # the same names, imported for type checkers, IDEs and the AP
         sample_noise,
         time_grid,
     )
+    from gen.sampling_settings import SamplingSettings
     from gen.seeds import key_seed, per_sample_generators
     from gen.tensor_files import check_safetensors, read_safetensors, read_torch
     from gen.training.engine import train
@@ -71,7 +72,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "gen.errors": ("DuplicateComponentError", "GenError", "RecipeError", "UnknownComponentError"),
     "gen.hookspecs": ("hookimpl",),
     "gen.images": ("from_uint8", "make_grid", "save_png", "to_uint8"),
-    "gen.model_sampler": ("ModelSampler", "SamplingSettings", "load"),
+    "gen.model_sampler": ("ModelSampler", "load"),
     "gen.objective": ("LinearFlow", "Objective", "ObjectiveConfig"),
     "gen.plugins": ("command_group", "get_registry"),
     "gen.power_ema": ("EmaLength",),
@@ -108,6 +109,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "sample_noise",
         "time_grid",
     ),
+    "gen.sampling_settings": ("SamplingSettings",),
     "gen.seeds": ("key_seed", "per_sample_generators"),
     "gen.tensor_files": ("check_safetensors", "read_safetensors", "read_torch"),
     "gen.training.engine": ("train",),

@@ -12,18 +12,7 @@ import attrs
 from rich.console import Console
 from rich.table import Table
 
-#: The columns that say how a row was sampled, in their order.
-SETTING_COLUMNS = (
-    "ema",
-    "as_decay",
-    "guide",
-    "cfg",
-    "interval",
-    "steps",
-    "sampler",
-    "grid",
-    "split_interval",
-)
+from gen.sampling_settings import SETTING_COLUMNS
 
 
 @attrs.frozen
@@ -106,4 +95,4 @@ def save_table(
     path.with_suffix(".txt").write_text(recorder.export_text())
 
 
-__all__ = ["SETTING_COLUMNS", "ResultLog", "render_table", "save_table"]
+__all__ = ["ResultLog", "render_table", "save_table"]

@@ -14,8 +14,9 @@ from rich.console import Console
 
 from gen.distributed import DistInfo
 from gen.metrics.base import SampleMetric
-from gen.model_sampler import ModelSampler, SamplingSettings, class_labels, shard
+from gen.model_sampler import ModelSampler, class_labels, shard
 from gen.progress import progress_bar
+from gen.sampling_settings import SamplingSettings
 
 
 def score_model(

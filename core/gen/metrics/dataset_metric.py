@@ -17,21 +17,10 @@ from gen.distributed import DistInfo, all_gather_objects
 from gen.errors import GenError
 from gen.images import from_uint8
 from gen.protocols import RanksScores, ScoresSamples
+from gen.sampling_settings import SETTING_COLUMNS
 
 #: Result keys that are not scores of the dataset's metric.
-NOT_SCORES = (
-    "num_images",
-    "seconds",
-    "ema",
-    "as_decay",
-    "guide",
-    "cfg",
-    "interval",
-    "steps",
-    "sampler",
-    "grid",
-    "split_interval",
-)
+NOT_SCORES = ("num_images", "seconds", *SETTING_COLUMNS)
 
 
 class DatasetMetric:

@@ -26,11 +26,12 @@ from gen.guidance import Guidance, Guide
 from gen.guides import load_guide
 from gen.images import make_grid, save_png, to_uint8
 from gen.metrics.dataset_metric import DatasetMetric
-from gen.model_sampler import ModelSampler, SamplingSettings
+from gen.model_sampler import ModelSampler
 from gen.power_ema import EmaKey, EmaLength, parse_ema
 from gen.protocols import DataSpec
 from gen.recipe import Recipe, build_backbone
 from gen.runs.run_dir import RunDir
+from gen.sampling_settings import SamplingSettings
 from gen.seeds import GLOBAL_RNG_LOCK, key_seed
 from gen.training import sharding
 from gen.training.ema import EMA
