@@ -17,12 +17,13 @@ except ModuleNotFoundError:  # Python 3.10
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(*args: str, timeout: int = 300) -> str:
+def run(*args: str, timeout: int = 300, stderr: bool = False) -> str:
+    """The script's standard output (and its standard error after it, with ``stderr``)."""
     done = subprocess.run(
         [sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=None
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return done.stdout
+    return done.stdout + (done.stderr if stderr else "")
 
 
 def test_gpu_check_runs_on_the_cpu_at_small_sizes():
@@ -58,9 +59,10 @@ def test_train_step_prints_throughput_flops_and_mfu():
 def test_sampling_sweeps_fits_a_density_grid_and_tables_both_errors(tmp_path):
     out = run(
         "benchmarks/sampling.py", "--mixture", "--num", "16", "--search", "6", "--search-evals", "12",
-        "--solvers", "deis_pc,heun", "--grids", "fitted,linear", "--steps", "6", "--reference-steps", "200",
-        "--json", str(tmp_path / "rows.json"),
+        "--search-start", "2,0.5", "--solvers", "deis_pc,heun", "--grids", "fitted,linear", "--steps", "6", "--reference-steps", "200",
+        "--json", str(tmp_path / "rows.json"), stderr=True,
     )  # fmt: skip
+    assert "search from shifted:2.0" in out and "search from shifted:0.5" in out  # two starts, the best kept
     fitted = next(line for line in out.splitlines() if line.startswith("fitted: grid = "))
     # The printed line is a recipe line: it loads as the density grid it describes.
     spec = tomllib.loads(fitted.removeprefix("fitted: "))["grid"]
