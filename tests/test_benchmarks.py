@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -59,7 +60,7 @@ def test_train_step_prints_throughput_flops_and_mfu():
 def test_sampling_sweeps_fits_a_density_grid_and_tables_both_errors(tmp_path):
     out = run(
         "benchmarks/sampling.py", "--mixture", "--num", "16", "--search", "6", "--search-evals", "12",
-        "--search-start", "2,0.5", "--solvers", "deis_pc,heun", "--grids", "fitted,linear", "--steps", "6", "--reference-steps", "200",
+        "--search-start", "2,0.5", "--solvers", "deis_pc:order=3,heun", "--grids", "fitted,linear", "--steps", "6", "--reference-steps", "200",
         "--json", str(tmp_path / "rows.json"), stderr=True,
     )  # fmt: skip
     assert "search from shifted:2.0" in out and "search from shifted:0.5" in out  # two starts, the best kept
@@ -68,11 +69,12 @@ def test_sampling_sweeps_fits_a_density_grid_and_tables_both_errors(tmp_path):
     spec = tomllib.loads(fitted.removeprefix("fitted: "))["grid"]
     grid = gen.build("time_grid", spec["name"], edges=spec["edges"], density=spec["density"])
     assert len(grid(6)) == 7 and min(spec["density"]) == 1.0
-    assert "| median / Heun-50 |" in out and "| deis_pc | fitted | 6 | 6 |" in out
+    assert "| median / Heun-50 |" in out and "| deis_pc:order=3 | fitted | 6 | 6 |" in out
     rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
     baseline = next(r for r in rows if r.get("baseline"))
     assert baseline["nfe"] == 99 and baseline["median_vs_heun50"] == 1.0
     assert all(r["median_vs_heun50"] > 0 and r["error"] > 0 for r in rows)
+    assert all(isinstance(r["metric"], int) and 0 <= r["metric"] <= 16 for r in rows)  # mode flips
 
 
 def test_sampling_on_a_trained_run_splits_at_the_guidance_interval(tmp_path):
@@ -96,3 +98,11 @@ def test_sampling_on_a_trained_run_splits_at_the_guidance_interval(tmp_path):
     # one step into t = 0.1 is a full Heun step (2) and its six to t = 1 end with Euler (11): 2N - 1.
     assert deis["split"] and deis["nfe"] == 7 and heun["nfe"] == 13
     assert not published[0]["split"] and published[0]["error"] != rows[0]["error"]
+
+
+def test_sampling_names_solvers_with_options():
+    spec = importlib.util.spec_from_file_location("sampling_benchmark", REPO / "benchmarks" / "sampling.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert repr(module.solver_of("deis_pc:order=3;corrector=false")) == "DeisPC(order=3, corrector=False)"
+    assert module.solver_of("heun") is gen.build("sampler", "heun")
