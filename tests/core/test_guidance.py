@@ -75,11 +75,12 @@ class ConstantNet(torch.nn.Module):
         return self.e[y].expand_as(z).clone()
 
 
-@pytest.mark.parametrize("sampler", ["euler", "heun", "ab2"])
+@pytest.mark.parametrize("sampler", ["euler", "heun", "ab2", "dpmpp_3m", "deis_pc", "dopri5"])
 def test_split_integration_is_exact_for_a_field_constant_on_each_piece(sampler):
     """v = e_y outside the interval, e_null + s (e_y - e_null) inside: z_1 = z_0 + e_y + (high - low)
     (s - 1) (e_y - e_null). Every solver is exact on a constant field once no step straddles a switch;
-    the published rule (scale decided at each t) is not, on a grid without the ends."""
+    the published rule (scale decided at each t) is not, on a grid without the ends (dopri5 adapts its
+    steps, but within its tolerance only)."""
     net, y = ConstantNet(), torch.tensor([0, 1])
     noise = torch.randn(2, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
     cfg, (low, high) = 3.0, (0.23, 0.61)
@@ -88,7 +89,7 @@ def test_split_integration_is_exact_for_a_field_constant_on_each_piece(sampler):
     split = gen.sample(net, noise, y, split_interval=True, **kwargs)
     torch.testing.assert_close(split, exact, rtol=0, atol=1e-12)
     published = gen.sample(net, noise, y, **kwargs)
-    assert (published - exact).abs().max() > 0.1
+    assert (published - exact).abs().max() > 0.01
 
 
 class DecayNet(torch.nn.Module):
