@@ -234,7 +234,7 @@ def interval_pieces(
             grid[j] = at
         else:  # every point near the end is already a cut: one more step
             j = int((grid < at).sum())
-            grid = torch.cat([grid[:j], at[None], grid[j:]])  # (N + 2,)
+            grid = torch.cat([grid[:j], at[None], grid[j:]])  # one point more
             cuts = {c + (c >= j) for c in cuts}
         cuts.add(j)
     ends = sorted(cuts)
