@@ -48,7 +48,7 @@ from PIL import Image, ImageDraw
 
 import gen
 from gen.distributed import DistInfo
-from gen.guidance import interval_pieces
+from gen.guidance import interval_pieces, solve_pieces
 from gen.metrics.dataset_metric import DatasetMetric
 from gen.model_sampler import class_labels
 from gen.sampling import grid_times, guided_velocity
@@ -211,14 +211,11 @@ def integrate(
 ) -> tuple[torch.Tensor, int, float]:
     """The samples, the NFE per image and the seconds of one setting; ``split``: piecewise between the
     guidance interval's ends (``[sample] split_interval``, as `gen.sample` does it)."""
-    fn = solver_of(solver)
-    x = field["noise"]
-    times = grid_times(grid, steps).to(x.dtype)
+    times = grid_times(grid, steps).to(field["noise"].dtype)
     pieces = field["cut"](times) if split and "cut" in field else [(times, None)]
     field["counter"].calls = 0
     start = time.perf_counter()
-    for piece, scale in pieces:
-        x = fn(field["velocity"] if scale is None else field["velocity"].with_scale(scale), x, piece)
+    x = solve_pieces(solver_of(solver), field["velocity"], field["noise"], pieces)
     return x, field["counter"].calls, time.perf_counter() - start
 
 

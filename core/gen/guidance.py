@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from gen.components import build_component
-from gen.protocols import ClampsAtDataEnd, Prediction
+from gen.protocols import ClampsAtDataEnd, Prediction, Solver, VelocityFn
 
 
 @attrs.frozen
@@ -245,4 +245,28 @@ def interval_pieces(
     return pieces
 
 
-__all__ = ["GuidedVelocity", "Guidance", "Guide", "guidance_scale", "guided_velocity", "interval_pieces"]
+def solve_pieces(
+    solver: Solver,
+    velocity_fn: VelocityFn,
+    z: Tensor,
+    pieces: list[tuple[Tensor, float | None]],
+    wrap: Callable[[VelocityFn], VelocityFn] | None = None,
+) -> Tensor:
+    """``z`` (B, ...) carried by ``solver`` across each piece of a grid in turn (`interval_pieces`), with
+    ``velocity_fn`` guided at the piece's scale (`GuidedVelocity.with_scale`), or as it is where the scale
+    is None. ``wrap`` is applied to each piece's field (the progress counter)."""
+    for times, scale in pieces:  # (n_k + 1,) times at one guidance scale
+        fn = velocity_fn if scale is None else velocity_fn.with_scale(scale)
+        z = solver(fn if wrap is None else wrap(fn), z, times)
+    return z
+
+
+__all__ = [
+    "GuidedVelocity",
+    "Guidance",
+    "Guide",
+    "guidance_scale",
+    "guided_velocity",
+    "interval_pieces",
+    "solve_pieces",
+]

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from gen.components import ComponentSpec, build_component
 from gen.config import component_field, field
 from gen.errors import GenError
-from gen.guidance import Guidance, Guide, guidance_scale, guided_velocity, interval_pieces
+from gen.guidance import Guidance, Guide, guidance_scale, guided_velocity, interval_pieces, solve_pieces
 from gen.objective import ObjectiveConfig
 from gen.power_ema import parse_ema
 from gen.protocols import Prediction, Process, Solver, TimeGrid
@@ -221,10 +221,7 @@ def sample(
         if on_step is None
         else StepCounter(torch.cat([pieces[0][0]] + [p[1:] for p, _ in pieces[1:]]), on_step)
     )
-    z = noise
-    for piece, scale in pieces:  # (n_k + 1,) times at one guidance scale (None: decided at each t)
-        fn = velocity_fn if scale is None else velocity_fn.with_scale(scale)
-        z = solver(fn if counter is None else counter.wrap(fn), z, piece)
+    z = solve_pieces(solver, velocity_fn, noise, pieces, wrap=None if counter is None else counter.wrap)
     if counter is not None:
         counter.finish()
     return z
