@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
 
 import gen
 
@@ -106,3 +111,54 @@ def test_sampling_names_solvers_with_options():
     spec.loader.exec_module(module)
     assert repr(module.solver_of("deis_pc:order=3;corrector=false")) == "DeisPC(order=3, corrector=False)"
     assert module.solver_of("heun") is gen.build("sampler", "heun")
+
+
+def fake_photo_packages(root: Path) -> None:
+    """The two packages' data files, as random images of the photographs' sizes and formats."""
+    spec = importlib.util.spec_from_file_location("photo_folder", REPO / "benchmarks" / "photo_folder.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rng = np.random.default_rng(0)
+    for i, (package, relative, _) in enumerate(module.PHOTOS):
+        path = root / package / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (root / package / "__init__.py").touch()
+        shape = (60 + 10 * i, 90, 3) if i % 2 else (120, 70 + 5 * i)  # RGB and grayscale, either side short
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(path)
+
+
+def test_photo_folder_writes_an_imagefolder_of_crops(tmp_path):
+    fake_photo_packages(tmp_path / "site")
+    out = tmp_path / "photos"
+    args = ["benchmarks/photo_folder.py", str(out), "--per-class", "3", "--size", "16", "--scale", "40"]
+    done = subprocess.run(
+        [sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "site")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "wrote 30 images of 16x16 in 10 classes" in done.stdout
+    classes = sorted(p.name for p in out.iterdir())
+    assert classes == sorted(["astronaut", "cat", "coffee", "hubble", "rocket", "retina", "motorcycle",
+                              "microscopy", "temple", "flower"])  # fmt: skip
+    with Image.open(out / "cat" / "00002.png") as image:
+        assert image.size == (16, 16) and image.mode == "RGB"
+    # The same arguments write the same files.
+    first = (out / "temple" / "00001.png").read_bytes()
+    rerun = subprocess.run(
+        [sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "site")},
+    )  # fmt: skip
+    assert rerun.returncode == 0 and (out / "temple" / "00001.png").read_bytes() == first
+    # What recipes/photos.toml trains on: the imagefolder dataset reads it as ten classes.
+    dataset = gen.build("dataset", "imagefolder", root=str(out), image_size=16, num_workers=0)
+    assert dataset.spec.num_classes == 10 and dataset.spec.shape == (3, 16, 16)
+
+
+def test_photo_folder_names_the_package_to_install(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("photo_folder", REPO / "benchmarks" / "photo_folder.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(SystemExit, match=r"pip install scikit-image"):
+        module.main([str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
