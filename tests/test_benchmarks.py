@@ -162,3 +162,14 @@ def test_photo_folder_names_the_package_to_install(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match=r"pip install scikit-image"):
         module.main([str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
+
+
+def test_sampling_search_can_target_the_rms(tmp_path):
+    out = run(
+        "benchmarks/sampling.py", "--mixture", "--num", "32", "--search", "5", "--search-evals", "6",
+        "--search-loss", "rms", "--solvers", "deis_pc", "--grids", "fitted", "--steps", "5",
+        "--reference-steps", "100", stderr=True,
+    )  # fmt: skip
+    report = next(line for line in out.splitlines() if line.startswith("search from shifted:2.0"))
+    assert "log RMS ratio to Heun-50" in report
+    assert "| deis_pc | fitted | 5 | 5 |" in out
