@@ -24,7 +24,8 @@ densities of ten bins in t, by Nelder–Mead (scipy, installed with ``gen[ode]``
 the odd samples validate it. It minimises the mean log ratio of each sample's error to Heun-50's (the
 typical sample), or with ``--search-loss rms`` the log ratio of the RMS errors plus that of the medians
 where it is above 1: the RMS is set by the rare samples that flip mode, so that loss needs thousands
-of samples. The fit is printed as a recipe line and swept as the grid ``fitted``.
+of samples, and Nelder–Mead stalls on its plateaus: ``--search-method random`` searches it by a (1+1)
+evolution strategy instead. The fit is printed as a recipe line and swept as the grid ``fitted``.
 
 ``--split-interval`` integrates every setting (and the search) as ``[sample] split_interval = true``
 does: piecewise between the guidance interval's ends. Heun-50, the baseline, stays the published one.
@@ -45,6 +46,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
@@ -305,9 +307,12 @@ def search(
     t0, fits = time.perf_counter(), []
     for shift in (float(s) for s in str(args.search_start).split(",")):
         start = (shift / (1 + (shift - 1) * mid) ** 2).log().numpy()
-        fit = minimize(
-            loss, start, method="Nelder-Mead", options={"maxfev": args.search_evals, "xatol": 1e-2}
-        )
+        if args.search_method == "random":
+            fit = random_search(loss, start, args.search_evals, seed=args.seed)
+        else:
+            fit = minimize(
+                loss, start, method="Nelder-Mead", options={"maxfev": args.search_evals, "xatol": 1e-2}
+            )
         print(f"search from shifted:{shift}: {fit.nfev} fits; {LOSS_TEXT[args.search_loss]} (0 = as close) "
               f"{loss(start):+.3f} -> {fit.fun:+.3f} on the fit samples, {loss(start, 'check'):+.3f} -> "
               f"{loss(fit.x, 'check'):+.3f} on the others", file=sys.stderr)  # fmt: skip
@@ -317,6 +322,27 @@ def search(
     density = [round(float(d), 3) for d in torch.as_tensor(fit.x).exp() / torch.as_tensor(fit.x).exp().min()]
     print(f'fitted: grid = {{ name = "density", edges = {list(SEARCH_EDGES)}, density = {density} }}')
     return spec(fit.x)
+
+
+def random_search(loss, start, evals: int, seed: int = 0, step: float = 0.5):  # noqa: ANN001, ANN201
+    """A (1+1) evolution strategy: perturb the best point by Gaussian noise of scale ``step``, keep the
+    perturbation when it lowers the loss, and shrink the scale by 0.8 every 50 tries.
+
+    For losses that are piecewise constant in places, as the RMS is where a few samples flip mode:
+    Nelder–Mead's simplex collapses on the first plateau, random steps of a shrinking size do not.
+    """
+    from scipy.optimize import OptimizeResult
+
+    rng = np.random.default_rng(seed)
+    best_x, best = np.asarray(start, dtype=float), float(loss(start))
+    for i in range(1, evals):
+        candidate = best_x + rng.normal(0.0, step, best_x.shape)
+        value = float(loss(candidate))
+        if value < best:
+            best_x, best = candidate, value
+        if i % 50 == 0:
+            step *= 0.8
+    return OptimizeResult(x=best_x, fun=best, nfev=evals)
 
 
 def cheapest(rows: list[dict[str, Any]], ratio: float = 1.0) -> dict[str, Any] | None:
@@ -437,7 +463,13 @@ def main() -> None:
         default="2",
         help="the search starts from shifted:S; several S, comma-separated: the best",
     )
-    parser.add_argument("--search-evals", type=int, default=200, help="Nelder-Mead's budget of fits")
+    parser.add_argument("--search-evals", type=int, default=200, help="the search's budget of fits")
+    parser.add_argument(
+        "--search-method",
+        choices=("nelder-mead", "random"),
+        default="nelder-mead",
+        help="nelder-mead (scipy); random: a (1+1) evolution strategy, for the rms loss's plateaus",
+    )
     parser.add_argument(
         "--search-loss",
         choices=sorted(LOSS_TEXT),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -164,12 +165,14 @@ def test_photo_folder_names_the_package_to_install(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
-def test_sampling_search_can_target_the_rms(tmp_path):
+def test_sampling_search_can_target_the_rms_by_random_steps(tmp_path):
     out = run(
         "benchmarks/sampling.py", "--mixture", "--num", "32", "--search", "5", "--search-evals", "6",
-        "--search-loss", "rms", "--solvers", "deis_pc", "--grids", "fitted", "--steps", "5",
+        "--search-loss", "rms", "--search-method", "random", "--solvers", "deis_pc", "--grids", "fitted", "--steps", "5",
         "--reference-steps", "100", stderr=True,
     )  # fmt: skip
     report = next(line for line in out.splitlines() if line.startswith("search from shifted:2.0"))
-    assert "log RMS ratio to Heun-50" in report
+    assert "log RMS ratio to Heun-50" in report and "6 fits" in report
+    start, fitted = (float(v) for v in re.findall(r"([+-]\d\.\d+) -> ([+-]\d\.\d+) on the fit", report)[0])
+    assert fitted <= start  # the evolution strategy keeps only improvements
     assert "| deis_pc | fitted | 5 | 5 |" in out
