@@ -51,6 +51,7 @@ import torch
 from PIL import Image, ImageDraw
 
 import gen
+from gen.commands.app import parse_grid
 from gen.distributed import DistInfo
 from gen.guidance import interval_pieces, solve_pieces
 from gen.metrics.dataset_metric import DatasetMetric
@@ -71,18 +72,36 @@ LOSS_TEXT = {
 }
 
 
-def grid_spec(text: str, fitted: gen.ComponentSpec | None = None) -> gen.ComponentSpec:
-    """``linear``, ``shifted:3`` (shift 3), ``edm`` or ``edm:5`` (rho 5), or ``fitted`` (the grid
-    ``--search`` fitted) as a time-grid spec."""
-    if text == "fitted":
-        if fitted is None:
-            raise SystemExit("grid 'fitted' needs --search N")
-        return fitted
+def grid_spec(
+    text: str, fitted: gen.ComponentSpec | None = None, given: gen.ComponentSpec | None = None
+) -> gen.ComponentSpec:
+    """``linear``, ``shifted:3`` (shift 3), ``edm`` or ``edm:5`` (rho 5), ``fitted`` (the grid
+    ``--search`` fitted) or ``given`` (``--given-grid``) as a time-grid spec."""
+    if text in ("fitted", "given"):
+        spec = fitted if text == "fitted" else given
+        if spec is None:
+            raise SystemExit(
+                f"grid {text!r} needs {'--search N' if text == 'fitted' else '--given-grid TABLE'}"
+            )
+        return spec
     name, _, arg = text.partition(":")
     fields = {"shifted": "shift", "edm": "rho"}
     kwargs = {fields[name]: float(arg)} if arg else {}
     config = gen.resolve_config("time_grid", name, **kwargs)
     return gen.ComponentSpec(kind="time_grid", name=name, config=config)
+
+
+def given_grid(text: str | None) -> gen.ComponentSpec | None:
+    """``--given-grid``: a TOML inline table, as ``gen sample --grid`` takes it (the line ``--search``
+    prints, without ``grid =``)."""
+    if text is None:
+        return None
+    table = parse_grid(text)
+    if isinstance(table, str):
+        table = {"name": table}
+    options = {k: v for k, v in table.items() if k != "name"}
+    config = gen.resolve_config("time_grid", table.get("name", ""), **options)
+    return gen.ComponentSpec(kind="time_grid", name=table["name"], config=config)
 
 
 def solver_of(text: str) -> gen.Solver:
@@ -189,7 +208,7 @@ def run_field(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def mixture_field(args: argparse.Namespace) -> dict[str, Any]:
-    field = MixtureField(args.dim, args.modes, args.width, seed=args.seed)
+    field = MixtureField(args.dim, args.modes, args.width, seed=args.field_seed)
     noise = torch.randn(
         args.num, args.dim, generator=torch.Generator().manual_seed(args.seed + 1), dtype=torch.float64
     )
@@ -253,7 +272,7 @@ def sweep(field: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any
     fitted = search(field, reference, baseline, args) if args.search else None
     rows = []
     for grid_text in args.grids.split(","):
-        grid = grid_spec(grid_text, fitted)
+        grid = grid_spec(grid_text, fitted, args.given)
         for solver in args.solvers.split(","):
             for steps in (int(s) for s in args.steps.split(",")):
                 x, nfe, seconds = integrate(field, solver, grid, steps, args.split_interval)
@@ -442,7 +461,8 @@ def main() -> None:
     parser.add_argument(
         "--interval", type=float, nargs=2, help="guidance interval LOW HIGH (default: the recipe's)"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the noise (new noises: another seed)")
+    parser.add_argument("--field-seed", type=int, default=0, help="the mixture's means")
     parser.add_argument(
         "--split-interval",
         action="store_true",
@@ -477,6 +497,10 @@ def main() -> None:
         help="typical: each sample's error (robust to mode flips); rms: the RMS error, which the few "
         "flipping samples set (needs thousands of samples), with the median as a floor",
     )
+    parser.add_argument(
+        "--given-grid",
+        help="a grid to sweep as 'given': a TOML inline table, e.g. the line --search printed",
+    )
     parser.add_argument("--plot", type=Path, help="PNG of error against NFE")
     parser.add_argument("--json", type=Path, help="all rows as JSON")
     parser.add_argument(
@@ -485,6 +509,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.mixture == (args.run is not None):
         parser.error("give a RUN or --mixture (one of them)")
+    try:
+        args.given = given_grid(args.given_grid)  # checked before the reference is computed
+    except gen.GenError as e:
+        parser.error(str(e))
     torch.set_grad_enabled(False)
     field = mixture_field(args) if args.mixture else run_field(args)
     rows = sweep(field, args)

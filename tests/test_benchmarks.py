@@ -176,3 +176,23 @@ def test_sampling_search_can_target_the_rms_by_random_steps(tmp_path):
     start, fitted = (float(v) for v in re.findall(r"([+-]\d\.\d+) -> ([+-]\d\.\d+) on the fit", report)[0])
     assert fitted <= start  # the evolution strategy keeps only improvements
     assert "| deis_pc | fitted | 5 | 5 |" in out
+
+
+def test_sampling_sweeps_a_given_grid_as_gen_sample_takes_it(tmp_path):
+    def rows_of(*extra: str) -> list[dict]:
+        run("benchmarks/sampling.py", "--mixture", "--num", "16", "--reference-steps", "100", "--solvers",
+            "deis_pc", "--steps", "4", "--json", str(tmp_path / "rows.json"), *extra)  # fmt: skip
+        return json.loads((tmp_path / "rows.json").read_text())["rows"]
+
+    rows = rows_of("--given-grid", '{ name = "shifted", shift = 0.5 }', "--grids", "given,shifted:0.5")
+    given, shifted = rows[0], rows[1]
+    assert (given["grid"], shifted["grid"]) == ("given", "shifted:0.5")
+    assert given["error"] == shifted["error"]  # the same grid, so the same samples
+    other_field = rows_of("--grids", "linear", "--field-seed", "1")
+    assert other_field[-1]["error"] != rows[-1]["error"]  # Heun-50 on other means
+    bad = subprocess.run(
+        [sys.executable, "benchmarks/sampling.py", "--mixture", "--given-grid", "{ name = 'shifted', shift = 0 }"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "shift" in bad.stderr.splitlines()[-1]
+    assert "reference: heun" not in bad.stderr  # refused before any work
