@@ -99,9 +99,9 @@ def given_grid(text: str | None) -> gen.ComponentSpec | None:
     table = parse_grid(text)
     if isinstance(table, str):
         table = {"name": table}
-    options = {k: v for k, v in table.items() if k != "name"}
-    config = gen.resolve_config("time_grid", table.get("name", ""), **options)
-    return gen.ComponentSpec(kind="time_grid", name=table["name"], config=config)
+    name, options = table.get("name", ""), {k: v for k, v in table.items() if k != "name"}
+    config = gen.resolve_config("time_grid", name, **options)  # an unknown name is one GenError line
+    return gen.ComponentSpec(kind="time_grid", name=name, config=config)
 
 
 def solver_of(text: str) -> gen.Solver:
