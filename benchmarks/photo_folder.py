@@ -102,7 +102,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.per_class < 1 or args.size < 1:
         raise SystemExit("photo_folder: --per-class and --size must be at least 1")
-    count = write_folder(args.out, args.per_class, args.size, args.scale, args.seed)
+    try:
+        count = write_folder(args.out, args.per_class, args.size, args.scale, args.seed)
+    except OSError as e:  # OUT is a file, read-only, or the disk is full
+        raise SystemExit(f"photo_folder: cannot write under {args.out}: {e}; choose another OUT") from None
     print(f"wrote {count} images of {args.size}x{args.size} in {len(PHOTOS)} classes under {args.out}")
 
 

@@ -153,6 +153,16 @@ def test_photo_folder_writes_an_imagefolder_of_crops(tmp_path):
     # What recipes/photos.toml trains on: the imagefolder dataset reads it as ten classes.
     dataset = gen.build("dataset", "imagefolder", root=str(out), image_size=16, num_workers=0)
     assert dataset.spec.num_classes == 10 and dataset.spec.shape == (3, 16, 16)
+    # An OUT that cannot be written is one line, not a traceback.
+    blocked = subprocess.run(
+        [sys.executable, "benchmarks/photo_folder.py", str(out / "cat" / "00002.png")], cwd=REPO,
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(tmp_path / "site")},
+    )  # fmt: skip
+    assert blocked.returncode == 1 and "Traceback" not in blocked.stderr
+    assert (
+        blocked.stderr.strip().startswith("photo_folder: cannot write under")
+        and "choose another OUT" in blocked.stderr
+    )
 
 
 def test_photo_folder_names_the_package_to_install(tmp_path, monkeypatch):
