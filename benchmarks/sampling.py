@@ -53,10 +53,10 @@ from PIL import Image, ImageDraw
 import gen
 from gen.commands.app import parse_grid
 from gen.distributed import DistInfo
-from gen.guidance import interval_pieces, solve_pieces
 from gen.metrics.dataset_metric import DatasetMetric
-from gen.model_sampler import class_labels
-from gen.sampling import grid_times, guided_velocity
+from gen.sampling.grids import grid_times
+from gen.sampling.model import class_labels
+from gen_flow.guidance import guided_velocity, interval_pieces, solve_pieces
 
 DEFAULT_GRIDS = "linear,shifted:2,shifted:3,shifted:4,edm"
 DEFAULT_SOLVERS = "euler,heun,ab2,dpmpp_2m,dpmpp_3m,deis_pc"

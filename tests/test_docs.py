@@ -146,8 +146,8 @@ def test_recipe_reference_lists_every_first_party_component_and_field(hook, host
 
 def test_recipe_reference_lists_every_section_field(recipes_md):
     from gen.objective import ObjectiveConfig
-    from gen.sampling import SampleConfig
-    from gen.training.config import TrainConfig
+    from gen.sampling.config import SampleConfig
+    from gen.train_config import TrainConfig
 
     for name, cls in (("objective", ObjectiveConfig), ("sample", SampleConfig), ("train", TrainConfig)):
         section = recipes_md.split(f"### `[{name}]`", 1)[1].split("\n### ", 1)[0]
@@ -334,8 +334,8 @@ def test_every_config_class_lists_every_field_on_its_api_page(built_site):
     """Name, type, default and doc of every field, as its `gen.field` declares them (one source)."""
     classes = _config_classes()
     assert {
-        "gen.training.config.TrainConfig",
-        "gen.sampling.SampleConfig",
+        "gen.train_config.TrainConfig",
+        "gen.sampling.config.SampleConfig",
         "gen.objective.ObjectiveConfig",
         "gen.recipe.Recipe",
         "gen_jit.config.JiTConfig",
@@ -368,8 +368,8 @@ def test_every_config_class_lists_every_field_on_its_api_page(built_site):
 
 
 def test_the_train_section_shows_types_and_defaults(built_site):
-    page = (built_site / "reference" / "api" / "gen.training.config" / "index.html").read_text()
-    section = _text(_object_section(page, "gen.training.config.TrainConfig"))
+    page = (built_site / "reference" / "api" / "gen.train_config" / "index.html").read_text()
+    section = _text(_object_section(page, "gen.train_config.TrainConfig"))
     assert "global_batch int 256 Images per optimizer step across all processes." in section
     assert "init_from str | None None Start from the weights of this run directory" in section
 
@@ -402,9 +402,9 @@ def test_api_pages_cross_reference_other_api_objects(built_site):
         r'<a class="autorefs autorefs-internal"[^>]*href="#gen\.build"',
         _object_section(public, "gen.RecipeError"),
     )
-    sampler = (api / "gen.model_sampler" / "index.html").read_text()
+    sampler = (api / "gen.sampling.model" / "index.html").read_text()
     assert 'href="../gen.recipe/#gen.recipe.Recipe"' in _object_section(
-        sampler, "gen.model_sampler.ModelSampler"
+        sampler, "gen.sampling.model.ModelSampler"
     )
 
 

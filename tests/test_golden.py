@@ -55,10 +55,10 @@ grid_samples = 0
 seed = 3
 """
 
-FLOW = "[objective]\nprediction = \"{prediction}\"\nloss = \"{loss}\"\nmultiscale = {multiscale}\n"
+FLOW = '[objective]\nprediction = "{prediction}"\nloss = "{loss}"\nmultiscale = {multiscale}\n'
 DDPM = (
     '[objective]\nprediction = "eps"\nloss = "eps"\n[objective.process]\nname = "ddpm"\n'
-    "num_timesteps = 100\nlearn_sigma = {learn_sigma}\n[sample]\nsampler = \"ddpm\"\nsteps = 10\n"
+    'num_timesteps = 100\nlearn_sigma = {learn_sigma}\n[sample]\nsampler = "ddpm"\nsteps = 10\n'
 )
 #: DiT's learned variance needs a backbone with out_channels (2 C).
 DIT = '[backbone]\nname = "dit"\npatch_size = 4\nhidden_size = 32\ndepth = 2\nnum_heads = 2\n'
@@ -88,7 +88,11 @@ SAMPLES = [
         for solver in ("euler", "heun", "dpmpp_3m", "deis_pc")
     ],
     *[
-        (f"flow_x_v/{solver}/cfg/split", "flow_x_v", {"sampler": solver, "steps": 6, **CFG, "split_interval": True})
+        (
+            f"flow_x_v/{solver}/cfg/split",
+            "flow_x_v",
+            {"sampler": solver, "steps": 6, **CFG, "split_interval": True},
+        )
         for solver in ("euler", "heun", "deis_pc", "euler_maruyama")
     ],
     ("flow_x_v/heun/shifted", "flow_x_v", {"sampler": "heun", "steps": 5, "grid": SHIFTED}),

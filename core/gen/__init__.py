@@ -17,14 +17,16 @@ from gen.version import __version__
 
 if TYPE_CHECKING:  # the same names, imported for type checkers, IDEs and the API docs
     from gen.components import ComponentSpec, build, registered, resolve_config
+    from gen.condition import ClassLabels
     from gen.config import component_field, field, fields_of, type_name
     from gen.errors import DuplicateComponentError, GenError, RecipeError, UnknownComponentError
     from gen.hookspecs import hookimpl
     from gen.images import from_uint8, make_grid, save_png, to_uint8
-    from gen.model_sampler import ModelSampler, load
-    from gen.objective import LinearFlow, Objective, ObjectiveConfig
+    from gen.layers import LabelEmbedder, TimestepEmbedder, init_adaln_zero, modulate, timestep_embedding
+    from gen.objective import Objective, ObjectiveConfig
     from gen.plugins import command_group, get_registry
     from gen.power_ema import EmaLength
+    from gen.process import Condition, Process
     from gen.progress import progress_bar
     from gen.protocols import (
         Autoencoder,
@@ -37,28 +39,27 @@ if TYPE_CHECKING:  # the same names, imported for type checkers, IDEs and the AP
         ListsImages,
         Logger,
         Prediction,
-        Process,
         RanksScores,
         Schedule,
         ScoresSamples,
         ShapeFromConfig,
         Solver,
         SpecFromConfig,
+        TimeGrid,
         VelocityFn,
     )
     from gen.recipe import Recipe, load_recipe
     from gen.registry import KINDS, Component, Registry
+    from gen.runs.checkpoint import weights_name
     from gen.runs.run_dir import Checkpoint, RunDir, export_checkpoint, load_checkpoint
-    from gen.sampling import (
-        Guide,
-        SampleConfig,
-        guidance_scale,
-        guided_velocity,
-        sample,
-        sample_noise,
-        time_grid,
-    )
-    from gen.sampling_settings import SamplingSettings
+    from gen.sampling.config import SampleConfig
+    from gen.sampling.driver import sample
+    from gen.sampling.grids import grid_times, time_grid
+    from gen.sampling.guidance import Guide, extrapolate, guidance_scale
+    from gen.sampling.model import ModelSampler, load
+    from gen.sampling.noise import sample_noise
+    from gen.sampling.settings import SamplingSettings
+    from gen.sampling.step_counter import StepCounter
     from gen.seeds import key_seed, per_sample_generators
     from gen.tensor_files import check_safetensors, read_safetensors, read_torch
     from gen.training.engine import train
@@ -68,14 +69,16 @@ if TYPE_CHECKING:  # the same names, imported for type checkers, IDEs and the AP
 #: checks that the two agree and that every name of `__all__` is one of them).
 _MODULES: dict[str, tuple[str, ...]] = {
     "gen.components": ("ComponentSpec", "build", "registered", "resolve_config"),
+    "gen.condition": ("ClassLabels",),
     "gen.config": ("component_field", "field", "fields_of", "type_name"),
     "gen.errors": ("DuplicateComponentError", "GenError", "RecipeError", "UnknownComponentError"),
     "gen.hookspecs": ("hookimpl",),
     "gen.images": ("from_uint8", "make_grid", "save_png", "to_uint8"),
-    "gen.model_sampler": ("ModelSampler", "load"),
-    "gen.objective": ("LinearFlow", "Objective", "ObjectiveConfig"),
+    "gen.layers": ("LabelEmbedder", "TimestepEmbedder", "init_adaln_zero", "modulate", "timestep_embedding"),
+    "gen.objective": ("Objective", "ObjectiveConfig"),
     "gen.plugins": ("command_group", "get_registry"),
     "gen.power_ema": ("EmaLength",),
+    "gen.process": ("Condition", "Process"),
     "gen.progress": ("progress_bar",),
     "gen.protocols": (
         "Autoencoder",
@@ -88,28 +91,27 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "ListsImages",
         "Logger",
         "Prediction",
-        "Process",
         "RanksScores",
         "Schedule",
         "ScoresSamples",
         "ShapeFromConfig",
         "Solver",
         "SpecFromConfig",
+        "TimeGrid",
         "VelocityFn",
     ),
     "gen.recipe": ("Recipe", "load_recipe"),
     "gen.registry": ("KINDS", "Component", "Registry"),
+    "gen.runs.checkpoint": ("weights_name",),
     "gen.runs.run_dir": ("Checkpoint", "RunDir", "export_checkpoint", "load_checkpoint"),
-    "gen.sampling": (
-        "Guide",
-        "SampleConfig",
-        "guidance_scale",
-        "guided_velocity",
-        "sample",
-        "sample_noise",
-        "time_grid",
-    ),
-    "gen.sampling_settings": ("SamplingSettings",),
+    "gen.sampling.config": ("SampleConfig",),
+    "gen.sampling.driver": ("sample",),
+    "gen.sampling.grids": ("grid_times", "time_grid"),
+    "gen.sampling.guidance": ("Guide", "extrapolate", "guidance_scale"),
+    "gen.sampling.model": ("ModelSampler", "load"),
+    "gen.sampling.noise": ("sample_noise",),
+    "gen.sampling.settings": ("SamplingSettings",),
+    "gen.sampling.step_counter": ("StepCounter",),
     "gen.seeds": ("key_seed", "per_sample_generators"),
     "gen.tensor_files": ("check_safetensors", "read_safetensors", "read_torch"),
     "gen.training.engine": ("train",),
@@ -131,6 +133,8 @@ __all__ = [
     "Process",
     "Checkpoint",
     "ClampsAtDataEnd",
+    "ClassLabels",
+    "Condition",
     "Component",
     "ComponentSpec",
     "command_group",
@@ -146,7 +150,6 @@ __all__ = [
     "ListsImages",
     "Logger",
     "ModelSampler",
-    "LinearFlow",
     "Objective",
     "ObjectiveConfig",
     "Prediction",
@@ -163,6 +166,8 @@ __all__ = [
     "ShapeFromConfig",
     "Solver",
     "SpecFromConfig",
+    "StepCounter",
+    "TimeGrid",
     "UnknownComponentError",
     "VelocityFn",
     "__version__",
@@ -175,7 +180,8 @@ __all__ = [
     "from_uint8",
     "get_registry",
     "guidance_scale",
-    "guided_velocity",
+    "extrapolate",
+    "grid_times",
     "hookimpl",
     "key_seed",
     "per_sample_generators",
@@ -196,4 +202,10 @@ __all__ = [
     "to_uint8",
     "train",
     "type_name",
+    "LabelEmbedder",
+    "TimestepEmbedder",
+    "init_adaln_zero",
+    "modulate",
+    "timestep_embedding",
+    "weights_name",
 ]

@@ -4,7 +4,9 @@ TOML table into a config class, and `build` — the one path from a table to a c
 A recipe section ``[backbone] name = "jit" depth = 12`` and ``gen.build("backbone", "jit", depth=12)``
 both go through `validate_component`, so code and recipes cannot disagree: unknown keys (with the
 closest known ones), TOML types, attrs validators for ranges, then the class's own cross-field checks,
-each a `gen.RecipeError` naming the file, the section and the key.
+each a `gen.RecipeError` naming the file, the section and the key. And back: `to_table` turns a
+validated config into its table, and `merge` is the one rule by which tables combine (``extends``,
+overrides, a command's ``[sample]`` options).
 """
 
 from __future__ import annotations
@@ -217,6 +219,50 @@ def validate_component(kind: str, value: Any, *, section: str, file: str | None)
     return ComponentSpec(kind=kind, name=name, config=config, explicit=frozenset(fields))
 
 
+# -- tables ---------------------------------------------------------------------------------------
+
+
+def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``over`` into ``base``: tables key by key, other values replaced.
+
+    A table with a ``name`` other than the base's selects another component and replaces it whole.
+    """
+    out = dict(base)
+    for key, value in over.items():
+        old = out.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            if "name" in value and old.get("name") != value["name"]:
+                out[key] = dict(value)
+            else:
+                out[key] = merge(old, value)
+        else:
+            out[key] = value
+    return out
+
+
+def to_table(obj: Any) -> Any:
+    """A validated config (or recipe) as a plain TOML-ready table; None values are left out."""
+    if isinstance(obj, ComponentSpec):
+        table: dict[str, Any] = {"name": obj.name}
+        if obj.config is not None:
+            table.update(to_table(obj.config))
+        return table
+    if attrs.has(type(obj)):
+        out = {}
+        for f in attrs.fields(type(obj)):
+            if f.metadata.get("recipe") is False:  # not a key of the section (a recipe's source file)
+                continue
+            value = to_table(getattr(obj, f.name))
+            if value is not None:
+                out[f.name] = value
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [to_table(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_table(v) for k, v in obj.items()}
+    return obj
+
+
 def build(kind: str, name: str, **fields: Any) -> Any:
     """Build the component a recipe section ``{name = name, **fields}`` would build.
 
@@ -238,8 +284,10 @@ __all__ = [
     "ComponentSpec",
     "build",
     "build_component",
+    "merge",
     "registered",
     "resolve_config",
+    "to_table",
     "validate_component",
     "validate_config",
 ]

@@ -46,7 +46,9 @@ def register_schedules(register):
 
 @hookspec
 def register_samplers(register):
-    """Register ODE solvers: ``factory(config)`` is a callable ``(velocity_fn, z0, timesteps) -> z1``."""
+    """Register samplers of a process: ``register(name, factory, process="flow")`` says which process's
+    models a sampler samples (a flow solver is a callable ``(velocity_fn, z0, timesteps) -> z1``; a
+    ``ddpm`` sampler runs its chain); a model of another process refuses it by name."""
 
 
 @hookspec
@@ -62,8 +64,9 @@ def register_datasets(register):
 
 @hookspec
 def register_processes(register):
-    """Register denoising processes: ``factory(config)`` returns ``flow``'s marker (the core's linear path,
-    configured by ``[objective]``) or a `gen.protocols.Process` that owns its loss and sampling."""
+    """Register denoising processes: ``factory(config)`` returns a `gen.Process`, which owns a model's
+    loss and sampling (``flow``: `gen_flow`; ``ddpm``: `gen_ddpm`); ``config`` is its
+    ``[objective.process]`` table."""
 
 
 @hookspec

@@ -188,15 +188,6 @@ class Prediction(Protocol):
         ...
 
 
-def convert(
-    prediction: Prediction, space: str, out: Tensor, z: Tensor, t: Tensor | float, *, t_eps: float
-) -> Tensor:
-    """``prediction.to_<space>(out, z, t, t_eps=t_eps)`` for ``space`` in x, eps, v."""
-    if space not in SPACES:
-        raise ValueError(f"unknown space {space!r}; expected one of {', '.join(SPACES)}")
-    return getattr(prediction, f"to_{space}")(out, z, t, t_eps=t_eps)
-
-
 @runtime_checkable
 class ClampsAtDataEnd(Protocol):
     """A prediction whose velocity is formed from a data prediction with the clamp of published JiT,
@@ -227,63 +218,6 @@ class Schedule(Protocol):
         self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
     ) -> Tensor:
         """``n`` times in (0, 1), shape (n,), float32 on ``device``; all randomness from ``generator``."""
-        ...
-
-
-# -- processes other than the linear flow -------------------------------------------------------------
-
-
-@runtime_checkable
-class Process(Protocol):
-    """A denoising process that owns its training loss and its sampling (a registered ``process``).
-
-    The core's linear flow (process ``flow``, the default) is configured by the ``[objective]`` keys
-    ``prediction``, ``loss``, ``schedule``, ``noise_scale``, ``t_eps`` and ``multiscale``. Another process
-    (``ddpm``: DiT's discrete Gaussian diffusion) takes its options from its own table
-    (``[objective.process]``) and implements these methods; the engine keeps drawing labels to drop,
-    times and noise keyed by position in the global batch, so exact resume holds for every process.
-    """
-
-    def check_objective(self, objective: Any) -> None:
-        """Raise ``ValueError`` naming the ``[objective]`` key this process cannot honour."""
-        ...
-
-    def check_sample(self, sample: Any) -> None:
-        """Raise ``ValueError`` naming the ``[sample]`` key (a `gen.SampleConfig`) this process
-        cannot honour: a sampler that is not its own, steps its sampler cannot take, a time grid."""
-        ...
-
-    def backbone_fields(self, spec: DataSpec) -> dict[str, Any]:
-        """Backbone config fields the process needs (``out_channels = 2 C`` for a learned variance)."""
-        ...
-
-    def sample_time(
-        self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
-    ) -> Tensor:
-        """(n,) float32 training times in the process's own units (DDPM: integer steps 0..T-1)."""
-        ...
-
-    def loss_at(
-        self, net: Any, x: Tensor, y: Tensor, t: Tensor, eps: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Per-sample losses (B,) (with grad) and stats: ``loss`` (B,) detached and ``t`` (B,) in [0, 1]
-        with 0 = noise, 1 = data (the engine's loss-by-t bins)."""
-        ...
-
-    def sample(
-        self,
-        net: Any,
-        noise: Tensor,
-        labels: Tensor,
-        *,
-        sampler: Any,
-        steps: int,
-        cfg: float,
-        cfg_interval: tuple[float, float],
-        num_classes: int,
-    ) -> Tensor:
-        """Samples (B, ...) from start noise (B, ...) ~ N(0, I); ``labels`` (B,) with ``num_classes`` the
-        null label. Guidance applies where the step's time in [0, 1] (0 = noise) is in the interval."""
         ...
 
 
@@ -374,7 +308,6 @@ __all__ = [
     "Logger",
     "Autoencoder",
     "EncodedData",
-    "Process",
     "ShapeFromConfig",
     "ClampsAtDataEnd",
     "DataClampedVelocity",
@@ -391,5 +324,4 @@ __all__ = [
     "SpecFromConfig",
     "TimeGrid",
     "VelocityFn",
-    "convert",
 ]

@@ -20,15 +20,16 @@ from typing import Any
 
 import attrs
 
-from gen.components import ComponentSpec, validate_component, validate_config
+from gen.components import ComponentSpec, merge, to_table, validate_component, validate_config
 from gen.config import component_field
 from gen.errors import GenError, RecipeError
 from gen.latent_space import model_spec
 from gen.objective import ObjectiveConfig
 from gen.plugins import get_registry
-from gen.protocols import DataSpec, EncodedData, Process, ShapeFromConfig, SpecFromConfig
-from gen.sampling import SampleConfig, check_sampler
-from gen.training.config import TrainConfig
+from gen.protocols import DataSpec, EncodedData, ShapeFromConfig, SpecFromConfig
+from gen.sampling.config import SampleConfig
+from gen.sampling.driver import check_sampler
+from gen.train_config import TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -89,24 +90,6 @@ def read_toml(path: Path, *, included_from: str | None = None) -> dict[str, Any]
         raise RecipeError(f"invalid TOML: {e}", file=str(path)) from None
     except UnicodeDecodeError:
         raise RecipeError("not a UTF-8 text file", file=str(path)) from None
-
-
-def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge ``over`` into ``base``: tables key by key, other values replaced.
-
-    A table with a ``name`` other than the base's selects another component and replaces it whole.
-    """
-    out = dict(base)
-    for key, value in over.items():
-        old = out.get(key)
-        if isinstance(old, dict) and isinstance(value, dict):
-            if "name" in value and old.get("name") != value["name"]:
-                out[key] = dict(value)
-            else:
-                out[key] = merge(old, value)
-        else:
-            out[key] = value
-    return out
 
 
 def load_table(path: str | Path, _stack: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -187,9 +170,7 @@ def model_fields(recipe_objective: ObjectiveConfig, spec: DataSpec) -> dict[str,
     ``input_size``, ``in_channels``, ``num_classes`` (or ``input_dim``), and the process's own
     (``out_channels = 2 C`` for DDPM's learned variance)."""
     fields = spec.backbone_fields()
-    process = recipe_objective.build_process()
-    if isinstance(process, Process):
-        fields.update(process.backbone_fields(spec))
+    fields.update(recipe_objective.build_process().backbone_fields(spec))
     return fields
 
 
@@ -325,29 +306,6 @@ def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Recipe:
 
 
 # -- printing ---------------------------------------------------------------------------------------
-
-
-def to_table(obj: Any) -> Any:
-    """A validated config (or recipe) as a plain TOML-ready table; None values are left out."""
-    if isinstance(obj, ComponentSpec):
-        table: dict[str, Any] = {"name": obj.name}
-        if obj.config is not None:
-            table.update(to_table(obj.config))
-        return table
-    if attrs.has(type(obj)):
-        out = {}
-        for f in attrs.fields(type(obj)):
-            if f.name == "source" and isinstance(obj, Recipe):
-                continue
-            value = to_table(getattr(obj, f.name))
-            if value is not None:
-                out[f.name] = value
-        return out
-    if isinstance(obj, (list, tuple)):
-        return [to_table(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: to_table(v) for k, v in obj.items()}
-    return obj
 
 
 def recipe_to_toml(recipe: Recipe, *, header: str | None = None) -> str:

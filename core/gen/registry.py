@@ -38,6 +38,8 @@ class Component(Generic[T]):
         config: Its attrs config class, or ``None`` when it takes no options.
         description: One line for ``gen components`` and the docs.
         plugin: The name of the plugin that registered it.
+        process: For a sampler: the registered process it samples (``flow``, ``ddpm``), so that a model
+            of another process refuses it by name; None where it does not say.
     """
 
     kind: str
@@ -46,6 +48,7 @@ class Component(Generic[T]):
     config: type | None
     description: str
     plugin: str
+    process: str | None = None
 
     def make_config(self, **fields: Any) -> Any:
         """Instantiate the config class (no validation beyond attrs'; see `gen.build`)."""
@@ -70,6 +73,11 @@ class Registry(Generic[T]):
         self._components: dict[str, Component[T]] = {}
 
     def add(self, component: Component[T]) -> None:
+        if component.process is not None and self.kind != "sampler":
+            raise TypeError(
+                f"plugin {component.plugin!r}: {self.kind} {component.name!r}: only a sampler says which "
+                "process it samples (process=...)"
+            )
         config = component.config
         if config is not None and not (isinstance(config, type) and attrs.has(config)):
             raise TypeError(
@@ -119,6 +127,7 @@ def make_register(registry: Registry, plugin: str) -> Callable[..., None]:
         *,
         config: type | None = None,
         description: str | None = None,
+        process: str | None = None,
     ) -> None:
         if description is None:
             doc = inspect.getdoc(factory) or ""
@@ -131,6 +140,7 @@ def make_register(registry: Registry, plugin: str) -> Callable[..., None]:
                 config=config,
                 description=description,
                 plugin=plugin,
+                process=process,
             )
         )
 

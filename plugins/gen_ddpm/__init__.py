@@ -87,10 +87,12 @@ def register_samplers(register):  # noqa: ANN001, ANN201
         config=AncestralConfig,
         description="Ancestral sampling of the ddpm process with the model's variance "
         "(DiT's default, 250 steps).",
+        process="ddpm",
     )
     register(
         "ddim",
         DDIMSampler,
         config=DDIMConfig,
         description="DDIM sampling of the ddpm process (eta = 0: deterministic), DDIM's stride spacing.",
+        process="ddpm",
     )

@@ -42,11 +42,11 @@ def guidance_scale_at(
 
 def guided_output(
     net: Any,
-    labels: Tensor,
+    labels: Tensor | gen.Condition,
     *,
     cfg: float,
     cfg_interval: tuple[float, float],
-    num_classes: int,
+    num_classes: int | None = None,
     num_timesteps: int,
     cfg_channels: int = 3,
 ) -> ModelFn:
@@ -54,28 +54,29 @@ def guided_output(
 
     Args:
         net: The backbone ``net(z, t, y)``, t the integer timesteps as a float tensor (B,).
-        labels: (B,) int64 class ids; ``num_classes`` is the null label.
+        labels: A `gen.Condition`, or (B,) int64 class ids with ``num_classes`` the null label.
         cfg: The guidance scale s (1 = none).
         cfg_interval: (low, high) in τ (see the module docstring).
-        num_classes: Classes of the model; 0 = unconditional (no guidance).
+        num_classes: With class ids: classes of the model; 0 = unconditional (no guidance).
         num_timesteps: T of the original process (for τ).
         cfg_channels: How many leading ε channels are guided; 0 = all of them.
 
     Returns:
         ``model_fn(x_t, timestep) -> out``: x_t (B, C, ...), out (B, C_out, ...) in x_t's dtype.
     """
-    null = torch.full_like(labels, num_classes)  # (B,)
+    condition = labels if isinstance(labels, gen.Condition) else gen.ClassLabels(labels, num_classes)
+    y, y_with_null = condition.y, condition.with_null() if condition.guidable else None  # (B,), (2B,)
 
     def model_fn(x: Tensor, timestep: int) -> Tensor:
         s = guidance_scale_at(timestep, num_timesteps, cfg, cfg_interval)
-        if s == 1.0 or num_classes == 0:
+        if s == 1.0 or not condition.guidable:
             t = torch.full((x.shape[0],), float(timestep), device=x.device)  # (B,)
-            return net(x, t, labels).to(x.dtype)
+            return net(x, t, y).to(x.dtype)
         t = torch.full((2 * x.shape[0],), float(timestep), device=x.device)  # (2B,)
-        out = net(torch.cat([x, x]), t, torch.cat([labels, null])).to(x.dtype)  # (2B, C_out, ...)
+        out = net(torch.cat([x, x]), t, y_with_null).to(x.dtype)  # (2B, C_out, ...)
         cond, uncond = out.chunk(2)
         k = x.shape[1] if cfg_channels == 0 else min(cfg_channels, x.shape[1])
-        guided = uncond[:, :k] + s * (cond[:, :k] - uncond[:, :k])
+        guided = gen.extrapolate(uncond[:, :k], cond[:, :k], s)
         return torch.cat([guided, cond[:, k:]], dim=1)
 
     return model_fn

@@ -102,12 +102,15 @@ def _toml(value: Any) -> str:
 
 
 class DDPMProcess:
-    """DiT's discrete Gaussian diffusion (see the module docstring): a `gen.protocols.Process`.
+    """DiT's discrete Gaussian diffusion (see the module docstring): a `gen.Process`.
 
     Attributes:
         config: The `DDPMConfig`.
         diffusion: The T-step `GaussianDiffusion` (float64 tables).
+        noise_scale: 1: the diffusion's noise is N(0, I).
     """
+
+    noise_scale = 1.0
 
     def __init__(self, config: DDPMConfig):
         self.config = config
@@ -122,6 +125,14 @@ class DDPMProcess:
         )
 
     # -- checks --------------------------------------------------------------------------------------
+    def with_objective(self, objective: Any) -> DDPMProcess:
+        """This process, once ``[objective]`` is one it can train (`check_objective`)."""
+        self.check_objective(objective)
+        return self
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """Any sample shape: the diffusion is elementwise."""
+
     def check_objective(self, objective: Any) -> None:
         """Raise ``ValueError`` unless ``[objective]`` predicts and regresses eps and sets no flow key."""
         for key in ("prediction", "loss"):
@@ -140,7 +151,18 @@ class DDPMProcess:
 
     def check_sample(self, sample: Any) -> None:
         """Raise ``ValueError`` naming the ``[sample]`` key this process cannot honour: a sampler that is
-        not ``ddpm`` or ``ddim``, steps its spacing cannot take, or a time grid (the flow's)."""
+        not ``ddpm`` or ``ddim``, steps its spacing cannot take, a time grid, autoguidance or a split
+        interval (the flow's)."""
+        if sample.guidance == "auto":
+            raise ValueError(
+                "guidance = 'auto' (autoguidance) guides the flow's velocity; the ddpm process of this model "
+                "samples with classifier-free guidance only: set guidance = 'cfg'"
+            )
+        if sample.split_interval:
+            raise ValueError(
+                "split_interval cuts the flow's ODE where guidance switches; the ddpm process of this model "
+                "samples itself: set split_interval = false"
+            )
         sampler = sample.sampler.build() if isinstance(sample.sampler, gen.ComponentSpec) else sample.sampler
         self.check_sampler(sampler)
         self.kept_steps(sampler, sample.steps)
@@ -177,6 +199,10 @@ class DDPMProcess:
         return {"out_channels": 2 * spec.shape[0]} if self.config.learn_sigma else {}
 
     # -- training ------------------------------------------------------------------------------------
+    def draw(self, n: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """``t`` (n,): integer steps uniform in 0..T−1 (`sample_time`)."""
+        return {"t": self.sample_time(n, generator=generator)}
+
     def sample_time(
         self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
     ) -> Tensor:
@@ -184,6 +210,12 @@ class DDPMProcess:
         where = generator.device if generator is not None else device
         t = torch.randint(0, self.config.num_timesteps, (n,), generator=generator, device=where)
         return t.to(device=device if device is not None else t.device, dtype=torch.float32)
+
+    def loss(
+        self, net: Any, x: Tensor, condition: gen.Condition, draws: dict[str, Tensor], eps: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The per-sample hybrid loss (`loss_at`) at the steps ``draws["t"]``."""
+        return self.loss_at(net, x, condition.y, draws["t"], eps)
 
     def loss_at(
         self, net: Any, x: Tensor, y: Tensor, t: Tensor, eps: Tensor
@@ -214,17 +246,47 @@ class DDPMProcess:
         self,
         net: Any,
         noise: Tensor,
-        labels: Tensor,
+        condition: gen.Condition,
+        sample: Any,
+        *,
+        guide: Any = None,
+        on_step: Any = None,
+    ) -> Tensor:
+        """Samples (B, C, ...) with ``[sample]``'s sampler (ddpm or ddim), steps and classifier-free
+        guidance (`run_sampler`); ``on_step`` hears of all the steps when the chain ends."""
+        if guide is not None or sample.guidance != "cfg":
+            raise gen.GenError("[sample] the ddpm process samples with classifier-free guidance only")
+        sampler = sample.sampler.build() if isinstance(sample.sampler, gen.ComponentSpec) else sample.sampler
+        out = self.run_sampler(
+            torch.compile(net) if sample.compile else net,
+            noise,
+            condition,
+            sampler=sampler,
+            steps=sample.steps,
+            cfg=sample.cfg,
+            cfg_interval=sample.cfg_interval,
+        )
+        if on_step is not None:
+            gen.StepCounter(torch.zeros(sample.steps + 1), on_step).finish()
+        return out
+
+    @torch.no_grad()
+    def run_sampler(
+        self,
+        net: Any,
+        noise: Tensor,
+        labels: Tensor | gen.Condition,
         *,
         sampler: Any,
         steps: int,
         cfg: float,
         cfg_interval: tuple[float, float],
-        num_classes: int,
+        num_classes: int | None = None,
     ) -> Tensor:
         """Samples (B, C, ...) from start noise (B, C, ...) ~ N(0, I) with ``steps`` respaced steps.
 
-        ``labels`` (B,) with ``num_classes`` the null label; guidance as `gen_ddpm.guidance` says.
+        ``labels``: a `gen.Condition`, or (B,) class ids with ``num_classes`` the null label; guidance as
+        `gen_ddpm.guidance` says.
 
         Raises:
             gen.GenError: when the sampler's spacing cannot take ``steps`` of the T steps.

@@ -15,12 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+import gen
 from gen_dit.attention import Attention, CrossAttention, Mlp
-
-
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """``x * (1 + scale) + shift`` with per-sample shift and scale: x (B, N, D), shift/scale (B, D)."""
-    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)  # (B, N, D)
 
 
 def _norm(hidden_size: int, affine: bool) -> nn.LayerNorm:
@@ -59,14 +55,14 @@ class AdaLNBlock(nn.Module):
             shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(
                 cond
             ).chunk(6, dim=1)  # (B, D) each
-            x = x + gate_msa.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift_msa, scale_msa))
-            x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
+            x = x + gate_msa.unsqueeze(1) * self.attn(gen.modulate(self.norm1(x), shift_msa, scale_msa))
+            x = x + gate_mlp.unsqueeze(1) * self.mlp(gen.modulate(self.norm2(x), shift_mlp, scale_mlp))
             return x  # (B, N, D)
         shift_msa, scale_msa, shift_mlp, scale_mlp = self.adaLN_modulation(cond).chunk(
             4, dim=1
         )  # (B, D) each
-        x = x + self.attn(modulate(self.norm1(x), shift_msa, scale_msa))
-        x = x + self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
+        x = x + self.attn(gen.modulate(self.norm1(x), shift_msa, scale_msa))
+        x = x + self.mlp(gen.modulate(self.norm2(x), shift_mlp, scale_mlp))
         return x  # (B, N, D)
 
 
@@ -145,5 +141,5 @@ class FinalLayer(nn.Module):
         x = self.norm_final(x)  # (B, N, D)
         if self.adaptive:
             shift, scale = self.adaLN_modulation(cond).chunk(2, dim=1)  # (B, D) each
-            x = modulate(x, shift, scale)
+            x = gen.modulate(x, shift, scale)
         return self.linear(x)  # (B, N, p*p*C_out)

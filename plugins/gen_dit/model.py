@@ -13,7 +13,7 @@ from torch import nn
 import gen
 from gen_dit.blocks import AdaLNBlock, CrossAttentionBlock, FinalLayer, ViTBlock
 from gen_dit.config import DiTConfig
-from gen_dit.embeddings import LabelEmbedder, PatchEmbed, TimestepEmbedder, sincos_pos_embed_2d
+from gen_dit.embeddings import PatchEmbed, sincos_pos_embed_2d
 
 
 class DiT(nn.Module):
@@ -42,8 +42,8 @@ class DiT(nn.Module):
         adaptive = cfg.conditioning in ("adaln_zero", "adaln")
 
         self.x_embedder = PatchEmbed(p, cfg.in_channels, D)
-        self.t_embedder = TimestepEmbedder(D)
-        self.y_embedder = LabelEmbedder(cfg.num_classes, D)
+        self.t_embedder = gen.TimestepEmbedder(D)
+        self.y_embedder = gen.LabelEmbedder(cfg.num_classes, D)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.grid * self.grid, D), requires_grad=False)
         if adaptive:
             gated = cfg.conditioning == "adaln_zero"
@@ -78,17 +78,10 @@ class DiT(nn.Module):
         w = self.x_embedder.proj.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         nn.init.zeros_(self.x_embedder.proj.bias)
-        nn.init.normal_(self.y_embedder.embedding_table.weight, std=0.02)
-        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
-        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
+        self.y_embedder.init_weights(std=0.02)  # y then t: the published order of the random draws
+        self.t_embedder.init_weights(std=0.02)
         if self.conditioning == "adaln_zero":
-            for block in self.blocks:
-                nn.init.zeros_(block.adaLN_modulation[-1].weight)
-                nn.init.zeros_(block.adaLN_modulation[-1].bias)
-            nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
-            nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
-            nn.init.zeros_(self.final_layer.linear.weight)
-            nn.init.zeros_(self.final_layer.linear.bias)
+            gen.init_adaln_zero(self.blocks, self.final_layer)
 
     def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N, p*p*C_out) -> (B, C_out, H, W); each token's values are ordered (p, p, C_out)."""

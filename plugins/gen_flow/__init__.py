@@ -1,11 +1,15 @@
 """gen_flow: the flow-matching parts of ``gen`` as a plugin.
 
-Registers the process ``flow`` (the core's linear path), the prediction parameterizations (``x``, ``eps``, ``v``), the training-time schedules
-(``logit_normal``, ``uniform``), the solvers (``euler``, ``heun``, ``ab2``, ``dpmpp_2m``, ``dpmpp_3m``,
-``deis_pc``, ``dopri5``, ``euler_maruyama``) and the sampling time grids (``linear``, ``shifted``, ``edm``, ``list``,\n``density``).
+Registers the process ``flow`` (`gen_flow.process.FlowProcess`: the linear path, its loss and its
+guided sampling), the prediction parameterizations (``x``, ``eps``, ``v``), the training-time schedules
+(``logit_normal``, ``uniform``), the solvers of the flow (``euler``, ``heun``, ``ab2``, ``dpmpp_2m``,
+``dpmpp_3m``, ``deis_pc``, ``dopri5``, ``euler_maruyama``) and the sampling time grids (``linear``,
+``shifted``, ``edm``, ``list``, ``density``).
 """
 
 from __future__ import annotations
+
+import functools
 
 import gen
 
@@ -23,9 +27,12 @@ __all__ = [
 
 @gen.hookimpl
 def register_processes(register):  # noqa: ANN001, ANN201
+    from gen_flow.process import FlowConfig, FlowProcess
+
     register(
         "flow",
-        lambda config: gen.LinearFlow(),
+        FlowProcess,
+        config=FlowConfig,
         description="The linear path z_t = t x + (1 - t) eps (JiT, SiT); options are [objective]'s own keys.",
     )
 
@@ -56,6 +63,7 @@ def register_schedules(register):  # noqa: ANN001, ANN201
 def register_samplers(register):  # noqa: ANN001, ANN201
     from gen_flow import solvers
 
+    register = functools.partial(register, process="flow")  # every solver here integrates the flow
     register("euler", lambda config: solvers.euler, description="Euler: first order, one evaluation a step.")
     register(
         "heun",

@@ -234,10 +234,10 @@ def convert_checkpoint(
         check_loads(config, state)
     if recipe is not None:
         return [export_run(states, config, out, recipe, ema_decays)]
-    names = {
-        "model": "model.safetensors",
-        "model_ema1": f"ema_{ema_decays[0]!r}.safetensors",
-        "model_ema2": f"ema_{ema_decays[1]!r}.safetensors",
+    names = {  # the checkpoint format's file names: model.safetensors, ema_<decay>.safetensors
+        "model": gen.weights_name(None),
+        "model_ema1": gen.weights_name(ema_decays[0]),
+        "model_ema2": gen.weights_name(ema_decays[1]),
     }
     targets = [out / n for n in names.values()] + [out / "recipe.toml"]
     existing = [p.name for p in targets if p.exists()]

@@ -9,8 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+import gen
 from gen_jit.config import JiTConfig
-from gen_jit.embeddings import BottleneckPatchEmbed, LabelEmbedder, PatchEmbed, TimestepEmbedder
+from gen_jit.embeddings import BottleneckPatchEmbed, PatchEmbed
 from gen_jit.layers import FinalLayer, JiTBlock
 from gen_jit.positions import rope_tables_2d, sincos_pos_embed_2d
 
@@ -35,8 +36,8 @@ class JiT(nn.Module):
         self.in_context_len = cfg.in_context_len
         self.in_context_start = cfg.in_context_start
 
-        self.t_embedder = TimestepEmbedder(dim)
-        self.y_embedder = LabelEmbedder(cfg.num_classes, dim)
+        self.t_embedder = gen.TimestepEmbedder(dim)
+        self.y_embedder = gen.LabelEmbedder(cfg.num_classes, dim)
         if cfg.bottleneck_dim > 0:
             self.x_embedder = BottleneckPatchEmbed(p, cfg.in_channels, cfg.bottleneck_dim, dim)
         else:
@@ -103,18 +104,11 @@ class JiT(nn.Module):
             nn.init.xavier_uniform_(conv.weight.view(conv.weight.shape[0], -1))
             if conv.bias is not None:
                 nn.init.zeros_(conv.bias)
-        nn.init.normal_(self.y_embedder.embedding_table.weight, std=0.02)
-        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
-        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
+        self.y_embedder.init_weights(std=0.02)  # the random draws in the published order: y, t, in-context
+        self.t_embedder.init_weights(std=0.02)
         if self.in_context_len > 0:
             nn.init.normal_(self.in_context_posemb, std=0.02)
-        for block in self.blocks:
-            nn.init.zeros_(block.adaLN_modulation[-1].weight)
-            nn.init.zeros_(block.adaLN_modulation[-1].bias)
-        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
-        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
-        nn.init.zeros_(self.final_layer.linear.weight)
-        nn.init.zeros_(self.final_layer.linear.bias)
+        gen.init_adaln_zero(self.blocks, self.final_layer)
 
     def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N, p*p*C) -> (B, C, H, W); each token holds its patch as (row, col, channel)."""

@@ -61,6 +61,34 @@ class ToyScheduleConfig:
     low: float = gen.field(0.0, doc="Lower end.", validator=v.ge(0))
 
 
+class ToyProcess:
+    """A `gen.Process` that validates every section and samples nothing (the toy host's recipes)."""
+
+    noise_scale = 1.0
+
+    def with_objective(self, objective):
+        return self
+
+    def check_shape(self, shape):
+        pass
+
+    def check_sample(self, sample):
+        pass
+
+    def backbone_fields(self, spec):
+        return {}
+
+    def draw(self, n, generator):
+        return {"t": torch.rand(n, generator=generator)}
+
+    def loss(self, net, x, condition, draws, eps):
+        per_sample = (net(x, draws["t"], condition.y) - x).pow(2).flatten(1).mean(1)
+        return per_sample, {"loss": per_sample.detach(), "t": draws["t"]}
+
+    def sample(self, net, noise, condition, sample, *, guide=None, on_step=None):
+        return noise
+
+
 class ToyPlugin:
     """Registered under the name ``toy``."""
 
@@ -91,7 +119,7 @@ class ToyPlugin:
 
     @gen.hookimpl
     def register_processes(self, register):
-        register("flow", lambda cfg: gen.LinearFlow(), description="Toy flow.")
+        register("flow", lambda cfg: ToyProcess(), description="Toy flow.")
 
     @gen.hookimpl
     def register_autoencoders(self, register):

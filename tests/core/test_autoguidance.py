@@ -13,11 +13,12 @@ from typer.testing import CliRunner
 
 import gen
 from gen.commands import app
-from gen.guidance import Guide
 from gen.recipe import load_recipe
 from gen.runs import checkpoint as ckpt
-from gen.sampling import guided_velocity, sample
 from gen.training.engine import train
+from gen_flow.guidance import FlowGuide as Guide
+from gen_flow.guidance import guided_velocity
+from gen_flow.sampling import sample_flow as sample
 
 runner = CliRunner()
 F64 = torch.float64
@@ -145,7 +146,7 @@ def test_gen_sample_with_a_guide(cli, runs, tmp_path):
     guide = gen.load(str(ckpt.checkpoint_dir(main, 3)))
     guide.use_weights(0.9)
     model.use_weights(0.9)
-    labels = torch.as_tensor(gen.model_sampler.class_labels(6, 3))
+    labels = torch.as_tensor(gen.sampling.model.class_labels(6, 3))
     noise = gen.sample_noise(range(6), (3, 4, 4), seed=0)
     x = sample(model.model, noise, labels, prediction="x", sampler="euler", steps=4, cfg=3.0, num_classes=3,
                guide=Guide(guide.model, "x", 0.05))  # fmt: skip

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 import gen
-from gen.guidance import Guide, guided_velocity, interval_pieces
+from gen_flow.guidance import FlowGuide as Guide
+from gen_flow.guidance import guided_velocity, interval_pieces
+from gen_flow.sampling import sample_flow
 
 F64 = torch.float64
 
@@ -86,9 +88,9 @@ def test_split_integration_is_exact_for_a_field_constant_on_each_piece(sampler):
     cfg, (low, high) = 3.0, (0.23, 0.61)
     exact = noise + net.e[y] + (high - low) * (cfg - 1) * (net.e[y] - net.e[2])
     kwargs = dict(prediction="v", sampler=sampler, steps=5, cfg=cfg, cfg_interval=(low, high), num_classes=2)
-    split = gen.sample(net, noise, y, split_interval=True, **kwargs)
+    split = sample_flow(net, noise, y, split_interval=True, **kwargs)
     torch.testing.assert_close(split, exact, rtol=0, atol=1e-12)
-    published = gen.sample(net, noise, y, **kwargs)
+    published = sample_flow(net, noise, y, **kwargs)
     assert (published - exact).abs().max() > 0.01
 
 
@@ -107,7 +109,7 @@ def decay_error(steps, sampler, split):
     a, a_null = DecayNet.rates[y], DecayNet.rates[2]
     integral = a * (1 - (high - low)) + (a_null + cfg * (a - a_null)) * (high - low)  # ∫ rate dt
     exact = z0 * torch.exp(-integral)[:, None]
-    out = gen.sample(DecayNet(), z0, y, prediction="v", sampler=sampler, steps=steps, cfg=cfg,
+    out = sample_flow(DecayNet(), z0, y, prediction="v", sampler=sampler, steps=steps, cfg=cfg,
                      cfg_interval=(low, high), num_classes=2, split_interval=split)  # fmt: skip
     return float((out - exact).abs().max())
 
@@ -140,6 +142,6 @@ def test_progress_counts_the_steps_of_the_cut_grid():
     """One step cannot be cut at two ends without two more: the progress reports three, in order."""
     net, y, calls = ConstantNet(), torch.tensor([0, 1]), []
     noise = torch.zeros(2, 2, dtype=F64)
-    gen.sample(net, noise, y, prediction="v", sampler="euler", steps=1, cfg=3.0, cfg_interval=(0.3, 0.6),
+    sample_flow(net, noise, y, prediction="v", sampler="euler", steps=1, cfg=3.0, cfg_interval=(0.3, 0.6),
                num_classes=2, split_interval=True, on_step=lambda k, total: calls.append((k, total)))  # fmt: skip
     assert calls == [(1, 3), (2, 3), (3, 3)]

@@ -159,7 +159,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_recipe_is_one_line_exit_2(toy_host, tmp_path, case):
     from gen.objective import ObjectiveConfig
-    from gen.training.config import TrainConfig
+    from gen.train_config import TrainConfig
 
     _, text, overrides, expected = case
     path = write(tmp_path, "r.toml", text)

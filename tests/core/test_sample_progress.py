@@ -10,11 +10,12 @@ from rich.console import Console
 from torch import nn
 
 import gen
-import gen.sample_files
+import gen.sampling.files
 from gen.distributed import DistInfo
-from gen.model_sampler import ModelSampler, class_labels
-from gen.sample_files import sample_to
-from gen.sampling import sample, sample_noise
+from gen.sampling.files import sample_to
+from gen.sampling.model import ModelSampler, class_labels
+from gen.sampling.noise import sample_noise
+from gen_flow.sampling import sample_flow as sample
 
 
 class Net(nn.Module):
@@ -107,7 +108,7 @@ class RecordingProgress:
 
 def test_gen_sample_bar_moves_per_step_in_images_and_ends_exact(run, tmp_path, monkeypatch):
     bar = RecordingProgress()
-    monkeypatch.setattr(gen.sample_files, "progress_bar", bar)
+    monkeypatch.setattr(gen.sampling.files, "progress_bar", bar)
     sampler = ModelSampler.from_checkpoint(run)
     settings = sampler.settings("default", steps=4)
     dist = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))

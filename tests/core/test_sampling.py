@@ -8,7 +8,12 @@ from torch import nn
 
 import gen
 from gen.objective import ObjectiveConfig
-from gen.sampling import SampleConfig, guidance_scale, guided_velocity, sample, sample_noise, time_grid
+from gen.sampling.config import SampleConfig
+from gen.sampling.grids import time_grid
+from gen.sampling.guidance import guidance_scale
+from gen.sampling.noise import sample_noise
+from gen_flow.guidance import guided_velocity
+from gen_flow.sampling import sample_flow as sample
 
 F64 = torch.float64
 
@@ -153,7 +158,7 @@ def test_sampler_given_as_name_function_or_spec():
     spec = gen.ComponentSpec(kind="sampler", name="heun", config=None)
     by_spec = sample(ClassNet(), noise, labels, sampler=spec, **common)
     assert torch.equal(by_name, by_fn) and torch.equal(by_name, by_spec)
-    by_config = gen.sampling.sample_from_config(
+    by_config = gen.sample(
         ClassNet(),
         noise,
         labels,

@@ -1,4 +1,4 @@
-"""Keyed seeds (gen.seeds.key_seed) and the sampling noise's seeds (gen.sampling.noise_seed)."""
+"""Keyed seeds (gen.seeds.key_seed) and the sampling noise's seeds (gen.sampling.noise.noise_seed)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import gen
-from gen.sampling import noise_seed
+from gen.sampling.noise import noise_seed
 from gen.seeds import key_seed
 
 KEYS = [(0,), (1,), (0, 3, 17), (0, 3, 18), (7, 1, 0, 2), (2**31, 5), (123456789, 4, 1024)]

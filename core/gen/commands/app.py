@@ -129,38 +129,10 @@ def parse_grid(text: str) -> str | dict[str, Any]:
         ) from None
 
 
-def guide_options(
-    guidance: str | None, steps: str | None, emas: str | None, runs: str | None
-) -> list[dict[str, Any]] | None:
-    """The ``--guidance``, ``--guide-step``, ``--guide-ema`` and ``--guide-run`` options (comma lists)
-    as ``[sample]`` keys, one dict per combination (None: none given, the recipe's guidance). Naming a
-    guide implies ``--guidance auto``."""
-    kinds = parse_list(guidance, str, "--guidance")
-    named = {
-        "guide_step": parse_list(steps, int, "--guide-step"),
-        "guide_ema": parse_list(emas, str, "--guide-ema"),
-        "guide_run": parse_list(runs, str, "--guide-run"),
-    }
-    if kinds is None and not any(named.values()):
-        return None
-    out: list[dict[str, Any]] = []
-    for kind in kinds or ["auto"]:
-        if kind not in ("cfg", "auto"):
-            raise GenError(f"--guidance {kind}: use cfg (classifier-free) or auto (autoguidance)")
-        if kind == "cfg":
-            out.append({"guidance": "cfg"})
-            continue
-        keys = [k for k, v in named.items() if v]
-        for values in itertools.product(*(named[k] for k in keys)):
-            out.append({"guidance": "auto", **dict(zip(keys, values, strict=True))})
-    return out
-
-
 __all__ = [
     "GenGroup",
     "app",
     "err_console",
-    "guide_options",
     "out_console",
     "parse_interval",
     "parse_list",

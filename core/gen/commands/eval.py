@@ -10,15 +10,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 import typer.core
 
-from gen.commands.app import (
-    app,
-    err_console,
-    guide_options,
-    out_console,
-    parse_grid,
-    parse_interval,
-    parse_list,
-)
+from gen.commands import sample_options as opt
+from gen.commands.app import app, err_console, out_console, parse_list
 from gen.errors import GenError
 from gen.plugins import get_registry
 from gen.progress import progress_bar
@@ -62,19 +55,6 @@ app.add_typer(eval_app, name="eval")
 
 def _is_checkpoint(path: Path) -> bool:
     return (path / "meta.json").is_file() or (path / "checkpoints").is_dir()
-
-
-def _intervals(values: list[str] | None) -> list[tuple[float, float]] | None:
-    if not values:
-        return None
-    return [parse_interval(part) for text in values for part in text.split(";") if part.strip()]
-
-
-def ema_list(ema: str | None, lengths: str | None) -> list[str] | None:
-    """``--ema`` and ``--ema-length`` as one list of EMA names (None: neither given, the first EMA)."""
-    names = parse_list(ema, str, "--ema") or []
-    names += [f"phema_{s!r}" for s in parse_list(lengths, float, "--ema-length") or []]
-    return names or None
 
 
 def _default_device() -> torch.device:
@@ -145,51 +125,20 @@ def eval_command(
         help="Reference statistics .npz (mu, sigma), or real images to compute them from (folder, .npz, recipe).",
     ),
     num: int = typer.Option(50_000, "--num", "-n", help="Images to generate per combination."),
-    cfg: str | None = typer.Option(
-        None, "--cfg", help="Guidance scale(s), comma-separated (default: the recipe's)."
-    ),
-    ema: str | None = typer.Option(
-        None,
-        "--ema",
-        help="EMA(s), comma-separated: decays, phema_<sigma_rel> or 'none' (default: the first EMA).",
-    ),
-    ema_length: str | None = typer.Option(
-        None,
-        "--ema-length",
-        help="Power-EMA length(s) sigma_rel, comma-separated: reconstructed from the run's snapshots "
-        "when the checkpoint does not store them (EDM2's post-hoc EMA).",
-    ),
-    guidance: str | None = typer.Option(
-        None, "--guidance", help="cfg (classifier-free) or auto (autoguidance), comma-separated to sweep."
-    ),
-    guide_step: str | None = typer.Option(
-        None, "--guide-step", help="Autoguidance: step(s) of the guiding checkpoint, comma-separated."
-    ),
-    guide_ema: str | None = typer.Option(
-        None, "--guide-ema", help="Autoguidance: the guiding model's EMA(s), comma-separated."
-    ),
-    guide_run: str | None = typer.Option(
-        None, "--guide-run", help="Autoguidance: another run (or checkpoint) whose model guides."
-    ),
-    steps: str | None = typer.Option(None, "--steps", help="Solver step count(s), comma-separated."),
-    sampler: str | None = typer.Option(None, "--sampler", help="Sampler name(s), comma-separated."),
-    grid: list[str] | None = typer.Option(
-        None,
-        "--grid",
-        help="Time grid: a name or a TOML table ('{ name = \"shifted\", shift = 2.0 }'); repeat to sweep.",
-    ),
-    interval: list[str] | None = typer.Option(
-        None,
-        "--interval",
-        help="Guidance interval LOW,HIGH; repeat the option (or separate with ';') to sweep.",
-    ),
-    split_interval: bool | None = typer.Option(
-        None,
-        "--split-interval/--no-split-interval",
-        help="Solve each side of the guidance interval's ends on its own (default: the recipe's).",
-    ),
-    seed: int = typer.Option(0, "--seed", help="Sample i depends only on (seed, i)."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Images per forward pass and process."),
+    cfg: opt.Cfg = None,
+    ema: opt.Ema = None,
+    ema_length: opt.EmaLength = None,
+    guidance: opt.Guidance = None,
+    guide_step: opt.GuideStep = None,
+    guide_ema: opt.GuideEma = None,
+    guide_run: opt.GuideRun = None,
+    steps: opt.Steps = None,
+    sampler: opt.Sampler = None,
+    grid: opt.Grid = None,
+    interval: opt.Interval = None,
+    split_interval: opt.SplitInterval = None,
+    seed: opt.Seed = 0,
+    batch_size: opt.BatchSize = 64,
     screen: int | None = typer.Option(
         None, "--screen", help="Score every combination on this many images first..."
     ),
@@ -223,8 +172,8 @@ def eval_command(
     from gen import distributed
     from gen.evaluation.results import render_table
     from gen.evaluation.sweep import combinations, evaluate_checkpoint
-    from gen.model_sampler import ModelSampler
     from gen.runs.run_dir import load_checkpoint
+    from gen.sampling.model import ModelSampler
 
     _check_counts(
         metric, num=num, screen=screen, batch_size=batch_size, seed=seed, kid_subset_size=kid_subset_size
@@ -277,13 +226,13 @@ def eval_command(
         model = ModelSampler.from_checkpoint(checkpoint, dist.device)
         settings_list = combinations(
             model,
-            emas=ema_list(ema, ema_length),
-            guides=guide_options(guidance, guide_step, guide_ema, guide_run),
+            emas=opt.ema_list(ema, ema_length),
+            guides=opt.guide_options(guidance, guide_step, guide_ema, guide_run),
             cfgs=parse_list(cfg, float, "--cfg"),
-            intervals=_intervals(interval),
+            intervals=opt.intervals(interval),
             steps=parse_list(steps, int, "--steps"),
             samplers=samplers,
-            grids=[parse_grid(g) for g in grid] if grid else None,
+            grids=opt.grids(grid),
             split_interval=split_interval,
         )
         checkpoint.check_weights(dict.fromkeys(s.ema for s in settings_list))

@@ -68,16 +68,18 @@ def components_command(
                 {"name": f.name, "type": type_name(f.type), "default": _default_text(f.default), "doc": f.doc}
                 for f in (fields_of(c.config) if c.config else [])
             ]
-            data[k].append(
-                {"name": c.name, "plugin": c.plugin, "description": c.description, "fields": fields}
-            )
+            entry = {"name": c.name, "plugin": c.plugin, "description": c.description, "fields": fields}
+            if k == "sampler":
+                entry["process"] = c.process  # which process's models it samples (None: unsaid)
+            data[k].append(entry)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
     for k, comps in data.items():
         for c in comps:
+            serves = f", process {c['process']}" if c.get("process") else ""
             table = Table(
-                title=f"{k} {c['name']!r} ({c['plugin']}): {c['description']}", title_justify="left"
+                title=f"{k} {c['name']!r} ({c['plugin']}{serves}): {c['description']}", title_justify="left"
             )
             for col in ("field", "type", "default", "doc"):
                 table.add_column(col, overflow="fold")

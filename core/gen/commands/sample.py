@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import typer
 
-from gen.commands.app import app, err_console, guide_options, parse_grid, parse_interval, parse_list
+from gen.commands import sample_options as opt
+from gen.commands.app import app, err_console, parse_list
 from gen.errors import GenError
 from gen.plugins import get_registry
 
@@ -21,76 +22,37 @@ def sample_command(
         None, "--labels", help="Class ids, comma-separated, repeated over the images."
     ),
     per_class: int | None = typer.Option(None, "--per-class", help="This many images of every class."),
-    cfg: float | None = typer.Option(None, "--cfg", help="Guidance scale (default: the recipe's)."),
-    interval: str | None = typer.Option(
-        None, "--interval", help="Guidance interval LOW,HIGH (default: the recipe's)."
-    ),
-    steps: int | None = typer.Option(None, "--steps", help="Solver steps (default: the recipe's)."),
-    sampler_name: str | None = typer.Option(
-        None, "--sampler", help="A registered sampler (default: the recipe's)."
-    ),
-    grid: str | None = typer.Option(
-        None,
-        "--grid",
-        help="A time grid: a name (linear, edm) or a TOML table, e.g. '{ name = \"shifted\", shift = 2.0 }' "
-        "(default: the recipe's).",
-    ),
-    ema: str | None = typer.Option(
-        None,
-        "--ema",
-        help="EMA to use: a decay, phema_<sigma_rel>, or 'none' for the raw weights (default: the first EMA).",
-    ),
-    ema_length: float | None = typer.Option(
-        None,
-        "--ema-length",
-        help="A power-EMA length sigma_rel (as --ema phema_<sigma_rel>): reconstructed from the run's "
-        "snapshots when the checkpoint does not store it.",
-    ),
-    guidance: str | None = typer.Option(
-        None, "--guidance", help="cfg (classifier-free) or auto (autoguidance; default: the recipe's)."
-    ),
-    guide_step: int | None = typer.Option(
-        None,
-        "--guide-step",
-        help="Autoguidance: the step of the guiding checkpoint (implies --guidance auto).",
-    ),
-    guide_ema: str | None = typer.Option(
-        None, "--guide-ema", help="Autoguidance: the guiding model's EMA (a decay, phema_<sigma_rel>, none)."
-    ),
-    guide_run: str | None = typer.Option(
-        None,
-        "--guide-run",
-        help="Autoguidance: another run (or checkpoint) of the same data whose model guides.",
-    ),
-    split_interval: bool | None = typer.Option(
-        None,
-        "--split-interval/--no-split-interval",
-        help="Solve each side of the guidance interval's ends on its own (default: the recipe's).",
-    ),
-    seed: int = typer.Option(0, "--seed", help="Sample i depends only on (seed, i)."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Images per forward pass and process."),
+    cfg: opt.Cfg = None,
+    interval: opt.Interval = None,
+    steps: opt.Steps = None,
+    sampler_name: opt.Sampler = None,
+    grid: opt.Grid = None,
+    ema: opt.Ema = None,
+    ema_length: opt.EmaLength = None,
+    guidance: opt.Guidance = None,
+    guide_step: opt.GuideStep = None,
+    guide_ema: opt.GuideEma = None,
+    guide_run: opt.GuideRun = None,
+    split_interval: opt.SplitInterval = None,
+    seed: opt.Seed = 0,
+    batch_size: opt.BatchSize = 64,
 ) -> None:
     """Generate images from a checkpoint. Under torchrun every process draws its own slice."""
     from gen import distributed
-    from gen.model_sampler import ModelSampler, class_labels
     from gen.runs.run_dir import load_checkpoint
-    from gen.sample_files import output_kind, sample_to
+    from gen.sampling.files import output_kind, sample_to
+    from gen.sampling.model import ModelSampler, class_labels
 
     if batch_size < 1 or seed < 0:
         raise GenError(f"--batch-size must be >= 1 and --seed >= 0, got {batch_size} and {seed}")
     output_kind(out)
+    sampler_name = opt.one(parse_list(sampler_name, str, "--sampler"), "--sampler")
     if sampler_name is not None:
         get_registry("sampler").get(sampler_name)  # an unknown name fails with the known ones
     if ema is not None and ema_length is not None:
         raise GenError("give either --ema or --ema-length, not both")
-    if ema_length is not None:
-        ema = f"phema_{ema_length!r}"
-    guides = guide_options(
-        guidance,
-        str(guide_step) if guide_step is not None else None,
-        guide_ema,
-        guide_run,
-    )
+    ema = opt.one(opt.ema_list(ema, ema_length), "--ema")
+    guides = opt.guide_options(guidance, guide_step, guide_ema, guide_run)
     if guides and len(guides) > 1:
         raise GenError(f"--guidance {guidance}: gen sample takes one guidance (gen eval sweeps them)")
     checkpoint = load_checkpoint(run)
@@ -102,11 +64,11 @@ def sample_command(
         sampler = ModelSampler.from_checkpoint(checkpoint, dist.device)
         settings = sampler.settings(
             ema or "default",
-            cfg=cfg,
-            cfg_interval=parse_interval(interval) if interval is not None else None,
-            steps=steps,
+            cfg=opt.one(parse_list(cfg, float, "--cfg"), "--cfg"),
+            cfg_interval=opt.one(opt.intervals(interval), "--interval"),
+            steps=opt.one(parse_list(steps, int, "--steps"), "--steps"),
             sampler=sampler_name,
-            grid=parse_grid(grid) if grid is not None else None,
+            grid=opt.one(opt.grids(grid), "--grid"),
             split_interval=split_interval,
             **(guides[0] if guides else {}),
         )

@@ -12,7 +12,7 @@ import attrs
 from rich.console import Console
 from rich.table import Table
 
-from gen.sampling_settings import SETTING_COLUMNS
+from gen.sampling.settings import SETTING_COLUMNS
 
 
 @attrs.frozen

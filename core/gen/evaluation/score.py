@@ -14,9 +14,9 @@ from rich.console import Console
 
 from gen.distributed import DistInfo
 from gen.metrics.base import SampleMetric
-from gen.model_sampler import ModelSampler, class_labels, shard
 from gen.progress import progress_bar
-from gen.sampling_settings import SamplingSettings
+from gen.sampling.model import ModelSampler, class_labels, shard
+from gen.sampling.settings import SamplingSettings
 
 
 def score_model(

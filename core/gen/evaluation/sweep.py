@@ -23,9 +23,9 @@ from gen.errors import GenError
 from gen.evaluation.results import ResultLog, save_table
 from gen.evaluation.score import score_model
 from gen.metrics.base import SampleMetric
-from gen.model_sampler import ModelSampler
 from gen.power_ema import EmaLength, equivalent_decay
-from gen.sampling_settings import SamplingSettings
+from gen.sampling.model import ModelSampler
+from gen.sampling.settings import SamplingSettings
 
 
 def combinations(

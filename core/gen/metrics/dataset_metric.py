@@ -17,7 +17,7 @@ from gen.distributed import DistInfo, all_gather_objects
 from gen.errors import GenError
 from gen.images import from_uint8
 from gen.protocols import RanksScores, ScoresSamples
-from gen.sampling_settings import SETTING_COLUMNS
+from gen.sampling.settings import SETTING_COLUMNS
 
 #: Result keys that are not scores of the dataset's metric.
 NOT_SCORES = ("num_images", "seconds", *SETTING_COLUMNS)

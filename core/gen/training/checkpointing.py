@@ -28,8 +28,8 @@ from gen.protocols import DataSpec
 from gen.runs import checkpoint as ckpt
 from gen.runs import ema_snapshots
 from gen.runs.checkpoint import CheckpointMeta
+from gen.train_config import TrainConfig
 from gen.training import sharding
-from gen.training.config import TrainConfig
 from gen.training.ema import EMA
 from gen.version import __version__
 

@@ -263,7 +263,7 @@ class Trainer:
         """
         plan, obj = self.plan.batch, self.objective
         g_step = torch.Generator().manual_seed(key_seed(self.cfg.seed, STEP_DRAWS, self.step))
-        t_all = obj.sample_time(plan.global_batch, generator=g_step)  # (G,) keyed by position
+        draws_all = obj.draw(plan.global_batch, generator=g_step)  # each (G, ...), keyed by position
         drop_all = torch.rand(plan.global_batch, generator=g_step) < obj.config.label_drop  # (G,)
         self.optimizer.zero_grad(set_to_none=True)
         stats = StepStats()
@@ -274,15 +274,15 @@ class Trainer:
             y = y.to(self.device, non_blocking=True)  # (b,)
             first = j * b * w + self.dist.rank * b  # this micro-batch's positions in the global batch
             pos = torch.arange(first, first + b)  # (b,)
-            t = t_all[pos].to(self.device)
+            draws = {k: d[pos].to(self.device) for k, d in draws_all.items()}
             if obj.num_classes > 0:
                 y = torch.where(drop_all[pos].to(self.device), torch.full_like(y, obj.null_label), y)
             eps = keyed_noise(self.cfg.seed, SAMPLE_NOISE, self.step * plan.global_batch + first, x)
-            eps = eps * obj.config.noise_scale  # (b, *shape)
+            eps = eps * obj.process.noise_scale  # (b, *shape)
             last = j == plan.accum - 1 or not self.dist.enabled
             with sharding.gradient_sync(self.model, self.train_model, fsdp=self.fsdp, last=last):
                 with autocast(self.cfg.precision, self.device):
-                    loss, s = obj.loss_at(self.train_model, x, y, t, eps)
+                    loss, s = obj.loss_at(self.train_model, x, y, draws, eps)
                 (loss / plan.accum).backward()
             stats.add(s)
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip is not None else float("inf")

@@ -22,7 +22,7 @@ from torch import nn
 from gen.errors import GenError
 from gen.power_ema import EmaKey
 from gen.runs.run_dir import Checkpoint, load_checkpoint
-from gen.training.config import TrainConfig
+from gen.train_config import TrainConfig
 
 SHOWN = 4  # tensors named in an error, before "and N more"
 

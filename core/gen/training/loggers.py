@@ -23,7 +23,7 @@ from gen.errors import GenError
 from gen.plugins import get_registry
 from gen.protocols import Logger
 from gen.runs.run_dir import RunDir
-from gen.training.config import TrainConfig
+from gen.train_config import TrainConfig
 
 ALWAYS = "jsonl"
 

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from gen.training.config import TrainConfig
+from gen.train_config import TrainConfig
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

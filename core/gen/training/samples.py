@@ -22,16 +22,16 @@ from gen import distributed
 from gen.distributed import DistInfo
 from gen.errors import GenError
 from gen.evaluation.score import score_model
-from gen.guidance import Guidance, Guide
-from gen.guides import load_guide
 from gen.images import make_grid, save_png, to_uint8
 from gen.metrics.dataset_metric import DatasetMetric
-from gen.model_sampler import ModelSampler
 from gen.power_ema import EmaKey, EmaLength, parse_ema
 from gen.protocols import DataSpec
 from gen.recipe import Recipe, build_backbone
 from gen.runs.run_dir import RunDir
-from gen.sampling_settings import SamplingSettings
+from gen.sampling.guidance import Guidance, Guide
+from gen.sampling.guides import load_guide
+from gen.sampling.model import ModelSampler
+from gen.sampling.settings import SamplingSettings
 from gen.seeds import GLOBAL_RNG_LOCK, key_seed
 from gen.training import sharding
 from gen.training.ema import EMA
@@ -141,9 +141,8 @@ class TrainingSamples:
             return None
         guides = {}
         if self.guidance is not None:
-            objective = self.recipe.objective
             guides[self.guidance] = self.disk_guide or Guide(
-                self._net(guide_state), prediction=objective.prediction, t_eps=objective.t_eps
+                self._net(guide_state), process=self.recipe.objective.build_process()
             )
         return ModelSampler(
             self._net(state), recipe=self.recipe, spec=self.spec, device=self.dist.device, guides=guides

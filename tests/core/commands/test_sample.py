@@ -15,12 +15,13 @@ from typer.testing import CliRunner
 import gen
 from gen.commands import app
 from gen.images import make_grid, to_uint8
-from gen.model_sampler import ModelSampler, class_labels, shard
 from gen.protocols import DataSpec
 from gen.runs import checkpoint as ckpt
 from gen.runs.run_dir import load_checkpoint
-from gen.sample_files import image_name, write_adm_npz
-from gen.sampling import sample, sample_noise
+from gen.sampling.files import image_name, write_adm_npz
+from gen.sampling.model import ModelSampler, class_labels, shard
+from gen.sampling.noise import sample_noise
+from gen_flow.sampling import sample_flow as sample
 
 runner = CliRunner()
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import gen
+from gen_flow.sampling import sample_flow
 
 JIT = dict(input_size=16, patch_size=4, hidden_size=32, depth=2, num_heads=2, num_classes=5,
            bottleneck_dim=16, in_context_len=2, in_context_start=1)  # fmt: skip
@@ -63,6 +64,6 @@ def test_guided_sampling_compiles_to_whole_graphs(cfg):
     noise = gen.sample_noise(range(3), (3, 16, 16), seed=0)
     kwargs = dict(prediction="x", sampler="heun", steps=4, cfg=cfg, cfg_interval=(0.1, 1.0), num_classes=5)
     torch._dynamo.reset()
-    eager = gen.sample(net, noise, torch.tensor([0, 1, 2]), **kwargs)
-    compiled = gen.sample(net, noise, torch.tensor([0, 1, 2]), compile="eager", **kwargs)
+    eager = sample_flow(net, noise, torch.tensor([0, 1, 2]), **kwargs)
+    compiled = sample_flow(net, noise, torch.tensor([0, 1, 2]), compile="eager", **kwargs)
     torch.testing.assert_close(compiled, eager)

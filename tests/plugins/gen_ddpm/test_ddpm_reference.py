@@ -59,7 +59,7 @@ def test_ddim_eta0_respaced(setup, key, guided):
     sampler = gen.build(
         "sampler", "ddim", eta=0.0, spacing=spacing, cfg_channels=sampling["guidance_channels"]
     )
-    out = process.sample(
+    out = process.run_sampler(
         net,
         tensors["ddim.noise"],
         tensors["ddim.labels"],

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import gen
+from gen import sample as sample_from_config
 from gen.recipe import recipe_to_toml
-from gen.sampling import sample_from_config
 from gen_ddpm import DDPMProcess
 
 RECIPE = """

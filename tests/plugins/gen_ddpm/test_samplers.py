@@ -16,7 +16,7 @@ def process():
 
 
 def run(process, net, noise, labels, sampler, *, steps=6, cfg=1.0, interval=(0.0, 1.0)):
-    return process.sample(
+    return process.run_sampler(
         net, noise, labels, sampler=sampler, steps=steps, cfg=cfg, cfg_interval=interval, num_classes=3
     )
 

@@ -87,7 +87,7 @@ def test_released_state_dict_converts_and_samples(tmp_path, recipe):
     net.load_state_dict(state)
     noise = gen.sample_noise(range(2), (3, 8, 8), seed=5)
     process = model.recipe.objective.build_process()
-    by_hand = process.sample(
+    by_hand = process.run_sampler(
         net.eval(),
         noise,
         torch.tensor([3, 7]),

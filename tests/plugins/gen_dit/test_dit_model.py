@@ -123,3 +123,15 @@ def test_gen_build_validates_like_a_recipe():
         gen.build("backbone", "dit", preset="S/3", input_size=8)
     with pytest.raises(gen.RecipeError, match="conditioning"):
         gen.build("backbone", "dit", preset="S/2", input_size=8, conditioning="film")
+
+
+@pytest.mark.parametrize("conditioning", ["adaln_zero", "adaln"])
+def test_conditioning_layers_are_the_shared_ones(conditioning):
+    """t and y embedders are gen's, under the published names; only adaLN-Zero zeroes the modulation."""
+    torch.manual_seed(0)
+    net = DiT(DiTConfig(**TINY, conditioning=conditioning))
+    assert isinstance(net.t_embedder, gen.TimestepEmbedder) and isinstance(net.y_embedder, gen.LabelEmbedder)
+    assert net.y_embedder.null_label == 5 and net.y_embedder.embedding_table.weight.shape == (6, 32)
+    assert net.state_dict()["t_embedder.mlp.0.weight"].shape == (32, 256)
+    zeroed = [not m.adaLN_modulation[-1].weight.any() for m in [*net.blocks, net.final_layer]]
+    assert all(zeroed) if conditioning == "adaln_zero" else not any(zeroed)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+import gen
 from gen_dit import DiT, DiTConfig
-from gen_dit.embeddings import TimestepEmbedder, sincos_pos_embed_2d
+from gen_dit.embeddings import sincos_pos_embed_2d
 
 
 def config_from_reference(cfg: dict) -> DiTConfig:
@@ -77,11 +78,11 @@ def test_reference_pos_embed_is_the_sincos_table(reference):
 
 def test_timestep_embedding_by_hand():
     t = torch.tensor([0.0, 0.5, 3.0])
-    emb = TimestepEmbedder.timestep_embedding(t, 8)
+    emb = gen.timestep_embedding(t, 8)
     freqs = [10000 ** (-k / 4) for k in range(4)]
     expected = [[np.cos(ti * f) for f in freqs] + [np.sin(ti * f) for f in freqs] for ti in t.tolist()]
     torch.testing.assert_close(emb, torch.tensor(expected, dtype=torch.float32))
-    assert TimestepEmbedder.timestep_embedding(t, 9).shape == (3, 9)
+    assert gen.timestep_embedding(t, 9).shape == (3, 9)
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 
 import gen
 from gen.commands import app
-from gen.sampling import grid_times, sample
+from gen.sampling.grids import grid_times
 from gen_flow.grids import EDMGrid, EDMGridConfig, ShiftedGrid, ShiftedGridConfig, linear, shift_time
+from gen_flow.sampling import sample_flow as sample
 
 F64 = torch.float64
 runner = CliRunner()

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import gen
+from gen_flow.sampling import sample_flow
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_training_loss_matches_reference(jit_tiny):
 def test_sampling_matches_reference(jit_tiny, method):
     net, tensors, cfg = jit_tiny
     s = cfg["sampling"]
-    out = gen.sample(
+    out = sample_flow(
         net,
         tensors[f"sample_{method}.noise"],
         tensors[f"sample_{method}.labels"],
@@ -54,7 +55,7 @@ def test_sampling_matches_reference(jit_tiny, method):
 
 
 def test_sampling_from_config_matches_reference(jit_tiny):
-    from gen.sampling import sample_from_config
+    from gen import sample as sample_from_config
 
     net, tensors, cfg = jit_tiny
     s = cfg["sampling"]

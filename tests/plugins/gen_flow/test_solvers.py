@@ -18,6 +18,7 @@ import pytest
 import torch
 
 import gen
+from gen_flow.guidance import guided_velocity
 from gen_flow.solvers import ab2, dpmpp_2m, dpmpp_3m, euler, heun
 
 F64 = torch.float64
@@ -271,9 +272,9 @@ def test_dpmpp_integrates_the_data_end_clamp_exactly():
 def test_the_driver_says_where_an_x_predictions_clamp_begins():
     net = lambda z, t, y: z  # noqa: E731
     labels = torch.zeros(2, dtype=torch.long)
-    assert gen.guided_velocity(net, labels, prediction="x", t_eps=0.05, num_classes=0).t_eps == 0.05
-    assert gen.guided_velocity(net, labels, prediction="v", t_eps=0.05, num_classes=0).t_eps == 0.0
-    assert gen.guided_velocity(net, labels, prediction="eps", t_eps=0.05, num_classes=0).t_eps == 0.0
+    assert guided_velocity(net, labels, prediction="x", t_eps=0.05, num_classes=0).t_eps == 0.05
+    assert guided_velocity(net, labels, prediction="v", t_eps=0.05, num_classes=0).t_eps == 0.0
+    assert guided_velocity(net, labels, prediction="eps", t_eps=0.05, num_classes=0).t_eps == 0.0
 
 
 # -- dopri5 and Euler–Maruyama ---------------------------------------------------------------------------
@@ -312,7 +313,7 @@ def test_dopri5_without_torchdiffeq_is_one_line_at_recipe_load(monkeypatch):
     ):
         gen.resolve_config("sampler", "heun")  # other samplers are unaffected
         from gen.components import validate_config
-        from gen.sampling import SampleConfig
+        from gen.sampling.config import SampleConfig
 
         validate_config(SampleConfig, {"sampler": "dopri5"}, section="sample", file=None)
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+import gen
 from gen_jit.layers import GeluMLP, RMSNorm, SwiGLU
 from gen_jit.positions import apply_rope, rope_tables_2d, sincos_pos_embed_2d
 
@@ -259,3 +260,18 @@ def test_meta_build_then_materialise(tiny, tiny_fields, perturb):
     lazy.init_position_tables()  # the RoPE tables are derived, not loaded
     z, t, y = batch(eager)
     torch.testing.assert_close(lazy(z, t, y), eager(z, t, y), rtol=0, atol=0)
+
+
+def test_conditioning_layers_are_the_shared_ones(tiny):
+    """t and y embedders are `gen.TimestepEmbedder` and `gen.LabelEmbedder`, under the published names."""
+    net = tiny()
+    assert isinstance(net.t_embedder, gen.TimestepEmbedder) and isinstance(net.y_embedder, gen.LabelEmbedder)
+    assert net.y_embedder.null_label == net.config.num_classes == 5
+    keys = net.state_dict()
+    assert keys["t_embedder.mlp.0.weight"].shape == (32, 256)  # 256 sinusoidal features -> width 32
+    assert keys["t_embedder.mlp.2.weight"].shape == (32, 32)
+    assert keys["y_embedder.embedding_table.weight"].shape == (6, 32)  # 5 classes + the null label
+    t = torch.tensor([0.0, 0.25, 1.0])
+    torch.testing.assert_close(
+        net.t_embedder(t), net.t_embedder.mlp(gen.timestep_embedding(t, 256)), rtol=0, atol=0
+    )

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import gen
+from gen_flow.sampling import sample_flow
 from gen_toy import experiment
 from gen_toy.experiment import Cell, grid_ema, run_grid, sample_cell, torch_threads, train_cell
 
@@ -88,7 +89,7 @@ def test_sample_cell_draws_what_the_engine_draws(trained):
     recipe = checkpoint.recipe
     noise = gen.sample_noise(range(32), (8,), seed=0, noise_scale=recipe.objective.noise_scale)
     with torch.no_grad():
-        before = gen.sample(
+        before = sample_flow(
             net.eval(),
             noise,
             None,

@@ -33,16 +33,19 @@ def register_samplers(register):
     from gen_example.solvers import midpoint, rk4
 
     # A sampler without options: the factory ignores its config (None) and
-    # returns the solver.
+    # returns the solver. process="flow": it integrates the flow's velocity, so
+    # a model of another process (ddpm) refuses it by name.
     register(
         "midpoint",
         lambda config: midpoint,
         description="Explicit midpoint: second order, 2 evaluations a step.",
+        process="flow",
     )
     register(
         "rk4",
         lambda config: rk4,
         description="Classical Runge-Kutta 4 (midpoint last step): 4N - 2 evaluations.",
+        process="flow",
     )
 
 

@@ -1,4 +1,4 @@
-"""Guidance of the sampling driver: classifier-free guidance and autoguidance, on an interval of t.
+"""The flow's guided velocity: classifier-free guidance and autoguidance, on an interval of t.
 
 Classifier-free guidance, as the published JiT code does it: ``v = v_u + s * (v_c - v_u)`` with
 ``s = cfg`` when ``t < high and (low == 0 or t > low)`` and ``s = 1`` otherwise (``low, high =
@@ -8,7 +8,11 @@ cfg_interval``). The conditional and the unconditional pass run as one batched f
 Autoguidance (Karras et al., 2024, "Guiding a Diffusion Model with a Bad Version of Itself"): ``v = v_g
 + s * (v - v_g)``, where a weaker model of the same data — an earlier checkpoint, a shorter EMA, a
 smaller run — gives ``v_g``, both passes with the label. The same scale and interval rule apply, ``s = 1``
-is no guidance, and where ``s == 1`` the guide is not run. The guiding model comes as a `Guide`.
+is no guidance, and where ``s == 1`` the guide is not run. The guiding model comes as a `gen.Guide`
+whose process is a flow (its own prediction and ``t_eps``).
+
+Both mixes are `gen.extrapolate`, and the interval rule is `gen.guidance_scale`: the core's, shared with
+every process.
 """
 
 from __future__ import annotations
@@ -19,33 +23,12 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from gen.components import build_component
-from gen.protocols import ClampsAtDataEnd, Prediction, Solver, VelocityFn
+import gen
 
 
 @attrs.frozen
-class Guidance:
-    """The guiding model of autoguidance, as ``[sample]`` names it (see `SampleConfig`)."""
-
-    step: int | None = None
-    ema: str = "default"
-    run: str | None = None
-
-    def describe(self) -> str:
-        """``step 1000, ema 0.995``, ``runs/small step 2000, ema default``, ``this checkpoint, ema 0.99``."""
-        where = (
-            f"step {self.step}"
-            if self.step is not None
-            else "this checkpoint"
-            if self.run is None
-            else "latest"
-        )
-        return f"{self.run + ' ' if self.run else ''}{where}, ema {self.ema}"
-
-
-@attrs.frozen
-class Guide:
-    """A guiding model for autoguidance: a backbone and how its output becomes a velocity.
+class FlowGuide:
+    """Autoguidance's guiding model as the flow uses it: a backbone and how its output becomes a velocity.
 
     Attributes:
         net: The guiding backbone ``net(z, t, y)`` (in eval mode, on the device of sampling).
@@ -54,43 +37,34 @@ class Guide:
     """
 
     net: nn.Module = attrs.field(eq=False)
-    prediction: Prediction | str
+    prediction: gen.Prediction | str
     t_eps: float = 0.05
-
-
-def guidance_scale(t: Tensor | float, cfg: float, cfg_interval: tuple[float, float]) -> float:
-    """The guidance scale at time t: ``cfg`` when ``t < high and (low == 0 or t > low)``, else 1.
-
-    A tensor ``t`` is compared in its own dtype, exactly as the reference code compares its float32 grid.
-    """
-    low, high = cfg_interval
-    t = torch.as_tensor(t)
-    inside = bool((t < high) & ((low == 0) | (t > low)))
-    return float(cfg) if inside else 1.0
 
 
 def guided_velocity(
     net: nn.Module,
-    labels: Tensor,
+    labels: Tensor | gen.Condition,
     *,
-    prediction: Prediction | str,
+    prediction: gen.Prediction | str,
     cfg: float = 1.0,
     cfg_interval: tuple[float, float] = (0.0, 1.0),
     t_eps: float = 0.05,
-    num_classes: int,
-    guide: Guide | None = None,
+    num_classes: int | None = None,
+    guide: FlowGuide | None = None,
     compile: str | None = None,
 ) -> GuidedVelocity:
     """The guided velocity field of ``net`` for the given labels.
 
     Args:
         net: The backbone ``net(z, t, y)``; run it in eval mode.
-        labels: (B,) int64 class ids; ``num_classes`` is the null label (all 0 when unconditional).
-        prediction: What the network predicts (a [`gen.Prediction`][] or a registered name).
+        labels: What the samples are conditioned on: a `gen.Condition`, or (B,) int64 class ids with
+            ``num_classes`` the null label (all 0 when unconditional).
+        prediction: What the network predicts (a `gen.Prediction` or a registered name).
         cfg: Guidance scale; 1 disables guidance.
         cfg_interval: (low, high): guidance applies where ``t < high and (low == 0 or t > low)``.
         t_eps: Clamp of ``1 - t`` (and ``t``) in the conversion to a velocity.
-        num_classes: Classes of the model; 0 = unconditional (no classifier-free guidance possible).
+        num_classes: With class ids: classes of the model; 0 = unconditional (no classifier-free
+            guidance possible).
         guide: Autoguidance's guiding model: ``v = v_g + s * (v - v_g)``, both passes with the labels,
             in place of classifier-free guidance (same scale and interval rule). None: classifier-free.
         compile: A ``torch.compile`` backend (``"inductor"``) for the conditional and the guided
@@ -100,25 +74,26 @@ def guided_velocity(
     Returns:
         A `GuidedVelocity` ``velocity_fn(z, t) -> v``: z (B, ...), t a float or a 0-dim tensor, v (B,
         ...). Its attribute ``t_eps`` is where the data-end clamp begins
-        ([`gen.DataClampedVelocity`][]; 0 when the prediction has none).
+        (`gen.DataClampedVelocity`; 0 when the prediction has none).
     """
     if isinstance(prediction, str):
-        prediction = build_component("prediction", prediction)
+        prediction = gen.build("prediction", prediction)
+    condition = labels if isinstance(labels, gen.Condition) else gen.ClassLabels(labels, num_classes)
     if guide is not None:
-        return _autoguided(net, labels, prediction, guide, cfg, cfg_interval, t_eps, num_classes, compile)
-    null = torch.full_like(labels, num_classes)  # (B,)
-    clamped = isinstance(prediction, ClampsAtDataEnd) and prediction.clamps_at_data_end
+        return _autoguided(net, condition, prediction, guide, cfg, cfg_interval, t_eps, compile)
+    y, y_with_null = condition.y, condition.with_null() if condition.guidable else None  # (B,), (2B,)
+    clamped = isinstance(prediction, gen.ClampsAtDataEnd) and prediction.clamps_at_data_end
 
     # Tensor code only, no Python decision on a value: what torch.compile turns into one graph each.
     def conditional(z: Tensor, t: Tensor) -> Tensor:
-        out = net(z, t.repeat(z.shape[0]), labels).to(z.dtype)  # (B, ...)
+        out = net(z, t.repeat(z.shape[0]), y).to(z.dtype)  # (B, ...)
         return prediction.to_v(out, z, t, t_eps=t_eps)
 
     def guided(z: Tensor, t: Tensor, s: float) -> Tensor:
         z_in = torch.cat([z, z])  # (2B, ...) conditional and unconditional as one batch
-        out = net(z_in, t.repeat(z_in.shape[0]), torch.cat([labels, null])).to(z.dtype)
+        out = net(z_in, t.repeat(z_in.shape[0]), y_with_null).to(z.dtype)
         v_cond, v_uncond = prediction.to_v(out, z_in, t, t_eps=t_eps).chunk(2)  # (B, ...) each
-        return v_uncond + s * (v_cond - v_uncond)
+        return gen.extrapolate(v_uncond, v_cond, s)
 
     if compile is not None:
         conditional = torch.compile(conditional, backend=compile, fullgraph=True, dynamic=False)
@@ -126,7 +101,7 @@ def guided_velocity(
 
     def evaluate(z: Tensor, t: Tensor, s: float) -> Tensor:
         t = t.to(z.device)  # decided on the CPU (the grid's time); moved only now: no sync
-        if s == 1.0 or num_classes == 0:
+        if s == 1.0 or not condition.guidable:
             return conditional(z, t)  # v_u + 1 * (v_c - v_u) is v_c: no unconditional pass
         return guided(z, t, s)
 
@@ -135,27 +110,19 @@ def guided_velocity(
 
 def _autoguided(
     net: nn.Module,
-    labels: Tensor,
-    prediction: Prediction,
-    guide: Guide,
+    condition: gen.Condition,
+    prediction: gen.Prediction,
+    guide: FlowGuide,
     cfg: float,
     cfg_interval: tuple[float, float],
     t_eps: float,
-    num_classes: int,
     compile: str | None = None,
 ) -> GuidedVelocity:
     """Autoguidance (Karras et al., 2024): ``v = v_g + s * (v - v_g)``; both models see the labels, each
     converts its own output to a velocity. Where ``s == 1`` the guide is not run."""
-    main = guided_velocity(
-        net, labels, prediction=prediction, t_eps=t_eps, num_classes=num_classes, compile=compile
-    )
+    main = guided_velocity(net, condition, prediction=prediction, t_eps=t_eps, compile=compile)
     weak = guided_velocity(
-        guide.net,
-        labels,
-        prediction=guide.prediction,
-        t_eps=guide.t_eps,
-        num_classes=num_classes,
-        compile=compile,
+        guide.net, condition, prediction=guide.prediction, t_eps=guide.t_eps, compile=compile
     )
 
     def evaluate(z: Tensor, t: Tensor, s: float) -> Tensor:
@@ -163,18 +130,18 @@ def _autoguided(
         if s == 1.0:
             return v
         v_guide = weak(z, t)  # (B, ...)
-        return v_guide + s * (v - v_guide)
+        return gen.extrapolate(v_guide, v, s)
 
     return GuidedVelocity(evaluate, cfg, cfg_interval, main.t_eps)
 
 
 class GuidedVelocity:
-    """A guided velocity field ``v(z, t)``: the guidance scale at t is `guidance_scale` of (t, cfg,
+    """A guided velocity field ``v(z, t)``: the guidance scale at t is `gen.guidance_scale` of (t, cfg,
     cfg_interval), or one scale at every t (`with_scale`).
 
     Attributes:
         cfg, cfg_interval: The guidance scale and where it applies.
-        t_eps: Where the data-end clamp begins (a [`gen.DataClampedVelocity`][]; 0 without clamp).
+        t_eps: Where the data-end clamp begins (a `gen.DataClampedVelocity`; 0 without clamp).
         scale: The scale at every t, or None for the interval rule.
     """
 
@@ -192,7 +159,7 @@ class GuidedVelocity:
     def __call__(self, z: Tensor, t: Tensor | float) -> Tensor:
         """v (B, ...) at z (B, ...) and t (a float or a 0-dim tensor on the CPU: the grid's)."""
         t = torch.as_tensor(t, dtype=z.dtype)  # 0-dim; on the CPU, so deciding costs no sync
-        s = self.scale if self.scale is not None else guidance_scale(t, self.cfg, self.cfg_interval)
+        s = self.scale if self.scale is not None else gen.guidance_scale(t, self.cfg, self.cfg_interval)
         return self.evaluate(z, t, s)
 
     def with_scale(self, scale: float) -> GuidedVelocity:
@@ -215,7 +182,7 @@ def interval_pieces(
 
     Args:
         times: (N + 1,) increasing grid from 0 to 1.
-        cfg, cfg_interval: The guidance scale and interval (see `guidance_scale`).
+        cfg, cfg_interval: The guidance scale and interval (see `gen.guidance_scale`).
 
     Returns:
         ``[(times_k, scale_k)]`` in order, each (n_k + 1,) in the dtype of ``times``; a piece starts where
@@ -224,7 +191,7 @@ def interval_pieces(
     grid = times.clone()
     cuts = {0, len(grid) - 1}
     for edge in (e for e in cfg_interval if 0.0 < e < 1.0 and cfg != 1.0):
-        at = torch.tensor(edge, dtype=grid.dtype)  # compared in the grid's dtype, as guidance_scale does
+        at = torch.tensor(edge, dtype=grid.dtype)  # compared in the grid's dtype, as gen.guidance_scale does
         if bool((grid == at).any()):
             cuts.add(int((grid == at).nonzero()[0]))
             continue
@@ -241,16 +208,16 @@ def interval_pieces(
     pieces = []
     for a, b in zip(ends[:-1], ends[1:], strict=False):
         middle = (grid[a].double() + grid[b].double()) / 2  # strictly inside or outside the interval
-        pieces.append((grid[a : b + 1], guidance_scale(middle, cfg, cfg_interval)))
+        pieces.append((grid[a : b + 1], gen.guidance_scale(middle, cfg, cfg_interval)))
     return pieces
 
 
 def solve_pieces(
-    solver: Solver,
-    velocity_fn: VelocityFn,
+    solver: gen.Solver,
+    velocity_fn: gen.VelocityFn,
     z: Tensor,
     pieces: list[tuple[Tensor, float | None]],
-    wrap: Callable[[VelocityFn], VelocityFn] | None = None,
+    wrap: Callable[[gen.VelocityFn], gen.VelocityFn] | None = None,
 ) -> Tensor:
     """``z`` (B, ...) carried by ``solver`` across each piece of a grid in turn (`interval_pieces`), with
     ``velocity_fn`` guided at the piece's scale (`GuidedVelocity.with_scale`), or as it is where the scale
@@ -262,10 +229,8 @@ def solve_pieces(
 
 
 __all__ = [
+    "FlowGuide",
     "GuidedVelocity",
-    "Guidance",
-    "Guide",
-    "guidance_scale",
     "guided_velocity",
     "interval_pieces",
     "solve_pieces",

@@ -3,8 +3,9 @@ step), another EMA of the same checkpoint, or another run's model of the same da
 
 A guide is checked before any sampling (`guide_checkpoint`, `check_guide`): its checkpoint
 must exist, and its model must draw the same thing as the main one — the same data spec, the same
-registered backbone (a smaller or earlier one of the family, not another architecture), the flow, the
-same space (``[autoencoder]``) and the same noise scale. Each mismatch is one line naming both.
+registered backbone (a smaller or earlier one of the family, not another architecture), the same
+process, the same space (``[autoencoder]``) and the same noise scale. Each mismatch is one line naming
+both.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from typing import Any
 
 import torch
 
+from gen.components import to_table
 from gen.errors import GenError
-from gen.guidance import Guidance, Guide
 from gen.power_ema import EmaKey
-from gen.protocols import Process
-from gen.recipe import Recipe, build_backbone, to_table
+from gen.recipe import Recipe, build_backbone
 from gen.runs import checkpoint as ckpt
 from gen.runs.run_dir import Checkpoint, load_checkpoint, resolve_checkpoint
+from gen.sampling.guidance import Guidance, Guide
 from gen.seeds import GLOBAL_RNG_LOCK
 
 
@@ -72,8 +73,12 @@ def check_compatible(recipe: Recipe, spec: Any, guide: Checkpoint) -> None:
             f"{where} is a {theirs} model and the main model a {ours} model; autoguidance needs a guide of "
             f"the same family (an earlier, shorter-averaged or smaller {ours})"
         )
-    if isinstance(guide.recipe.objective.build_process(), Process):
-        raise GenError(f"{where} samples with its own process, not the flow; autoguidance guides the flow")
+    ours, theirs = recipe.objective.process.name, guide.recipe.objective.process.name
+    if ours != theirs:
+        raise GenError(
+            f"{where} is a model of the {theirs} process and the main model of the {ours} process; "
+            "autoguidance needs a guide of the same process"
+        )
     if to_table(guide.recipe.autoencoder) != to_table(recipe.autoencoder):
         raise GenError(
             f"{where} works in another space ([autoencoder] {to_table(guide.recipe.autoencoder)}, the main "
@@ -108,8 +113,7 @@ def load_guide(guide: Guidance, main: Path | None, recipe: Recipe, spec: Any, de
         raise GenError(
             f"{checkpoint.path / ckpt.weights_name(ema)} does not hold its run's backbone ({what})"
         ) from None
-    objective = checkpoint.recipe.objective
-    return Guide(net.to(device).eval(), prediction=objective.prediction, t_eps=objective.t_eps)
+    return Guide(net.to(device).eval(), process=checkpoint.recipe.objective.build_process())
 
 
 __all__ = ["check_compatible", "check_guide", "guide_checkpoint", "load_guide"]

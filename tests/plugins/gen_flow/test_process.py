@@ -1,4 +1,5 @@
-"""The denoising objective: the 3 x 3 grid by hand, the clamp, label drop, multiscale, randomness."""
+"""The flow process through the engine's `gen.Objective`: the 3 x 3 grid by hand, the clamp, label drop,
+multiscale, randomness."""
 
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def test_targets_are_the_truth_away_from_the_clamp(prediction, loss_space):
     tb = t.view(-1, 1, 1, 1)
     z = tb * x + (1 - tb) * eps
     out = ToyNet()(z, t, y)
-    pred = getattr(objective.prediction, f"to_{loss_space}")(out, z, tb, t_eps=T_EPS)
+    pred = getattr(objective.process.prediction, f"to_{loss_space}")(out, z, tb, t_eps=T_EPS)
     truth = {"x": x, "eps": eps, "v": x - eps}[loss_space]
     torch.testing.assert_close(
         stats["loss"], ((pred - truth) ** 2).flatten(1).mean(1), rtol=1e-10, atol=1e-12
@@ -195,22 +196,23 @@ def test_unconditional_objective():
 
 
 def test_schedule_as_name_or_component_spec():
-    assert type(Objective(ObjectiveConfig(schedule="uniform"), 0).schedule).__name__ == "Uniform"
+    assert type(Objective(ObjectiveConfig(schedule="uniform"), 0).process.schedule).__name__ == "Uniform"
     spec = gen.ComponentSpec(
         kind="schedule", name="logit_normal", config=gen.resolve_config("schedule", "logit_normal", mean=0.3)
     )
-    schedule = Objective(ObjectiveConfig(schedule=spec), 0).schedule
+    schedule = Objective(ObjectiveConfig(schedule=spec), 0).process.schedule
     assert (schedule.mean, schedule.std) == (0.3, 0.8)
     assert isinstance(schedule, gen.Schedule)
-    assert isinstance(Objective(ObjectiveConfig(), 0).prediction, gen.Prediction)
+    assert isinstance(Objective(ObjectiveConfig(), 0).process.prediction, gen.Prediction)
+    assert isinstance(Objective(ObjectiveConfig(), 0).process, gen.Process)
 
 
 def test_unknown_prediction_names_the_known_ones():
     # The config refuses it (so a recipe does, at load and in `gen recipe check`), before any Objective.
     with pytest.raises(ValueError, match="did you mean 'eps'"):
         ObjectiveConfig(prediction="epsilon")
-    with pytest.raises(gen.UnknownComponentError, match="uniform"):
-        Objective(ObjectiveConfig(schedule="unifrom"), 0)
+    with pytest.raises(gen.GenError, match="did you mean 'uniform'"):
+        ObjectiveConfig(schedule="unifrom")
 
 
 def test_config_is_frozen_and_has_the_jit_defaults():

@@ -3,15 +3,13 @@ and the keys by which a results row names it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
-from gen.components import ComponentSpec, validate_config
+from gen.components import ComponentSpec
 from gen.power_ema import EmaKey, EmaLength
-from gen.recipe import to_table
-from gen.sampling import SampleConfig
+from gen.sampling.config import SampleConfig
 
 
 def ema_text(ema: EmaKey) -> str:
@@ -79,24 +77,4 @@ SETTING_COLUMNS = (
     "split_interval",
 )
 
-#: The ``[sample]`` keys that name autoguidance's guiding model.
-GUIDE_KEYS = ("guide_step", "guide_ema", "guide_run")
-
-
-def sample_config_with(base: SampleConfig, **given: Any) -> SampleConfig:
-    """``base`` with the ``given`` keys (those not None) replaced, validated as ``[sample]`` keys are in
-    a recipe: a bad value is the same one-line error (``[sample] steps: must be >= 1, got 0``)."""
-    given = {k: v for k, v in given.items() if v is not None}
-    if not given:
-        return base
-    table: dict[str, Any] = to_table(base)
-    if "sampler" in given and not isinstance(given["sampler"], Mapping):
-        table.pop("sampler")  # another solver: the old one's options do not apply
-    if given.get("guidance") == "cfg":
-        for key in GUIDE_KEYS:
-            table.pop(key, None)  # classifier-free guidance: the recipe's guiding model does not apply
-    table.update({k: list(v) if isinstance(v, tuple) else v for k, v in given.items()})
-    return validate_config(SampleConfig, table, section="sample", file=None)
-
-
-__all__ = ["GUIDE_KEYS", "SETTING_COLUMNS", "SamplingSettings", "ema_text", "grid_text", "sample_config_with"]
+__all__ = ["SETTING_COLUMNS", "SamplingSettings", "ema_text", "grid_text"]

@@ -22,9 +22,9 @@ from gen import distributed
 from gen.distributed import DistInfo
 from gen.errors import GenError
 from gen.images import make_grid, save_png
-from gen.model_sampler import ModelSampler, shard
 from gen.progress import progress_bar
-from gen.sampling_settings import SamplingSettings
+from gen.sampling.model import ModelSampler, shard
+from gen.sampling.settings import SamplingSettings
 
 OutputKind = Literal["png", "npz", "dir"]
 

@@ -19,8 +19,6 @@ import torch
 from torch import Tensor, nn
 
 from gen.errors import GenError
-from gen.guidance import Guidance, Guide
-from gen.guides import check_guide, load_guide
 from gen.images import to_uint8
 from gen.latent_space import build_autoencoder
 from gen.power_ema import EmaKey, EmaLength
@@ -29,8 +27,12 @@ from gen.protocols import DataSpec
 from gen.recipe import Recipe, build_backbone
 from gen.runs.checkpoint import weights_name
 from gen.runs.run_dir import Checkpoint, load_checkpoint
-from gen.sampling import SampleConfig, check_sampler, sample_from_config, sample_noise
-from gen.sampling_settings import SamplingSettings, sample_config_with
+from gen.sampling import driver
+from gen.sampling.config import SampleConfig, sample_config_with
+from gen.sampling.guidance import Guidance, Guide
+from gen.sampling.guides import check_guide, load_guide
+from gen.sampling.noise import sample_noise
+from gen.sampling.settings import SamplingSettings
 from gen.seeds import GLOBAL_RNG_LOCK
 
 # -- which samples ----------------------------------------------------------------------------------
@@ -161,7 +163,7 @@ class ModelSampler:
             ema = self.checkpoint.default_ema() if ema == "default" else self.checkpoint.find_ema(ema)
         sample = sample_config_with(self.recipe.sample, **given)
         try:
-            check_sampler(self.recipe.objective, sample)
+            driver.check_sampler(self.recipe.objective, sample)
         except ValueError as e:
             raise GenError(f"[sample] {e}") from None
         if sample.guidance == "auto" and sample.guide not in self.guides:
@@ -221,22 +223,23 @@ class ModelSampler:
             seed: Sampling seed; sample i's noise depends only on (seed, i).
             batch_size: Samples per forward pass (does not change which samples are drawn).
             on_step: ``on_step(batch, k, steps)`` as the solver does step k of ``steps`` on ``batch`` (the
-                indices of the batch being drawn; see `gen.sampling.sample`); the samples do not change.
+                indices of the batch being drawn; see `gen.sample`); the samples do not change.
         """
         self.use_weights(settings.ema)
         objective, s = self.recipe.objective, settings.sample
+        noise_scale = objective.build_process().noise_scale
         guide = self.guide_for(s)
         k = self.spec.num_classes
         labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         for start in range(0, len(indices), batch_size):
             part = indices[start : start + batch_size]
             noise = sample_noise(
-                part, tuple(self.spec.shape), seed=seed, noise_scale=objective.noise_scale, device=self.device
+                part, tuple(self.spec.shape), seed=seed, noise_scale=noise_scale, device=self.device
             )  # (b, *shape)
             y = labels[part.start : part.stop].to(self.device) if k else None  # (b,)
             steps = partial(on_step, part) if on_step is not None else None
             with autocast(self.precision(s), self.device):
-                x = sample_from_config(
+                x = driver.sample(
                     self.model, noise, y, s, objective, num_classes=k, guide=guide, on_step=steps
                 )
             x = self.autoencoder.decode(x.float())  # (b, *output_spec.shape)
