@@ -9,13 +9,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install test lint format demo docs clean
 
-$(STAMP): pyproject.toml examples/gen-example-plugin/pyproject.toml Makefile
+$(STAMP): pyproject.toml examples/gen-example-plugin/pyproject.toml examples/gen-process-plugin/pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -e '.[dev,docs,tensorboard,wandb,ode,latent]'
 	# The example third-party plugin, installed the way a user would install one (tests exercise it).
 	$(BIN)/python -m pip install -q --no-deps -e examples/gen-example-plugin
+	# The example third-party process (vp_cosine and its sampler vp_ddim), installed the same way.
+	$(BIN)/python -m pip install -q --no-deps -e examples/gen-process-plugin
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -33,7 +35,7 @@ docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q -d site
 
 test: lint docs
-	$(BIN)/pytest -q tests examples/gen-example-plugin/tests
+	$(BIN)/pytest -q tests examples/gen-example-plugin/tests examples/gen-process-plugin/tests
 
 # Run again, it continues (or, when finished, redraws the grid and the score) instead of failing.
 demo: install
