@@ -153,7 +153,7 @@ def one_batch_loss(recipe: gen.Recipe, precision: str, compiled: bool) -> tuple[
         x, y = next(trainer.data_stream())
         x, y = x.to(trainer.device), y.to(trainer.device)
         g = torch.Generator().manual_seed(0)
-        t = trainer.objective.sample_time(x.shape[0], generator=g).to(trainer.device)
+        t = trainer.objective.draw(x.shape[0], generator=g)["t"].to(trainer.device)
         eps = torch.randn(x.shape, generator=g).to(trainer.device)
         net = torch.compile(trainer.model) if compiled else trainer.model
         with autocast(precision, trainer.device):

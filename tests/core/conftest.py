@@ -234,6 +234,52 @@ class TinyMLP(torch.nn.Module):
         return self.out(torch.nn.functional.silu(self.norm(h))).view_as(z)
 
 
+class TwoTimes:
+    """A process that draws two times per sample, as MeanFlow draws (r, t): its draws must be keyed by
+    position in the global batch like the flow's one time."""
+
+    noise_scale = 1.0
+
+    def __init__(self, cfg):
+        pass
+
+    def with_objective(self, objective):
+        return self
+
+    def check_shape(self, shape):
+        pass
+
+    def check_sample(self, sample):
+        pass
+
+    def backbone_fields(self, spec):
+        return {}
+
+    def draw(self, n, generator):
+        t = torch.rand(n, generator=generator)
+        return {"t": t, "r": torch.rand(n, generator=generator) * t}
+
+    def loss(self, net, x, condition, draws, eps):
+        t, r = draws["t"], draws["r"]
+        tb = t.view(-1, *[1] * (x.ndim - 1))
+        out = net(tb * x + (1 - tb) * eps, t - r, condition.y)
+        per_sample = ((out - x) ** 2).flatten(1).mean(1)
+        return per_sample, {"loss": per_sample.detach(), "t": t.detach()}
+
+    def sample(self, net, noise, condition, sample, *, guide=None, on_step=None):
+        return net(noise, torch.ones(noise.shape[0]), condition.y)  # one step from noise
+
+
+@gen.hookimpl
+def register_processes(register):
+    register("twotimes", TwoTimes, description="Two times a sample (tests).")
+
+
+@gen.hookimpl
+def register_samplers(register):
+    register("onestep", lambda cfg: None, description="One step (tests).", process="twotimes")
+
+
 @gen.hookimpl
 def register_datasets(register):
     register("blobs", Blobs, config=BlobsConfig, description="Class-coloured noise (tests).")

@@ -43,7 +43,7 @@ def test_training_loss_traces_without_graph_breaks(backbone, fields, objective):
     obj = gen.Objective(objective, num_classes=5)
     g = torch.Generator().manual_seed(0)
     x, eps = torch.randn(2, 3, 16, 16, generator=g), torch.randn(2, 3, 16, 16, generator=g)
-    t = obj.sample_time(2, generator=g)
+    t = obj.draw(2, generator=g)["t"]
     y = torch.tensor([0, 5])
 
     def loss(x, y, t, eps):

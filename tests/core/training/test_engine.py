@@ -88,6 +88,29 @@ def test_gradient_accumulation_matches_one_big_batch(train_env, tmp_path):
     assert_same(weights(tmp_path / "big"), weights(tmp_path / "accum"), atol=1e-6)
 
 
+TWO_TIMES = ['objective.process="twotimes"', 'sample.sampler="onestep"']
+
+
+def test_a_process_with_two_draws_resumes_exactly_and_accumulates(train_env, tmp_path):
+    # A process that draws (t, r) per sample, as MeanFlow does: both are keyed by position in the
+    # global batch, so resume is bit-identical and micro-batches see the draws of one big batch.
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(load_recipe(train_env, [*TWO_TIMES, "train.ckpt_every=100"]), straight)
+    train(load_recipe(train_env, [*TWO_TIMES, "train.steps=3"]), split)
+    train(load_recipe(train_env, TWO_TIMES), split, resume=True)
+    assert_same(weights(straight), weights(split))
+    train(load_recipe(train_env, [*TWO_TIMES, "train.steps=2"]), tmp_path / "big")
+    train(load_recipe(train_env, [*TWO_TIMES, "train.steps=2", "train.micro_batch=2"]), tmp_path / "accum")
+    assert_same(weights(tmp_path / "big"), weights(tmp_path / "accum"), atol=1e-6)
+
+
+def test_a_solver_of_another_process_is_one_line_naming_both(train_env):
+    with pytest.raises(gen.RecipeError) as e:
+        load_recipe(train_env, [TWO_TIMES[0], 'sample.sampler="euler"'])
+    assert "sampler 'euler' samples the flow process, not the twotimes process of this model" in str(e.value)
+    assert "choose one of onestep" in str(e.value)
+
+
 def test_unconditional_training(train_env, tmp_path):
     run = tmp_path / "uncond"
     summary = train(load_recipe(train_env, ["data.num_classes=0", "sample.cfg=3.0"]), run)
