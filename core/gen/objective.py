@@ -21,9 +21,10 @@ import torch
 from attrs import validators as v
 from torch import Tensor, nn
 
-from gen.components import build_component, registered
+from gen.components import ComponentSpec, build_component, registered
 from gen.condition import ClassLabels
 from gen.config import component_field, field
+from gen.plugins import get_registry
 from gen.process import Process
 
 
@@ -64,6 +65,20 @@ class ObjectiveConfig:
 
     def __attrs_post_init__(self):
         self.build_process()  # a key the process cannot honour is a ValueError naming it
+
+    def is_default(self, key: str) -> bool:
+        """Whether ``key`` holds its default value. A component (``schedule``) compares by name and
+        options, not by which keys were written: a resolved recipe (``gen recipe show``, a checkpoint's
+        copy) spells out the default schedule's options and must read as the default. For a process
+        that refuses the keys it does not use."""
+        default = getattr(attrs.fields(type(self)), key).default
+        value = getattr(self, key)
+        if isinstance(value, ComponentSpec):
+            return (
+                value.name == default
+                and value.config == get_registry(value.kind).get(value.name).make_config()
+            )
+        return value == default
 
     def build_process(self) -> Process:
         """The process this section names, set up for the section (`gen.Process.with_objective`)."""

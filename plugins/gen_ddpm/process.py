@@ -79,19 +79,6 @@ class DDPMConfig:
         )
 
 
-def _is_default(objective: Any, key: str) -> bool:
-    """Whether ``[objective]``'s ``key`` holds its default. A schedule is compared by name and config
-    values, not by which keys were written: a resolved recipe (``gen recipe show``, a checkpoint's copy)
-    spells out the default schedule's options, and must load again."""
-    default = getattr(attrs.fields(type(objective)), key).default
-    value = getattr(objective, key)
-    if isinstance(value, gen.ComponentSpec):
-        if value.name != default:
-            return False
-        return value.config == gen.get_registry(value.kind).get(value.name).make_config()
-    return value == default
-
-
 def _toml(value: Any) -> str:
     """A value as a recipe would write it (a component by its name)."""
     if isinstance(value, gen.ComponentSpec):
@@ -143,7 +130,7 @@ class DDPMProcess:
                     f'{key} = "eps" (process "ddpm")'
                 )
         for key in _FLOW_KEYS:
-            if not _is_default(objective, key):
+            if not objective.is_default(key):
                 value = getattr(objective, key)
                 raise ValueError(
                     f'{key} = {_toml(value)} applies to the flow process only; remove it (process "ddpm")'

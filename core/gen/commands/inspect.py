@@ -79,7 +79,8 @@ def components_command(
         for c in comps:
             serves = f", process {c['process']}" if c.get("process") else ""
             table = Table(
-                title=f"{k} {c['name']!r} ({c['plugin']}{serves}): {c['description']}", title_justify="left"
+                title=escape(f"{k} {c['name']!r} ({c['plugin']}{serves}): {c['description']}"),
+                title_justify="left",
             )
             for col in ("field", "type", "default", "doc"):
                 table.add_column(col, overflow="fold")

@@ -70,21 +70,6 @@ class VPCosineConfig:
 # --8<-- [end:config]
 
 
-# --8<-- [start:is_default]
-def _is_default(objective: Any, key: str) -> bool:
-    """Whether ``[objective]``'s ``key`` holds its default: a schedule compares by name
-    and options, as a resolved recipe (a checkpoint's copy) spells the default out."""
-    default = getattr(attrs.fields(type(objective)), key).default
-    value = getattr(objective, key)
-    if isinstance(value, gen.ComponentSpec):
-        component = gen.get_registry(value.kind).get(value.name)
-        return value.name == default and value.config == component.make_config()
-    return value == default
-
-
-# --8<-- [end:is_default]
-
-
 class VPCosineProcess:
     """The variance-preserving cosine path (see the module docstring): a `gen.Process`.
 
@@ -122,7 +107,7 @@ class VPCosineProcess:
                 'prediction = "eps" and loss = "eps" (or both "v")'
             )
         for key in FLOW_KEYS:
-            if not _is_default(objective, key):
+            if not objective.is_default(key):
                 value = getattr(objective, key)
                 shown = value.name if isinstance(value, gen.ComponentSpec) else value
                 raise ValueError(
