@@ -68,12 +68,13 @@ def test_per_class_grid_has_one_row_per_class(cli, run, tmp_path):
     assert npz(tmp_path / "l.npz")["arr_1"].tolist() == [2, 0, 2, 0]
 
 
-def test_batch_size_does_not_change_the_images(cli, run, tmp_path):
+def test_batch_size_does_not_change_the_images(cli, run, tmp_path, same_images):
     outs = []
     for b in (1, 3, 64):
         cli("sample", run, "--num", 7, "--batch-size", b, "--out", tmp_path / f"b{b}.npz")
         outs.append(npz(tmp_path / f"b{b}.npz")["arr_0"])
-    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+    same_images(outs[0], outs[1])  # other batch shapes, so other float32 kernels: equal up to rounding
+    same_images(outs[0], outs[2])
     cli("sample", run, "--num", 7, "--seed", 1, "--out", tmp_path / "s1.npz")
     assert not np.array_equal(outs[0], npz(tmp_path / "s1.npz")["arr_0"])
 
@@ -103,7 +104,7 @@ def test_images_are_the_driver_samples_of_the_first_ema_with_the_recipe_settings
         assert not np.array_equal(npz(tmp_path / "c.npz")["arr_0"], to_uint8(x)), option
 
 
-def test_two_ranks_draw_disjoint_slices_that_make_the_whole(run, tmp_path):
+def test_two_ranks_draw_disjoint_slices_that_make_the_whole(run, tmp_path, same_images):
     for n in (0, 1, 5, 7, 50_000):
         for world in (1, 2, 3, 8):
             parts = [shard(n, r, world) for r in range(world)]
@@ -122,11 +123,11 @@ def test_two_ranks_draw_disjoint_slices_that_make_the_whole(run, tmp_path):
     whole = images(range(7), 7)
     ranks = [images(shard(7, r, 2), 2) for r in range(2)]
     assert [len(r) for r in ranks] == [3, 4]
-    assert np.array_equal(np.concatenate(ranks), whole)
-    # Rank 0 assembles the npz from the ranks' parts, streamed.
+    same_images(np.concatenate(ranks), whole)  # batches of 2 and of 7: equal up to float32 rounding
+    # Rank 0 assembles the npz from the ranks' parts, streamed (a copy: bit for bit).
     write_adm_npz(tmp_path / "w.npz", ranks, labels)
     got = npz(tmp_path / "w.npz")
-    assert np.array_equal(got["arr_0"], whole) and np.array_equal(got["arr_1"], labels)
+    assert np.array_equal(got["arr_0"], np.concatenate(ranks)) and np.array_equal(got["arr_1"], labels)
 
 
 def test_labels_and_names():

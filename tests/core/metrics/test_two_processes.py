@@ -59,5 +59,8 @@ def test_two_processes_score_every_metric_like_one(
     two = json.loads((tmp_path / "two.json").read_text())["rows"][0]
     one = json.loads((tmp_path / "one.json").read_text())["rows"][0]
     assert two["num_images"] == one["num_images"] == 13
+    # Images and features of batches of 7 and 6 against one of 13: the float32 networks round differently
+    # (as in test_eval's two processes). Every feature off by 8 (64) ulps moves these metrics by <= 1.1e-6
+    # (4.4e-6; FD-DINOv2 the most) on these images, precision and recall (fractions of 13) not at all.
     for key in ("fid", "is_mean", "kid_mean", "kid_std", "precision", "recall", "sfid", "fd_dinov2"):
-        assert two[key] == pytest.approx(one[key], rel=1e-6, abs=1e-9), key
+        assert two[key] == pytest.approx(one[key], rel=2e-5, abs=1e-9), key
