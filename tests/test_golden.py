@@ -119,9 +119,19 @@ SAMPLES = [
 ]
 
 
-#: Euler-Maruyama restarts at each piece of a split grid with noise seeded by a hash of the piece's start
-#: (`gen.per_sample_generators`): a last-bit difference there draws other noise, so only the machine
-#: that wrote the values can check it (exactly).
+#: The stochastic samplers draw their noise from generators seeded by a hash of the start noise's bytes
+#: (`gen.per_sample_generators`): a last-bit difference draws other noise altogether. torch's randn
+#: rounds differently where it is not vectorised (its AVX-512 and generic builds), so these are checked
+#: only where the start noise is bit-identical to the writer's (``noise/start``).
+STOCHASTIC = {
+    "sample/flow_x_v/euler_maruyama",
+    "sample/ddpm/ddpm",
+    "sample/ddpm/ddpm/cfg",
+    "sample/ddpm/ddim/eta",
+    "sample/ddpm_dit/ddpm/cfg",
+}
+#: Euler-Maruyama restarts at each piece of a split grid with noise seeded by a hash of the piece's start,
+#: which the network's own rounding moves: only the machine that wrote the values can check it (exactly).
 BIT_SENSITIVE = {"sample/flow_x_v/euler_maruyama/cfg/split"}
 
 
@@ -140,7 +150,7 @@ def runs(tmp_path_factory):
 
 
 def computed(runs) -> dict[str, np.ndarray]:
-    values = {}
+    values = {"noise/start": gen.sample_noise(range(4), (3, 16, 16), seed=5).numpy()}
     for name, run in runs.items():
         lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         values[f"loss/{name}"] = np.array([line["loss"] for line in lines], dtype=np.float64)
@@ -160,12 +170,13 @@ def test_golden_samples_and_losses(runs):
         want = dict(stored)
     assert sorted(got) == sorted(want)
     exact = bool(os.environ.get("GEN_GOLDEN_EXACT"))
+    same_noise = np.array_equal(got["noise/start"], want["noise/start"])
     bad = []
     for key, value in got.items():
         if exact:
             if not np.array_equal(value, want[key]):
                 bad.append(f"{key}: not bit-identical")
-        elif key not in BIT_SENSITIVE:
+        elif key not in BIT_SENSITIVE and (same_noise or key not in STOCHASTIC):
             error = float(np.abs(value - want[key]).max()) / max(1.0, float(np.abs(want[key]).max()))
             if error > 2e-4:
                 bad.append(f"{key}: {error:.3g}")
