@@ -92,7 +92,9 @@ def test_learned_variance_sets_the_backbone_out_channels(write):
 
 
 def test_flow_solver_cannot_sample_ddpm(write):
-    with pytest.raises(gen.RecipeError, match=r"\[sample\]: sampler 'heun' does not sample the ddpm"):
+    # The registry says which process a sampler samples: one line naming both, and the right ones.
+    message = r"\[sample\]: sampler 'heun' samples the flow process, not the ddpm process of this model; "
+    with pytest.raises(gen.RecipeError, match=message + "choose one of ddim, ddpm$"):
         gen.load_recipe(write(sampler='"heun"'))
 
 
