@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import typer
 
 from gen.commands.app import app
@@ -24,9 +27,19 @@ def recipe_show(
     typer.echo(recipe_to_toml(resolved, header=f"resolved from {recipe} by gen {__version__}"), nl=False)
 
 
+def is_override(arg: str) -> bool:
+    """``SECTION.KEY=VALUE`` (an override of every recipe checked), not a file name."""
+    key, eq, _ = arg.partition("=")
+    return bool(eq) and re.fullmatch(r"[A-Za-z_][\w.]*", key) is not None and not Path(arg).exists()
+
+
 @recipe_app.command("check")
 def recipe_check(
-    recipes: list[str] = typer.Argument(..., help="Recipe files to validate."),
+    recipes: list[str] = typer.Argument(
+        ...,
+        help="Recipe files to validate, then SECTION.KEY=VALUE overrides applied to each, as gen train "
+        "takes them (values are TOML).",
+    ),
     world_size: int = typer.Option(
         1, "--world-size", min=1, help="Processes the run will have (torchrun's nproc x nodes)."
     ),
@@ -35,10 +48,18 @@ def recipe_check(
     from gen.recipe import load_recipe
     from gen.training.plan import check_recipe
 
+    overrides = [arg for arg in recipes if is_override(arg)]
+    files = [arg for arg in recipes if not is_override(arg)]
+    if not files:
+        raise GenError(
+            "gen recipe check: give a recipe file before the overrides (gen recipe check FILE KEY=VALUE)"
+        )
     failed = 0
-    for path in recipes:
+    for path in files:
         try:
-            recipe = load_recipe(path)  # its errors name the file (and the section and key) already
+            recipe = load_recipe(
+                path, overrides
+            )  # its errors name the file (and the section and key) already
             try:
                 check_recipe(recipe, world_size=world_size)
             except GenError as e:

@@ -273,8 +273,10 @@ class ModelSampler:
             >>> x = model.sample([0, 1, 2], cfg=2.0, steps=12, sampler="dpmpp_3m")  # (3, 3, 32, 32)
         """
         if labels is not None:
-            labels = np.asarray(torch.as_tensor(labels).cpu(), dtype=np.int64)
-            n = len(labels)
+            given = np.asarray(torch.as_tensor(labels).cpu(), dtype=np.int64).reshape(-1)
+            n = len(given)
+            # Checked as gen sample --labels is: a class id out of range is one line, not an IndexError.
+            labels = class_labels(n, self.spec.num_classes, labels=given.tolist()) if n else given
         else:
             if num is None:
                 raise GenError("give labels, or num for samples balanced over the classes")

@@ -173,3 +173,15 @@ def test_loggers_and_init_from_are_checked_as_in_train(tmp_path, monkeypatch):
     assert code == 2 and message in text, text
     code, text = train(tmp_path, recipe)
     assert code == 2 and message in text, text
+
+
+def test_check_takes_overrides_as_train_does(tmp_path):
+    recipe = write(tmp_path, DEMO)
+    code, out = check(recipe, "train.stpes=100")
+    assert code == 2
+    assert out.startswith(f"error: {recipe}: [train] stpes: unknown key; did you mean 'steps'?")
+    assert "ok:" not in out and "not found" not in out
+    assert check(recipe, "train.steps=100", "sample.cfg=2.5") == (0, f"ok: {recipe}")
+    code, out = check(recipe, "train.micro_batch=3")  # an override that only the plan refuses
+    assert code == 2 and "micro_batch (3) does not divide global_batch (8)" in out
+    assert check("train.steps=100")[0] == 2

@@ -254,3 +254,5 @@ def test_gen_load_samples_in_one_call_what_gen_sample_draws(cli, run, tmp_path):
         model.sample([0], steps=0)
     with pytest.raises(gen.GenError, match="give labels, or num"):
         model.sample()
+    with pytest.raises(gen.GenError, match=r"class ids in \[0, 3\), got \[0, 12\]"):
+        model.sample([0, 12])  # the line gen sample --labels 0,12 prints, not an IndexError
