@@ -165,9 +165,10 @@ class Objective:
             The scalar loss and stats: ``loss`` (B,) per-sample loss (unweighted, detached), ``t`` (B,).
         """
         y = self.drop_labels(y, generator)
-        draws = {k: d.to(x.device) for k, d in self.draw(x.shape[0], generator).items()}
-        if draws["t"].is_floating_point():
-            draws["t"] = draws["t"].to(x.dtype)  # (B,)
+        draws = {  # each (B, ...); times in the samples' precision
+            k: d.to(x.device, x.dtype if d.is_floating_point() else d.dtype)
+            for k, d in self.draw(x.shape[0], generator).items()
+        }
         eps = self.sample_noise(x, generator)  # (B, ...)
         return self.loss_at(net, x, y, draws, eps)
 

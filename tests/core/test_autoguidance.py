@@ -194,6 +194,24 @@ def test_bad_guides_are_one_line(runs, tmp_path):
     )
 
 
+def test_a_guide_of_another_process_is_one_line(train_env):
+    from types import SimpleNamespace
+
+    from gen.sampling.guides import check_compatible
+
+    main = gen.load_recipe(train_env)
+    other = gen.load_recipe(train_env, ['objective.process="twotimes"', 'sample.sampler="onestep"'])
+    spec = gen.DataSpec(shape=(3, 4, 4), num_classes=3)
+    guide = SimpleNamespace(path="RUN/checkpoints/step_00000006", spec=spec, recipe=other)
+    with pytest.raises(gen.GenError) as e:
+        check_compatible(main, spec, guide)
+    assert str(e.value) == (
+        "the guiding checkpoint RUN/checkpoints/step_00000006 is a model of the twotimes process and the "
+        "main model of the flow process; autoguidance needs a guide of the same process"
+    )
+    check_compatible(main, spec, SimpleNamespace(path="RUN", spec=spec, recipe=main))  # the same: no error
+
+
 def test_training_grids_and_scores_use_the_recipe_guide(train_env, tmp_path, cli):
     """[sample] guidance = 'auto' with guide_ema: the training score is gen eval's score of the checkpoint."""
     run = tmp_path / "run"

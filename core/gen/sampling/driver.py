@@ -16,6 +16,7 @@ from gen.condition import ClassLabels
 from gen.errors import GenError
 from gen.objective import ObjectiveConfig
 from gen.plugins import get_registry
+from gen.process import Process
 from gen.sampling.config import SampleConfig
 from gen.sampling.guidance import Guide
 from gen.sampling.step_counter import StepCallback
@@ -49,6 +50,7 @@ def sample(
     num_classes: int,
     guide: Guide | None = None,
     on_step: StepCallback | None = None,
+    process: Process | None = None,
 ) -> Tensor:
     """Samples of ``net`` with the ``[sample]`` section ``config``, by the process of ``objective``.
 
@@ -62,6 +64,8 @@ def sample(
         guide: The guiding model that ``guidance = "auto"`` needs (`gen.ModelSampler` loads it from
             the ``guide_*`` keys).
         on_step: ``on_step(k, total)`` as the solver does its steps (the samples do not change).
+        process: ``objective``'s process when the caller has built it already (`gen.ModelSampler`
+            samples batch after batch with one); None builds it.
 
     Returns:
         (B, ...) the samples, in the data's range (images in [-1, 1], not clipped).
@@ -75,7 +79,7 @@ def sample(
         condition = ClassLabels.null(noise.shape[0], num_classes, device=noise.device)
     else:
         condition = ClassLabels(labels, num_classes)
-    process = objective.build_process()
+    process = process if process is not None else objective.build_process()
     return process.sample(net, noise, condition, config, guide=guide, on_step=on_step)
 
 

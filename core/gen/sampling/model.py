@@ -121,6 +121,8 @@ class ModelSampler:
         self.spec = spec
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.checkpoint = checkpoint
+        #: The process the model was trained with, built once: it samples every batch.
+        self.process = recipe.objective.build_process()
         #: Decodes the model's samples to what is written and scored (identity in pixel space).
         self.autoencoder = build_autoencoder(recipe.autoencoder)
         # The EMA whose weights the model holds (None: the raw ones); nothing loaded yet from a checkpoint.
@@ -227,20 +229,31 @@ class ModelSampler:
         """
         self.use_weights(settings.ema)
         objective, s = self.recipe.objective, settings.sample
-        noise_scale = objective.build_process().noise_scale
         guide = self.guide_for(s)
         k = self.spec.num_classes
         labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         for start in range(0, len(indices), batch_size):
             part = indices[start : start + batch_size]
             noise = sample_noise(
-                part, tuple(self.spec.shape), seed=seed, noise_scale=noise_scale, device=self.device
+                part,
+                tuple(self.spec.shape),
+                seed=seed,
+                noise_scale=self.process.noise_scale,
+                device=self.device,
             )  # (b, *shape)
             y = labels[part.start : part.stop].to(self.device) if k else None  # (b,)
             steps = partial(on_step, part) if on_step is not None else None
             with autocast(self.precision(s), self.device):
                 x = driver.sample(
-                    self.model, noise, y, s, objective, num_classes=k, guide=guide, on_step=steps
+                    self.model,
+                    noise,
+                    y,
+                    s,
+                    objective,
+                    num_classes=k,
+                    guide=guide,
+                    on_step=steps,
+                    process=self.process,
                 )
             x = self.autoencoder.decode(x.float())  # (b, *output_spec.shape)
             yield part, x.float().cpu()
