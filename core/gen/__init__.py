@@ -22,7 +22,16 @@ if TYPE_CHECKING:  # the same names, imported for type checkers, IDEs and the AP
     from gen.errors import DuplicateComponentError, GenError, RecipeError, UnknownComponentError
     from gen.hookspecs import hookimpl
     from gen.images import from_uint8, make_grid, save_png, to_uint8
-    from gen.layers import LabelEmbedder, TimestepEmbedder, init_adaln_zero, modulate, timestep_embedding
+    from gen.layers import (
+        LabelEmbedder,
+        ScalarEmbedders,
+        TimestepEmbedder,
+        attention,
+        init_adaln_zero,
+        math_attention,
+        modulate,
+        timestep_embedding,
+    )
     from gen.objective import Objective, ObjectiveConfig
     from gen.plugins import command_group, get_registry
     from gen.power_ema import EmaLength
@@ -37,6 +46,7 @@ if TYPE_CHECKING:  # the same names, imported for type checkers, IDEs and the AP
         EncodedData,
         KnowsSize,
         ListsImages,
+        LocalPaths,
         Logger,
         Prediction,
         RanksScores,
@@ -74,7 +84,16 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "gen.errors": ("DuplicateComponentError", "GenError", "RecipeError", "UnknownComponentError"),
     "gen.hookspecs": ("hookimpl",),
     "gen.images": ("from_uint8", "make_grid", "save_png", "to_uint8"),
-    "gen.layers": ("LabelEmbedder", "TimestepEmbedder", "init_adaln_zero", "modulate", "timestep_embedding"),
+    "gen.layers": (
+        "LabelEmbedder",
+        "ScalarEmbedders",
+        "TimestepEmbedder",
+        "attention",
+        "init_adaln_zero",
+        "math_attention",
+        "modulate",
+        "timestep_embedding",
+    ),
     "gen.objective": ("Objective", "ObjectiveConfig"),
     "gen.plugins": ("command_group", "get_registry"),
     "gen.power_ema": ("EmaLength",),
@@ -89,6 +108,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "EncodedData",
         "KnowsSize",
         "ListsImages",
+        "LocalPaths",
         "Logger",
         "Prediction",
         "RanksScores",
@@ -148,6 +168,7 @@ __all__ = [
     "KINDS",
     "KnowsSize",
     "ListsImages",
+    "LocalPaths",
     "Logger",
     "ModelSampler",
     "Objective",
@@ -203,8 +224,11 @@ __all__ = [
     "train",
     "type_name",
     "LabelEmbedder",
+    "ScalarEmbedders",
     "TimestepEmbedder",
+    "attention",
     "init_adaln_zero",
+    "math_attention",
     "modulate",
     "timestep_embedding",
     "weights_name",

@@ -39,6 +39,11 @@ class ClassLabels:
         """Whether there is a null label to guide against (the model has classes)."""
         return self.num_classes > 0
 
+    @property
+    def is_null(self) -> Tensor:
+        """(B,) bool: which samples have the null label (dropped for CFG, or an unconditional model's)."""
+        return self.labels == self.num_classes
+
     def with_null(self) -> Tensor:
         """(2B,) these labels, then B null labels: the conditional and unconditional pass as one batch."""
         return torch.cat([self.labels, torch.full_like(self.labels, self.num_classes)])

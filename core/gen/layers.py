@@ -1,4 +1,5 @@
-"""Layers shared by the transformer backbones (DiT, JiT): timestep and label embedders, adaLN-Zero.
+"""Layers shared by the transformer backbones (DiT, JiT): timestep and label embedders, adaLN-Zero,
+and attention that forward-mode AD can differentiate.
 
 Both published backbones condition on ``c = t_embedder(t) + y_embedder(y)`` of shape (B, D) and
 modulate their blocks with it (adaptive LayerNorm, adaLN); the pieces here are those of DiT's
@@ -9,18 +10,60 @@ built from them loads released state dicts as they are.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+# Depth of `math_attention` contexts: a module global, so that torch.compile guards on it.
+_math_attention_depth = 0
+
+
+@contextlib.contextmanager
+def math_attention() -> Iterator[None]:
+    """Within this context `attention` computes ``softmax(q kᵀ / sqrt(d)) v`` from plain operations.
+
+    Forward-mode AD (``torch.func.jvp``, ``torch.autograd.forward_ad``) has no rule for the fused
+    kernels behind ``F.scaled_dot_product_attention`` (pytorch issue 128971: "Trying to use forward AD
+    with _scaled_dot_product_flash_attention_for_cpu"); every operation of the math path has one. A
+    MeanFlow's loss takes a JVP through the backbone inside this context; outside it the backbones run
+    the fused kernels, bit for bit as before.
+    """
+    global _math_attention_depth
+    _math_attention_depth += 1
+    try:
+        yield
+    finally:
+        _math_attention_depth -= 1
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
+    """Scaled dot-product attention: ``F.scaled_dot_product_attention``, or inside `math_attention` the
+    same function from operations forward-mode AD can differentiate (scores and softmax in float32).
+
+    Args:
+        q: (B, H, N, Dh) queries; k, v: (B, H, M, Dh) keys and values.
+        dropout_p: Dropout on the attention weights (pass 0 in eval mode).
+
+    Returns:
+        (B, H, N, Dh).
+    """
+    if not _math_attention_depth:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    wide = torch.promote_types(q.dtype, torch.float32)  # float32 scores, float64 for float64 inputs
+    scores = (q.to(wide) @ k.to(wide).transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, H, N, M)
+    weights = F.dropout(scores.softmax(-1), p=dropout_p).to(v.dtype)  # (B, H, N, M)
+    return weights @ v  # (B, H, N, Dh)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal features of t, DiT's ``TimestepEmbedder.timestep_embedding`` bit for bit.
 
     Features are ``[cos(t * f_0), ..., cos(t * f_{h-1}), sin(t * f_0), ..., sin(t * f_{h-1})]`` with
-    ``h = dim // 2`` and ``f_k = max_period^(-k / h)``, computed in float32.
+    ``h = dim // 2`` and ``f_k = max_period^(-k / h)``, computed in float32 (float64 for float64 t).
 
     Args:
         t: (B,) times, used as given (no rescaling: the backbones here pass t in [0, 1], the published
@@ -29,13 +72,14 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
         max_period: Sets the lowest frequency, ``max_period^(-(h-1)/h)``, about ``1 / max_period``.
 
     Returns:
-        (B, F) float32 features.
+        (B, F) float32 features (float64 for float64 times).
     """
     half = dim // 2
     freqs = torch.exp(
         -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half
     )  # (F/2,)
-    args = t[:, None].float() * freqs[None]  # (B, F/2)
+    # float32 as published; float64 times stay float64 (the backbones' float64 JVP checks).
+    args = t[:, None].to(torch.promote_types(t.dtype, torch.float32)) * freqs[None]  # (B, F/2)
     embedding = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, 2*(F/2))
     if dim % 2:
         embedding = torch.cat([embedding, torch.zeros_like(embedding[:, :1])], dim=-1)  # (B, F)
@@ -105,6 +149,41 @@ class LabelEmbedder(nn.Module):
         return self.embedding_table(y)  # (B, D)
 
 
+class ScalarEmbedders(nn.Module):
+    """One `TimestepEmbedder` per named per-sample scalar the backbone takes besides t: (B,) each ->
+    (B, D) each.
+
+    A MeanFlow's network also sees the length ``h`` of the interval it jumps (Geng et al., 2025, embed
+    (t, t - r) and add the embeddings: ``c = t_emb + h_emb + y_emb``); improved MeanFlow adds the
+    guidance scale and interval it was trained to apply. The names are the backbone's
+    ``scalar_inputs``; with none, the module holds nothing and the backbone is the published one.
+
+    Args:
+        names: The scalars, in order (state dict keys ``scalar_embedders.<name>.mlp.*``).
+        dim: D.
+    """
+
+    def __init__(self, names: Iterable[str], dim: int):
+        super().__init__()
+        self.names = tuple(names)
+        self.embedders = nn.ModuleDict({name: TimestepEmbedder(dim) for name in self.names})
+
+    def init_weights(self, std: float = 0.02) -> None:
+        """N(0, std²) MLP weights, as the backbones' own timestep embedder (in the order of ``names``)."""
+        for name in self.names:
+            self.embedders[name].init_weights(std=std)
+
+    def forward(self, scalars: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """The (B, D) embedding of each scalar of ``names``, in order; ``ValueError`` when the inputs
+        are not exactly ``names``."""
+        if set(scalars) != set(self.names):
+            raise ValueError(
+                f"the backbone takes the scalar inputs {list(self.names) or 'none'} besides (z, t, y), got "
+                f"{sorted(scalars) or 'none'}; its scalar_inputs are set by the process it was built for"
+            )
+        return [self.embedders[name](scalars[name]) for name in self.names]  # each (B, D)
+
+
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """adaLN's modulation ``x * (1 + scale) + shift``, per sample.
 
@@ -138,4 +217,13 @@ def init_adaln_zero(blocks: Iterable[nn.Module], final_layer: nn.Module) -> None
             nn.init.zeros_(layer.bias)
 
 
-__all__ = ["LabelEmbedder", "TimestepEmbedder", "init_adaln_zero", "modulate", "timestep_embedding"]
+__all__ = [
+    "LabelEmbedder",
+    "ScalarEmbedders",
+    "TimestepEmbedder",
+    "attention",
+    "init_adaln_zero",
+    "math_attention",
+    "modulate",
+    "timestep_embedding",
+]

@@ -136,8 +136,14 @@ class Objective:
         if self.config.label_drop == 0 or self.num_classes == 0:
             return y  # an unconditional model sees the null label already
         u = torch.rand(y.shape[0], generator=generator, device=_device_of(generator, y.device))  # (B,)
-        drop = (u < self.config.label_drop).to(y.device)
+        drop = self.arrange_drops(u < self.config.label_drop).to(y.device)
         return torch.where(drop, torch.full_like(y, self.null_label), y)
+
+    def arrange_drops(self, drop: Tensor) -> Tensor:
+        """(G,) bool positions whose label is dropped: ``drop`` as drawn, or as the process arranges it
+        (its optional ``arrange_drops``, `gen.Process.draw`)."""
+        arrange = getattr(self.process, "arrange_drops", None)
+        return drop if arrange is None else arrange(drop)
 
     def draw(self, n: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """The process's draws (``t``, ...) of ``n`` positions, each (n, ...) (`gen.Process.draw`)."""

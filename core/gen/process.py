@@ -35,6 +35,11 @@ class Condition(Protocol):
         """Whether the model has a null condition to guide against (False: unconditional)."""
         ...
 
+    @property
+    def is_null(self) -> Tensor:
+        """(B,) bool: which samples have the null condition (dropped for CFG training, or unconditional)."""
+        ...
+
     def with_null(self) -> Any:
         """The backbone's input for 2B samples: these B conditions, then B null ones (one batched CFG
         forward)."""
@@ -81,7 +86,12 @@ class Process(Protocol):
 
     def draw(self, n: int, generator: torch.Generator) -> dict[str, Tensor]:
         """The training draws of ``n`` positions other than the noise, each (n, ...) on the CPU: at least
-        ``t`` (the flow's time; DDPM's integer step); MeanFlow would add ``r``. All from ``generator``."""
+        ``t`` (the flow's time; DDPM's integer step); a MeanFlow adds the end of its interval, ``t_end``.
+        All from ``generator``.
+
+        A process may also define ``arrange_drops(drop) -> drop``: given the (n,) bool positions whose
+        condition the engine drops for CFG (drawn after `draw`), the positions it drops instead (a
+        MeanFlow drops the batch's first ones, as published); without it the engine's stand."""
         ...
 
     def loss(

@@ -96,6 +96,12 @@ class DiTConfig:
         validator=attrs.validators.in_(CONDITIONINGS),
     )
     compile: bool = gen.field(False, doc="torch.compile each block and the final layer")
+    scalar_inputs: tuple[str, ...] = gen.field(
+        (),
+        doc="per-sample scalars the network also takes, each embedded like t and conditioning as t does "
+        "(set by the process: a MeanFlow's interval h)",
+        validator=attrs.validators.deep_iterable(attrs.validators.instance_of(str)),
+    )
 
     def __attrs_post_init__(self) -> None:
         s = self.sizes()

@@ -54,6 +54,8 @@ class DiT(nn.Module):
             blocks = [ViTBlock(D, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth)]
         self.blocks = nn.ModuleList(blocks)
         self.final_layer = FinalLayer(D, p, cfg.out_channels, adaptive=adaptive)
+        # Registered last: the published modules keep their order (and their share of the init draws).
+        self.scalar_embedders = gen.ScalarEmbedders(cfg.scalar_inputs, D)
         self.initialize_weights()
         if cfg.compile:
             # Module.compile keeps the parameter names (no ``_orig_mod.`` prefix in the state dict).
@@ -80,6 +82,7 @@ class DiT(nn.Module):
         nn.init.zeros_(self.x_embedder.proj.bias)
         self.y_embedder.init_weights(std=0.02)  # y then t: the published order of the random draws
         self.t_embedder.init_weights(std=0.02)
+        self.scalar_embedders.init_weights(std=0.02)
         if self.conditioning == "adaln_zero":
             gen.init_adaln_zero(self.blocks, self.final_layer)
 
@@ -90,13 +93,18 @@ class DiT(nn.Module):
         x = x.permute(0, 5, 1, 3, 2, 4)  # (B, C, h, p, w, q)
         return x.reshape(B, c, g * p, g * p)  # (B, C, H, W)
 
-    def forward(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor, **scalars: torch.Tensor
+    ) -> torch.Tensor:
         """Predict from a noisy input.
 
         Args:
             z: (B, C, H, W) input.
             t: (B,) float time, fed to the sinusoidal embedding as given.
             y: (B,) int64 class ids in [0, num_classes]; ``num_classes`` is the null label.
+            **scalars: (B,) each, exactly the config's ``scalar_inputs`` (none for the published DiT); each
+                is embedded like t and enters where t does (added to the adaLN condition, or one more
+                context or in-context token).
 
         Returns:
             (B, out_channels, H, W).
@@ -111,18 +119,20 @@ class DiT(nn.Module):
         N = x.shape[1]
         t_emb = self.t_embedder(t)  # (B, D)
         y_emb = self.y_embedder(y)  # (B, D)
+        s_embs = self.scalar_embedders(scalars)  # S of (B, D), none for the published DiT
         if self.conditioning == "cross_attention":
-            cond = torch.stack([t_emb, y_emb], dim=1)  # (B, 2, D)
+            cond = torch.stack([t_emb, y_emb, *s_embs], dim=1)  # (B, 2+S, D)
         elif self.conditioning == "in_context":
-            # Two extra tokens, like a ViT's cls token (no position embedding), dropped after the last block.
-            x = torch.cat(
-                [x, t_emb.unsqueeze(1).to(x.dtype), y_emb.unsqueeze(1).to(x.dtype)], dim=1
-            )  # (B, N+2, D)
+            # Extra tokens, like a ViT's cls token (no position embedding), dropped after the last block.
+            extra = [e.unsqueeze(1).to(x.dtype) for e in (t_emb, y_emb, *s_embs)]
+            x = torch.cat([x, *extra], dim=1)  # (B, N+2+S, D)
             cond = None
         else:
             cond = t_emb + y_emb  # (B, D)
+            for emb in s_embs:
+                cond = cond + emb  # (B, D)
         for block in self.blocks:
-            x = block(x, cond)  # (B, N or N+2, D)
+            x = block(x, cond)  # (B, N or N+2+S, D)
         x = self.final_layer(x[:, :N], cond)  # (B, N, p*p*C_out)
         return self.unpatchify(x)  # (B, C_out, H, W)
 

@@ -94,6 +94,12 @@ class JiTConfig:
     rope: bool = gen.field(True, doc="2-D rotary position embedding in attention")
     qk_norm: bool = gen.field(True, doc="normalize queries and keys per head")
     compile: bool = gen.field(False, doc="torch.compile each block and the final layer")
+    scalar_inputs: tuple[str, ...] = gen.field(
+        (),
+        doc="per-sample scalars the network also takes, each embedded and added to t's (set by the process: "
+        "a MeanFlow's interval h)",
+        validator=attrs.validators.deep_iterable(attrs.validators.instance_of(str)),
+    )
 
     def __attrs_post_init__(self) -> None:
         s = self.sizes()

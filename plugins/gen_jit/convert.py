@@ -202,8 +202,9 @@ def _save(state: dict[str, torch.Tensor], path: Path, source: str) -> None:
 
 
 def backbone_table(config: JiTConfig) -> dict[str, Any]:
-    """The ``[backbone]`` recipe section of a resolved config (``None`` fields omitted: TOML has no null)."""
-    fields = {k: v for k, v in attrs.asdict(config.resolved()).items() if v is not None}
+    """The ``[backbone]`` recipe section of a resolved config (``None`` fields omitted: TOML has no null;
+    no ``scalar_inputs``: a published JiT has none, and the process sets them)."""
+    fields = {k: v for k, v in attrs.asdict(config.resolved()).items() if v is not None and v not in ((), [])}
     return {"name": "jit", **fields}
 
 

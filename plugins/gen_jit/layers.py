@@ -14,7 +14,8 @@ from gen_jit.positions import apply_rope
 
 
 class RMSNorm(nn.Module):
-    """RMSNorm with a learned gain, computed in float32 and cast back (as the reference does)."""
+    """RMSNorm with a learned gain, computed in float32 (float64 inputs: float64) and cast back (as the
+    reference does)."""
 
     def __init__(self, dim: int, eps: float = 1e-6):
         super().__init__()
@@ -24,7 +25,7 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., dim) -> (..., dim)."""
         dtype = x.dtype
-        x = x.float()
+        x = x.to(torch.promote_types(dtype, torch.float32))  # float32 as published; float64 stays float64
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
         return (self.weight * x).to(dtype)
 
@@ -39,7 +40,7 @@ def make_norm(kind: str, dim: int) -> nn.Module:
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention with optional per-head QK-norm and 2-D RoPE, through SDPA."""
+    """Multi-head self-attention with optional per-head QK-norm and 2-D RoPE, through SDPA (`gen.attention`)."""
 
     def __init__(
         self, dim: int, num_heads: int, *, qk_norm: bool, norm: str, attn_drop: float, proj_drop: float
@@ -62,7 +63,7 @@ class Attention(nn.Module):
         q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
+        x = gen.attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)  # (B, H, N, Dh)
         x = x.transpose(1, 2).reshape(B, N, D)  # (B, N, D)
         return self.proj_drop(self.proj(x))
 

@@ -69,6 +69,8 @@ class JiT(nn.Module):
             for i in range(depth)
         )
         self.final_layer = FinalLayer(dim, p, cfg.in_channels, cfg.norm)
+        # Registered last: the published modules keep their order (and their share of the init draws).
+        self.scalar_embedders = gen.ScalarEmbedders(cfg.scalar_inputs, dim)
         self.initialize_weights()
         if cfg.compile:
             for block in self.blocks:
@@ -108,6 +110,7 @@ class JiT(nn.Module):
         self.t_embedder.init_weights(std=0.02)
         if self.in_context_len > 0:
             nn.init.normal_(self.in_context_posemb, std=0.02)
+        self.scalar_embedders.init_weights(std=0.02)
         gen.init_adaln_zero(self.blocks, self.final_layer)
 
     def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,13 +120,16 @@ class JiT(nn.Module):
         x = torch.einsum("nhwpqc->nchpwq", x)  # (B, C, gh, p, gw, p)
         return x.reshape(B, c, g * p, g * p)
 
-    def forward(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor, **scalars: torch.Tensor
+    ) -> torch.Tensor:
         """Predict the clean image.
 
         Args:
             z: (B, C, H, W) noisy images.
             t: (B,) time in [0, 1] (0 = noise, 1 = data).
             y: (B,) int64 class ids; ``num_classes`` is the null label.
+            **scalars: (B,) each, exactly the config's ``scalar_inputs`` (none for the published JiT).
 
         Returns:
             (B, C, H, W) the network output (x-prediction in the paper's setup).
@@ -135,6 +141,8 @@ class JiT(nn.Module):
             )
         y_emb = self.y_embedder(y)  # (B, D)
         c = self.t_embedder(t) + y_emb  # (B, D)
+        for emb in self.scalar_embedders(scalars):
+            c = c + emb  # (B, D)
 
         x = self.x_embedder(z) + self.pos_embed  # (B, N, D)
         L = self.in_context_len
