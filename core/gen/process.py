@@ -89,7 +89,9 @@ class Process(Protocol):
         ``t`` (the flow's time; DDPM's integer step); a MeanFlow adds the end of its interval, ``t_end``.
         All from ``generator``.
 
-        A process may also define ``arrange_drops(drop) -> drop``: given the (n,) bool positions whose
+        A process may also define ``check_training(train, backbone)``, raising ``ValueError`` naming the
+        ``[train]`` key (a `gen.TrainConfig`) or backbone option it cannot train with (the recipe's
+        validation calls it), and ``arrange_drops(drop) -> drop``: given the (n,) bool positions whose
         condition the engine drops for CFG (drawn after `draw`), the positions it drops instead (a
         MeanFlow drops the batch's first ones, as published); without it the engine's stand."""
         ...

@@ -183,6 +183,24 @@ def _no_out_channels(backbone: str, wanted: int, file: str | None) -> RecipeErro
     )
 
 
+def check_backbone_takes(
+    objective: ObjectiveConfig, spec: DataSpec, backbone: str, names: set[str], file: str | None
+) -> None:
+    """Raise `RecipeError` when the process needs backbone fields (`gen.Process.backbone_fields`) that the
+    backbone's config (field ``names``) does not have: a MeanFlow's ``scalar_inputs`` on an ``mlp``."""
+    lacking = [k for k in objective.build_process().backbone_fields(spec) if k not in names]
+    if lacking:
+        process = (
+            objective.process.name if isinstance(objective.process, ComponentSpec) else objective.process
+        )
+        raise RecipeError(
+            f"the {process} process needs the backbone field(s) {', '.join(lacking)}, which backbone "
+            f"{backbone!r} does not have; use jit or dit",
+            file=file,
+            section="backbone",
+        )
+
+
 def with_data_fields(recipe: Recipe, spec: DataSpec) -> Recipe:
     """The recipe with the backbone's data-derived fields (``input_size``, ``in_channels``,
     ``num_classes`` or ``input_dim``, and the process's ``out_channels``) taken from ``spec`` (the model's
@@ -194,6 +212,7 @@ def with_data_fields(recipe: Recipe, spec: DataSpec) -> Recipe:
     given = model_fields(recipe.objective, spec)
     if "out_channels" in given and "out_channels" not in names:
         raise _no_out_channels(section.name, given["out_channels"], recipe.source)
+    check_backbone_takes(recipe.objective, spec, section.name, names, recipe.source)
     fill = {k: v for k, v in given.items() if k in names and k not in section.explicit}
     if not fill:
         return recipe
@@ -248,6 +267,20 @@ def model_fields_at_load(
         raise RecipeError(str(e).removeprefix("[autoencoder] "), file=file, section="autoencoder") from None
     objective = validate_config(ObjectiveConfig, table.get("objective", {}), section="objective", file=file)
     fields = model_fields(objective, spec)
+    backbone = table.get("backbone")
+    name = (
+        backbone
+        if isinstance(backbone, str)
+        else backbone.get("name")
+        if isinstance(backbone, Mapping)
+        else None
+    )
+    registry = get_registry("backbone")
+    if isinstance(name, str) and name in registry and registry.get(name).config is not None:
+        names = {f.name for f in attrs.fields(registry.get(name).config)}
+        if "out_channels" in fields and "out_channels" not in names:
+            raise _no_out_channels(name, fields["out_channels"], file)
+        check_backbone_takes(objective, spec, name, names, file)
     if not classes_known:
         fields.pop("num_classes", None)  # the classes are not known without the data
     return fields
@@ -266,8 +299,6 @@ def _with_data_keys(table: Mapping[str, Any], fields: dict[str, Any], *, file: s
     if backbone["name"] not in registry or registry.get(backbone["name"]).config is None:
         return dict(table)
     names = {f.name for f in attrs.fields(registry.get(backbone["name"]).config)}
-    if "out_channels" in fields and "out_channels" not in names:
-        raise _no_out_channels(backbone["name"], fields["out_channels"], file)
     fill = {k: v for k, v in fields.items() if k in names and k not in backbone}
     return {**table, "backbone": {**backbone, **fill}}
 
@@ -287,6 +318,12 @@ def validate_recipe(table: Mapping[str, Any], *, file: str | None = None) -> Rec
         check_sampler(recipe.objective, recipe.sample)
     except ValueError as e:
         raise RecipeError(str(e), file=file, section="sample") from None
+    check_training = getattr(recipe.objective.build_process(), "check_training", None)
+    if check_training is not None:  # optional (gen.Process): what of [train] the process cannot train with
+        try:
+            check_training(recipe.train, recipe.backbone.config)
+        except ValueError as e:
+            raise RecipeError(str(e), file=file, section="train") from None
     return recipe
 
 

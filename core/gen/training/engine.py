@@ -264,7 +264,7 @@ class Trainer:
         plan, obj = self.plan.batch, self.objective
         g_step = torch.Generator().manual_seed(key_seed(self.cfg.seed, STEP_DRAWS, self.step))
         draws_all = obj.draw(plan.global_batch, generator=g_step)  # each (G, ...), keyed by position
-        drop_all = torch.rand(plan.global_batch, generator=g_step) < obj.config.label_drop  # (G,)
+        drop_all = obj.arrange_drops(torch.rand(plan.global_batch, generator=g_step) < obj.config.label_drop)
         self.optimizer.zero_grad(set_to_none=True)
         stats = StepStats()
         b, w = plan.micro_batch, plan.world_size

@@ -37,20 +37,23 @@ PEAK_ENV = "GEN_PEAK_TFLOPS"
 
 
 def flops_per_sample(recipe: Recipe, spec: DataSpec) -> float:
-    """FLOPs of one forward and one backward of the recipe's backbone on one sample of ``spec``."""
+    """FLOPs of one forward and one backward of the recipe's backbone on one sample of ``spec`` (the
+    evaluations a process adds, such as a MeanFlow's JVP and guidance passes, are not counted)."""
+    scalars = recipe.objective.build_process().backbone_fields(spec).get("scalar_inputs", ())
     with torch.device("meta"):
-        return count_flops(build_backbone(recipe, spec), spec.shape)
+        return count_flops(build_backbone(recipe, spec), spec.shape, scalars)
 
 
-def count_flops(net: torch.nn.Module, shape: tuple[int, ...]) -> float:
-    """FLOPs of ``net(z, t, y)`` forward and backward for one sample ``z`` of ``shape`` (the inputs need
-    no gradient, as in training). Put ``net`` on the meta device to count without computing."""
+def count_flops(net: torch.nn.Module, shape: tuple[int, ...], scalars: tuple[str, ...] = ()) -> float:
+    """FLOPs of ``net(z, t, y, **scalars)`` forward and backward for one sample ``z`` of ``shape`` (the
+    inputs need no gradient, as in training). Put ``net`` on the meta device to count without computing."""
     device = next(net.parameters()).device
     z = torch.zeros(1, *shape, device=device)  # (1, *shape)
     t = torch.full((1,), 0.5, device=device)
     y = torch.zeros(1, dtype=torch.long, device=device)
+    extra = {name: torch.full((1,), 0.5, device=device) for name in scalars}
     with FlopCounterMode(display=False) as counter:
-        net(z, t, y).float().sum().backward()
+        net(z, t, y, **extra).float().sum().backward()
     return float(counter.get_total_flops())
 
 
