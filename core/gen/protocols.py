@@ -6,7 +6,8 @@ Everything here is a protocol or a plain record, and nothing here imports the re
   capabilities a dataset may have, each a ``runtime_checkable`` protocol that the engines test with
   ``isinstance`` (never ``getattr``): `ScoresSamples` (its own metric), `ListsImages`
   (one finite pass, for FID reference statistics), `KnowsSize` (epochs);
-- `SpecFromConfig`: a dataset *config* that knows its `DataSpec` without reading data;
+- `SpecFromConfig`: a dataset *config* that knows its `DataSpec` without reading data; `LocalPaths`:
+  one that names the local files and folders it reads;
 - `Prediction`, `Schedule`, `Solver` and `VelocityFn`: the objective's and
   the sampling driver's view of registered predictions, schedules and samplers on the linear path
   ``z_t = t * x + (1 - t) * eps`` (t = 0 noise, t = 1 data), whose velocity is ``v = x - eps``;
@@ -141,6 +142,20 @@ class ShapeFromConfig(Protocol):
     """
 
     def sample_shape(self) -> tuple[int, ...]: ...
+
+
+@runtime_checkable
+class LocalPaths(Protocol):
+    """A dataset config that names the local files and folders it reads: ``local_paths()`` returns
+    ``(key, path)`` pairs, a key once per path (a brace pattern expanded, remote URLs left out, an
+    unset path as ``""``).
+
+    ``gen train`` and ``gen recipe check`` look for each before any work, so that a typo is one line
+    naming the recipe file, ``[data]``, the key and the nearest path that exists, not the dataset's own
+    error after the run has started.
+    """
+
+    def local_paths(self) -> list[tuple[str, str]]: ...
 
 
 # -- the path: predictions, schedules, solvers --------------------------------------------------------

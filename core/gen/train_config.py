@@ -40,6 +40,12 @@ class TrainConfig:
     )
     lr_schedule: Literal["constant", "cosine"] = field("constant", doc="LR after warm-up.")
     min_lr: float = field(0.0, doc="Final LR of the cosine schedule.", validator=v.ge(0))
+    resume_schedule: Literal["restretch", "continue"] = field(
+        "restretch",
+        doc="When a resume changes the run's length (--resume train.steps=N): restretch recomputes warm-up "
+        "and cosine for the new total (the LR jumps, as if the run had been planned that long); continue "
+        "keeps the LR where the saved schedule had it and decays it from there to min_lr at the new total.",
+    )
     betas: tuple[float, float] = field((0.9, 0.95), doc="AdamW betas.")
     weight_decay: float = field(
         0.0, doc="AdamW weight decay (never applied to biases and norms).", validator=v.ge(0)

@@ -289,8 +289,11 @@ def scan_image_folder(
 
 def count_classes(root: str | os.PathLike, *, layout: str = "auto", labels: str = "") -> int | None:
     """``num_classes`` of a folder from a listing of its root or its labels file (no image is read);
-    None when the folder is not on this machine."""
+    None when the folder or the labels file is not on this machine (gen recipe check and gen train name
+    the missing one, by its key)."""
     if not str(root) or not os.path.isdir(root):
+        return None
+    if labels and not label_file_path(root, labels).is_file():
         return None
     if labels:
         return len(read_label_file(label_file_path(root, labels))[0])

@@ -23,14 +23,14 @@ from attrs import validators as v
 from torch.utils.data import DataLoader, Dataset
 
 import gen
-from gen_data.folders import count_classes, scan_image_folder, warn_if_smaller
+from gen_data.folders import count_classes, label_file_path, scan_image_folder, warn_if_smaller
 from gen_data.stream import (
     EpochPermutation,
     SkipReporter,
     batch_positions,
     check_stream_args,
     mix_seed,
-    unwrap_worker_error,
+    one_line_errors,
 )
 from gen_data.transforms import (
     CHANNEL_MODES,
@@ -87,6 +87,13 @@ class ImageFolderConfig:
     def sample_shape(self) -> tuple[int, int, int]:
         """(channels, image_size, image_size): known without the folder."""
         return (self.channels, self.image_size, self.image_size)
+
+    def local_paths(self) -> list[tuple[str, str]]:
+        """``root``, and the labels file when there is one (`gen.LocalPaths`: checked before any work)."""
+        paths = [("root", self.root)]
+        if self.labels and self.root:
+            paths.append(("labels", str(label_file_path(self.root, self.labels))))
+        return paths
 
     def spec(self) -> gen.DataSpec | None:
         """The spec, its classes counted from a listing of ``root`` or from the labels file (no image is
@@ -212,14 +219,11 @@ class ImageFolderDataset:
         )
 
     def _stream(self, loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        try:
-            for images, labels, skipped, notes in loader:
-                count = int(skipped.sum())
-                if count:
-                    self.skips.add(count, next(n for n in reversed(notes) if n))
-                yield uint8_to_float(images), labels.to(torch.int64)
-        except gen.GenError as e:  # raised in a worker: keep the one-line message
-            raise unwrap_worker_error(e) from None
+        for images, labels, skipped, notes in one_line_errors(loader):  # a worker's error: its one line
+            count = int(skipped.sum())
+            if count:
+                self.skips.add(count, next(n for n in reversed(notes) if n))
+            yield uint8_to_float(images), labels.to(torch.int64)
 
     def train_batches(
         self, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1, start_batch: int = 0

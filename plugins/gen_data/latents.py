@@ -80,6 +80,10 @@ class LatentsConfig:
             return None  # not on this machine: gen train says what is missing
         return read_meta(self.root)
 
+    def local_paths(self) -> list[tuple[str, str]]:
+        """``root`` (`gen.LocalPaths`: checked before any work)."""
+        return [("root", self.root)]
+
     def spec(self) -> gen.DataSpec | None:
         """The latents' spec from ``latents.json``; None when it is not here."""
         meta = self._meta()

@@ -45,7 +45,14 @@ from webdataset.shardlists import expand_urls
 from webdataset.tariterators import base_plus_ext, tar_file_iterator
 
 import gen
-from gen_data.stream import SkipReporter, check_stream_args, logger, mix_seed, unwrap_worker_error
+from gen_data.stream import (
+    SkipReporter,
+    check_stream_args,
+    logger,
+    mix_seed,
+    one_line_errors,
+    unwrap_worker_error,
+)
 from gen_data.transforms import (
     CHANNEL_MODES,
     IMAGE_EXTENSIONS,
@@ -94,6 +101,14 @@ class WebDatasetConfig:
     def sample_shape(self) -> tuple[int, int, int]:
         """(channels, image_size, image_size): known without the shards."""
         return (self.channels, self.image_size, self.image_size)
+
+    def local_paths(self) -> list[tuple[str, str]]:
+        """Every local entry of ``urls`` (a folder, or each shard of a brace pattern); remote ones are
+        left out (`gen.LocalPaths`: checked before any work)."""
+        entries = [self.urls] if isinstance(self.urls, str) else list(self.urls)
+        if not any(entries):
+            return [("urls", "")]
+        return [("urls", local_path(url)) for e in entries if e for url in expand_urls(e) if is_local(url)]
 
     def spec(self) -> gen.DataSpec | None:
         """The spec, with the classes from the recipe or from ``classes.json`` beside local shards; None
@@ -407,11 +422,19 @@ class _RankStream(IterableDataset):
         worker = info.id if info is not None else 0
         # The loader hands out batch i (= global batch start_batch + i) from worker i % readers.
         role = (self.start_batch + worker) % self.plan.readers
-        try:
-            yield from _Reader(self.plan, role).batches(self.start_batch)
-        except gen.GenError as e:
-            # Hand the error over as data: a loader whose worker raised waits 5 s per worker to shut down.
-            yield ("error", str(e))  # type: ignore[misc]
+        batches = _Reader(self.plan, role).batches(self.start_batch)
+        while True:
+            # The yield stays outside the try (see gen_data.stream.one_line_errors): closing an
+            # abandoned stream at interpreter exit must not evaluate `gen.GenError`.
+            try:
+                item = next(batches)
+            except StopIteration:
+                return
+            except gen.GenError as e:
+                # Hand the error over as data: a loader whose worker raised waits 5 s per worker to shut down.
+                yield ("error", str(e))  # type: ignore[misc]
+                return
+            yield item
 
 
 class _Pass(IterableDataset):
@@ -540,16 +563,13 @@ class WebDataset:
         return self._stream(source)
 
     def _stream(self, source: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        try:
-            for item in source:
-                if isinstance(item[0], str):  # ("error", message) from a reader
-                    raise gen.GenError(item[1])
-                images, labels, skipped, note = item
-                self.skips.add(int(skipped), note)
-                if len(labels):
-                    yield uint8_to_float(images), labels.to(torch.int64)
-        except gen.GenError as e:
-            raise unwrap_worker_error(e) from None
+        for item in one_line_errors(source):
+            if isinstance(item[0], str):  # ("error", message) from a reader
+                raise unwrap_worker_error(gen.GenError(item[1]))
+            images, labels, skipped, note = item
+            self.skips.add(int(skipped), note)
+            if len(labels):
+                yield uint8_to_float(images), labels.to(torch.int64)
 
     def iter_images(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One pass over every shard, center-cropped, never flipped (corrupt samples skipped)."""

@@ -12,7 +12,8 @@ batches (the stream never ends, so DDP never waits on a rank that ran dry).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -20,6 +21,8 @@ import torch
 import gen
 
 logger = logging.getLogger("gen_data")
+
+T = TypeVar("T")
 
 _MASK64 = (1 << 64) - 1
 
@@ -152,3 +155,21 @@ def unwrap_worker_error(error: gen.GenError) -> gen.GenError:
         last = text.strip().splitlines()[-1]
         text = last.split(": ", 1)[1] if ": " in last else last
     return gen.GenError(text)
+
+
+def one_line_errors(items: Iterable[T]) -> Iterator[T]:
+    """``items``, with a GenError raised in a DataLoader worker turned back into its one line.
+
+    Only the ``next`` is inside the ``try``, never the ``yield``: an abandoned generator is closed by a
+    GeneratorExit thrown at its ``yield``, and at interpreter exit an ``except gen.GenError`` met there
+    would look ``gen`` up after the module was torn down (``Exception ignored in generator ...``).
+    """
+    iterator = iter(items)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except gen.GenError as e:
+            raise unwrap_worker_error(e) from None
+        yield item

@@ -1,6 +1,6 @@
 """``gen eval``: score a checkpoint (sweeps over sampling settings) or saved samples, and compute
-reference statistics. The metric is chosen once (``--metric fid,kid,pr,sfid,fd_dinov2`` or ``data``) as a
-metric object; the scoring itself is `gen.evaluation`."""
+reference statistics. The metric is chosen once (``--metric fid,kid,pr,sfid,fd_dinov2,fd_random`` or
+``data``) as a metric object; the scoring itself is `gen.evaluation`."""
 
 from __future__ import annotations
 
@@ -53,8 +53,22 @@ eval_app = typer.Typer(
 app.add_typer(eval_app, name="eval")
 
 
+def _say_what_fd_random_is(metric: str) -> None:
+    """Under every table that holds ``fd_random``: what its numbers can and cannot be compared with."""
+    if "fd_random" in [m.strip() for m in metric.split(",")]:
+        err_console.print(
+            "note: fd_random is the Fréchet distance in a fixed random network's features (no download): it "
+            "ranks models of one dataset against one reference, and is not comparable with published FID "
+            "or FD numbers",
+            markup=False,
+        )
+
+
 def _is_checkpoint(path: Path) -> bool:
-    return (path / "meta.json").is_file() or (path / "checkpoints").is_dir()
+    """A checkpoint, a run directory, or a step of a run (``RUN/checkpoints/step_N``, even one that does
+    not exist: `gen.runs.run_dir.resolve_checkpoint` then lists the steps the run holds)."""
+    step_of_a_run = path.parent.name == "checkpoints" and path.name.startswith("step_")
+    return (path / "meta.json").is_file() or (path / "checkpoints").is_dir() or step_of_a_run
 
 
 def _default_device() -> torch.device:
@@ -155,8 +169,9 @@ def eval_command(
     metric: str = typer.Option(
         "fid",
         "--metric",
-        help="fid: FID (with --ref) and IS; a comma list of fid, kid, pr, sfid, fd_dinov2 (the first ranks "
-        "rows); data: the dataset's own metric (e.g. the shapes oracle).",
+        help="fid: FID (with --ref) and IS; a comma list of fid, kid, pr, sfid, fd_dinov2, fd_random (the "
+        "first ranks rows); data: the dataset's own metric (e.g. the shapes oracle). fd_random needs no "
+        "download (a fixed random network's features) and is not comparable with published numbers.",
     ),
     dinov2_weights: str | None = typer.Option(
         None, "--dinov2-weights", help="DINOv2 ViT-L/14 weights for fd_dinov2 (default: $GEN_DINOV2_WEIGHTS)."
@@ -244,6 +259,7 @@ def eval_command(
             rows = table["rows"]
             best = rows.index(table["best"]) if table["best"] is not None else None
             out_console.print(render_table(rows, best, table["title"], the_metric.columns(rows)))
+            _say_what_fd_random_is(metric)
             err_console.print(f"results: {table['path']}", markup=False)
 
 
@@ -303,6 +319,7 @@ def score_samples(
     extra = {**the_metric.info(), "metric": the_metric.name}
     columns = the_metric.columns([row])
     out_console.print(render_table([row], 0, str(source), columns))
+    _say_what_fd_random_is(metric)
     save_table([row], 0, str(source), path, extra, columns)
     err_console.print(f"results: {path}", markup=False)
 
@@ -321,7 +338,8 @@ def ref_stats_command(
         "fid",
         "--metric",
         help="The metrics to serve: mu, sigma and the spatial mu_s, sigma_s always; kid or pr add the pool "
-        "features, fd_dinov2 the DINOv2 statistics.",
+        "features, fd_dinov2 the DINOv2 statistics, fd_random the random network's (alone: only those, "
+        "so no download).",
     ),
     dinov2_weights: str | None = typer.Option(
         None, "--dinov2-weights", help="DINOv2 ViT-L/14 weights for fd_dinov2 (default: $GEN_DINOV2_WEIGHTS)."

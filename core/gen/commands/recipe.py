@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from gen.commands.app import app
-from gen.errors import GenError
+from gen.errors import GenError, RecipeError
 from gen.version import __version__
 
 recipe_app = typer.Typer(help="Inspect and check recipes.", no_args_is_help=True)
@@ -43,8 +43,15 @@ def recipe_check(
     world_size: int = typer.Option(
         1, "--world-size", min=1, help="Processes the run will have (torchrun's nproc x nodes)."
     ),
+    data_check: bool = typer.Option(
+        True,
+        "--data-check/--no-data-check",
+        help="Check that the local data paths ([data] root, urls...) exist; --no-data-check for a recipe "
+        "checked away from its data.",
+    ),
 ) -> None:
-    """Validate recipes as `gen train` would before reading data; one line per file, exit 2 if any is wrong."""
+    """Validate recipes as `gen train` would before reading data; one line per file, exit 2 if any is
+    wrong, and a warning line for what is legal but surely not meant."""
     from gen.recipe import load_recipe
     from gen.training.plan import check_recipe
 
@@ -61,7 +68,11 @@ def recipe_check(
                 path, overrides
             )  # its errors name the file (and the section and key) already
             try:
-                check_recipe(recipe, world_size=world_size)
+                plan = check_recipe(recipe, world_size=world_size, data=data_check)
+            except RecipeError as e:
+                raise (
+                    e if e.file else RecipeError(e.message, file=path, section=e.section, key=e.key)
+                ) from None
             except GenError as e:
                 raise GenError(f"{path}: {e}") from None
         except GenError as e:
@@ -69,5 +80,7 @@ def recipe_check(
             typer.echo(f"error: {e}", err=True)
         else:
             typer.echo(f"ok: {path}")
+            if plan is not None and (warning := plan.warning()):
+                typer.echo(f"warning: {path}: {warning}", err=True)
     if failed:
         raise typer.Exit(2)

@@ -8,7 +8,8 @@ were computed in (`extractor_id`).
 
 Feature spaces (the keys of `Extractors.extract`): ``pool`` (B, 2048) Inception pool features,
 ``logits`` (B, 1008) its unbiased logits, ``spatial`` (B, 2023) sFID's ``mixed_6/conv`` features,
-``dinov2`` (B, 1024) DINOv2's class token.
+``dinov2`` (B, 1024) DINOv2's class token, ``random`` (B, 480) a fixed random network's features
+(`gen.metrics.random_features`: no download, not comparable with published numbers).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ WEIGHTS_ENV = "GEN_INCEPTION_WEIGHTS"
 PYTORCH_FID_NAME = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_ID = "fid-inception-2015-12-05"
 
-POOL, LOGITS, SPATIAL, DINOV2 = "pool", "logits", "spatial", "dinov2"
+POOL, LOGITS, SPATIAL, DINOV2, RANDOM = "pool", "logits", "spatial", "dinov2", "random"
 INCEPTION_SPACES = frozenset({POOL, LOGITS, SPATIAL})
 
 _override: list[nn.Module] = []
@@ -103,7 +104,8 @@ def weights_path(path: str | Path | None = None) -> Path:
         return found
     raise GenError(
         f"FID/IS need the FID Inception-v3 weights {WEIGHTS_NAME} ({looked}; download it from {WEIGHTS_URL}) "
-        f"and pass --inception-weights PATH or set {WEIGHTS_ENV}=PATH"
+        f"and pass --inception-weights PATH or set {WEIGHTS_ENV}=PATH; without a download, --metric fd_random "
+        "--ref REAL_IMAGES scores in a fixed random network's features (not comparable with published FID)"
     )
 
 
@@ -160,11 +162,13 @@ class Extractors:
     Attributes:
         inception: ``module(uint8 (B, 3, H, W)) -> (pool, logits[, spatial])`` (None: not needed).
         dinov2: ``module(uint8 (B, 3, H, W)) -> (B, D)`` (None: not needed).
+        random: ``module(uint8 (B, 3, H, W)) -> (B, D)``, the fixed random network (None: not needed).
         device: Where the images go.
     """
 
     inception: nn.Module | None = None
     dinov2: nn.Module | None = None
+    random: nn.Module | None = None
     device: torch.device = attrs.field(
         default=None, converter=lambda d: torch.device("cpu" if d is None else d)
     )
@@ -182,7 +186,7 @@ class Extractors:
     @torch.no_grad()
     def extract(self, images: np.ndarray | Tensor, spaces: Collection[str]) -> dict[str, Tensor]:
         """The features of (B, H, W, C) uint8 images in ``spaces`` (``pool``, ``logits``, ``spatial``,
-        ``dinov2``); ``spatial`` is left out when the Inception's stand-in does not give it."""
+        ``dinov2``, ``random``); ``spatial`` is left out when the Inception's stand-in does not give it."""
         x = to_nchw(images, self.device)  # (B, 3, H, W)
         out: dict[str, Tensor] = {}
         if INCEPTION_SPACES & set(spaces):
@@ -197,6 +201,10 @@ class Extractors:
             if self.dinov2 is None:
                 raise GenError("FD-DINOv2 needs the DINOv2 network, and none was loaded")
             out[DINOV2] = self.dinov2(x)
+        if RANDOM in spaces:
+            if self.random is None:
+                raise GenError("fd_random needs the random feature network, and none was built")
+            out[RANDOM] = self.random(x)
         return {k: v for k, v in out.items() if k in spaces}
 
 
@@ -206,6 +214,7 @@ __all__ = [
     "LOGITS",
     "POOL",
     "PYTORCH_FID_NAME",
+    "RANDOM",
     "SPATIAL",
     "WEIGHTS_ENV",
     "WEIGHTS_NAME",

@@ -1,5 +1,6 @@
 """Fréchet distances against reference statistics: the running state every one of them shares, and the
-metrics beside FID: sFID (ADM's spatial Inception features) and FD-DINOv2 (EDM2's DINOv2 features).
+metrics beside FID: sFID (ADM's spatial Inception features), FD-DINOv2 (EDM2's DINOv2 features) and
+FD-random (a fixed random network's features: no download, not comparable with published numbers).
 
 The distance is ``|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2))`` between Gaussians fitted to the
 generated features and the reference's ``(mu, sigma)``. The generated features accumulate in torchmetrics'
@@ -19,7 +20,8 @@ from torch import Tensor
 from gen.distributed import DistInfo, all_gather_objects
 from gen.errors import GenError
 from gen.metrics.dinov2 import dinov2_id
-from gen.metrics.features import DINOV2, SPATIAL, Extractors, extractor_id
+from gen.metrics.features import DINOV2, RANDOM, SPATIAL, Extractors, extractor_id
+from gen.metrics.random_features import random_features_id
 from gen.metrics.reference import ReferenceStats, make_fid_metric
 
 
@@ -127,9 +129,11 @@ class FrechetAccumulator:
 
     def __init__(self, metric: FrechetMetric):
         self.metric = metric
-        what = {SPATIAL: "the spatial Inception (mu_s, sigma_s)", DINOV2: "the DINOv2"}.get(
-            metric.space, metric.space
-        )
+        what = {
+            SPATIAL: "the spatial Inception (mu_s, sigma_s)",
+            DINOV2: "the DINOv2",
+            RANDOM: "the fixed random network's (mu_random, sigma_random)",
+        }.get(metric.space, metric.space)
         self.state = FrechetState(metric.reference, metric.extractors.device, what)
 
     def add(self, samples: np.ndarray | Tensor, labels: np.ndarray | Tensor | None = None) -> None:  # noqa: ARG002
@@ -169,11 +173,28 @@ def fd_dinov2_metric(extractors: Extractors, reference: ReferenceStats) -> Frech
     )
 
 
+def fd_random_metric(extractors: Extractors, reference: ReferenceStats) -> FrechetMetric:
+    """FD-random: the Fréchet distance in a fixed random network's features
+    (`gen.metrics.random_features`), against ``mu_random``, ``sigma_random``. It needs no download and
+    ranks models of one dataset; it is not comparable with published FID or FD numbers."""
+    if extractors.random is None:
+        raise GenError("fd_random needs the random feature network")
+    return FrechetMetric(
+        "fd_random",
+        RANDOM,
+        "FD-random (not FID)",
+        extractors,
+        reference,
+        f"{random_features_id(extractors.random)} (not comparable with published numbers)",
+    )
+
+
 __all__ = [
     "FrechetAccumulator",
     "FrechetMetric",
     "FrechetState",
     "fd_dinov2_metric",
+    "fd_random_metric",
     "load_reference_into",
     "sfid_metric",
 ]

@@ -6,6 +6,7 @@ A reference ``.npz`` (``gen eval ref-stats``) holds, by the metrics it was made 
 - ``mu``, ``sigma``: mean and covariance of the Inception pool features (FID; JiT's and ADM's layout);
 - ``mu_s``, ``sigma_s``: of the spatial features (sFID; ADM's names, so ADM's reference batches serve);
 - ``mu_dinov2``, ``sigma_dinov2``: of the DINOv2 features (FD-DINOv2);
+- ``mu_random``, ``sigma_random``: of the fixed random network's features (FD-random);
 - ``features``: (N, 2048) float16 pool features (KID and precision/recall compare with the features
   themselves, not with their moments);
 - ``num_samples``: the count of images.
@@ -26,16 +27,27 @@ import torch
 from torch import Tensor
 
 from gen.errors import DamagedFileError, GenError
-from gen.metrics.features import DINOV2, POOL, SPATIAL, Extractors
+from gen.metrics.features import DINOV2, POOL, RANDOM, SPATIAL, Extractors
 from gen.metrics.image_sources import image_batches, open_npz
 from gen.metrics.reference import ReferenceStats, is_stats_file, load_reference_stats, stats_from_features
 from gen.tensor_files import NOT_PLAIN
 
-STATS_KEYS = {POOL: ("mu", "sigma"), SPATIAL: ("mu_s", "sigma_s"), DINOV2: ("mu_dinov2", "sigma_dinov2")}
+STATS_KEYS = {
+    POOL: ("mu", "sigma"),
+    SPATIAL: ("mu_s", "sigma_s"),
+    DINOV2: ("mu_dinov2", "sigma_dinov2"),
+    RANDOM: ("mu_random", "sigma_random"),
+}
 FEATURES_KEY = "features"
 #: What each part of a reference serves, and the ``--metric`` of ``gen eval ref-stats`` that writes it.
-SERVES = {POOL: "FID", SPATIAL: "sFID", DINOV2: "FD-DINOv2", FEATURES_KEY: "KID and precision/recall"}
-WRITTEN_BY = {POOL: "fid", SPATIAL: "sfid", DINOV2: "fd_dinov2", FEATURES_KEY: "kid,pr"}
+SERVES = {
+    POOL: "FID",
+    SPATIAL: "sFID",
+    DINOV2: "FD-DINOv2",
+    RANDOM: "FD-random",
+    FEATURES_KEY: "KID and precision/recall",
+}
+WRITTEN_BY = {POOL: "fid", SPATIAL: "sfid", DINOV2: "fd_dinov2", RANDOM: "fd_random", FEATURES_KEY: "kid,pr"}
 
 
 @attrs.frozen
@@ -43,7 +55,8 @@ class Needs:
     """The parts of a reference the chosen metrics need.
 
     Attributes:
-        stats: Feature spaces whose (mu, sigma) are needed (``pool``, ``spatial``, ``dinov2``).
+        stats: Feature spaces whose (mu, sigma) are needed (``pool``, ``spatial``, ``dinov2``,
+            ``random``).
         features: Whether the pool features themselves are needed (KID, precision/recall).
     """
 
@@ -150,6 +163,14 @@ def _has_images(path: Path) -> bool:
         return "arr_0.npy" in zf.namelist()
 
 
+def _is_reference_file(path: Path) -> bool:
+    """A reference ``.npz`` of ``gen eval ref-stats``: FID's ``mu``, ``sigma``, or only FD-random's
+    statistics (written for ``fd_random`` alone, which needs no Inception)."""
+    if is_stats_file(path):
+        return True
+    return path.suffix == ".npz" and path.is_file() and RANDOM in _stored(path)
+
+
 def _stored(path: Path) -> set[str]:
     with open_npz(path) as zf:
         names = {name.removesuffix(".npy") for name in zf.namelist()}
@@ -184,7 +205,7 @@ def load_reference_set(
     an ``.npz`` with ``arr_0``, a recipe). A reference file's parts are read as they are (an ADM reference
     batch's ``mu``, ``sigma``, ``mu_s``, ``sigma_s``); parts it lacks come from its images, if it has any."""
     path = Path(path)
-    if not is_stats_file(path):
+    if not _is_reference_file(path):
         return reference_set_of(image_batches(path, batch_size), extractors, needs, source=str(path))
     stored = _stored(path)
     stats = {s: load_reference_stats(path, STATS_KEYS[s]) for s in needs.stats if s in stored}

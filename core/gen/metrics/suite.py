@@ -1,5 +1,5 @@
-"""The image metrics of ``gen eval --metric fid,kid,pr,sfid,fd_dinov2``, built together so that each
-batch goes through each network once, and checked before any image is generated.
+"""The image metrics of ``gen eval --metric fid,kid,pr,sfid,fd_dinov2,fd_random``, built together so that
+each batch goes through each network once, and checked before any image is generated.
 
 =============  =================================================  ==========================================
 ``--metric``   results                                            reference part
@@ -9,9 +9,12 @@ batch goes through each network once, and checked before any image is generated.
 ``pr``         ``precision``, ``recall``                          ``features``
 ``sfid``       ``sfid``                                           ``mu_s``, ``sigma_s``
 ``fd_dinov2``  ``fd_dinov2``                                      ``mu_dinov2``, ``sigma_dinov2``
+``fd_random``  ``fd_random``                                      ``mu_random``, ``sigma_random``
 =============  =================================================  ==========================================
 
 The first metric listed that can rank rows is the primary one: it picks the best row and screens sweeps.
+``fd_random`` is the one that needs no download (a fixed random network, `gen.metrics.random_features`):
+it ranks models of one dataset, and is not comparable with published numbers.
 """
 
 from __future__ import annotations
@@ -26,21 +29,25 @@ from gen.distributed import DistInfo
 from gen.errors import GenError
 from gen.metrics.base import FeatureAccumulator, FeatureMetric
 from gen.metrics.dinov2 import dinov2_extractor
-from gen.metrics.features import DINOV2, POOL, SPATIAL, Extractors, feature_extractor
+from gen.metrics.features import DINOV2, POOL, RANDOM, SPATIAL, Extractors, feature_extractor
 from gen.metrics.fid import FIDMetric
-from gen.metrics.frechet import fd_dinov2_metric, sfid_metric
+from gen.metrics.frechet import fd_dinov2_metric, fd_random_metric, sfid_metric
 from gen.metrics.image_sources import image_batches
 from gen.metrics.kid import KID_SUBSET_SIZE, KID_SUBSETS, KIDMetric
 from gen.metrics.precision_recall import PR_NEIGHBORS, PrecisionRecallMetric
+from gen.metrics.random_features import RandomConvFeatures
 from gen.metrics.reference_set import Needs, ReferenceSet, load_reference_set, reference_set_of
 
-IMAGE_METRICS = ("fid", "kid", "pr", "sfid", "fd_dinov2")
+IMAGE_METRICS = ("fid", "kid", "pr", "sfid", "fd_dinov2", "fd_random")
+#: The metrics that need no Inception (the others all do).
+_NO_INCEPTION = {"fd_dinov2", "fd_random"}
 _NEEDS = {
     "fid": Needs(frozenset({POOL})),
     "kid": Needs(features=True),
     "pr": Needs(features=True),
     "sfid": Needs(frozenset({SPATIAL})),
     "fd_dinov2": Needs(frozenset({DINOV2})),
+    "fd_random": Needs(frozenset({RANDOM})),
 }
 
 
@@ -134,10 +141,12 @@ def min_images(names: Sequence[str], *, kid_subset_size: int = KID_SUBSET_SIZE) 
 def load_extractors(
     names: Sequence[str], *, inception_weights: str | None, dinov2_weights: str | None, device: Any
 ) -> Extractors:
-    """The networks ``names`` need, from local weights: the Inception for all but ``fd_dinov2``."""
-    inception = feature_extractor(inception_weights, device) if set(names) - {"fd_dinov2"} else None
+    """The networks ``names`` need, from local weights: the Inception for all but ``fd_dinov2`` and
+    ``fd_random`` (whose network is built from a constant seed, never read from a file)."""
+    inception = feature_extractor(inception_weights, device) if set(names) - _NO_INCEPTION else None
     dinov2 = dinov2_extractor(dinov2_weights, device) if "fd_dinov2" in names else None
-    return Extractors(inception=inception, dinov2=dinov2, device=device)
+    random = RandomConvFeatures().to(device) if "fd_random" in names else None
+    return Extractors(inception=inception, dinov2=dinov2, random=random, device=device)
 
 
 def build_metrics(
@@ -187,6 +196,8 @@ def _one(name: str, extractors: Extractors, reference: ReferenceSet | None, **ki
         return PrecisionRecallMetric(extractors, reference)
     if name == "sfid":
         return sfid_metric(extractors, reference.stats[SPATIAL])
+    if name == "fd_random":
+        return fd_random_metric(extractors, reference.stats[RANDOM])
     return fd_dinov2_metric(extractors, reference.stats[DINOV2])
 
 
@@ -201,8 +212,10 @@ def reference_for(
 ) -> ReferenceSet:
     """What ``gen eval ref-stats SRC OUT --metric NAMES`` writes: ``mu``, ``sigma`` and the spatial
     ``mu_s``, ``sigma_s`` always (one Inception pass gives both), the pool features for ``kid`` and ``pr``,
-    the DINOv2 statistics for ``fd_dinov2``."""
-    names = list(dict.fromkeys(["fid", *names]))
+    the DINOv2 statistics for ``fd_dinov2``, the random network's for ``fd_random``. ``fd_random`` alone
+    writes only its own, so that statistics need no download either."""
+    if set(names) - {"fd_random"}:
+        names = list(dict.fromkeys(["fid", *names]))
     extractors = load_extractors(
         names, inception_weights=inception_weights, dinov2_weights=dinov2_weights, device=device
     )

@@ -167,7 +167,12 @@ class Checkpoint:
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint directory, or the latest checkpoint of a run directory."""
+    """A checkpoint directory, or the latest checkpoint of a run directory.
+
+    The one place a checkpoint path is read (``gen sample``, ``gen eval``, ``train.init_from``,
+    ``guide_run``): a step its run does not hold is one line listing the steps the run does hold, so a
+    checkpoint pruned by ``train.keep_last`` or a mistyped step is not mistaken for a missing run.
+    """
     path = Path(path)
     if ckpt.is_checkpoint(path):
         return path
@@ -175,6 +180,21 @@ def resolve_checkpoint(path: str | Path) -> Path:
         latest = ckpt.latest_checkpoint(path)
         if latest is not None:
             return latest
+    if path.parent.name == "checkpoints" and path.name.startswith(ckpt.PREFIX):
+        run = path.parent.parent
+        found = ckpt.list_checkpoints(run)
+        what = "is not a complete checkpoint (it has no meta.json)" if path.exists() else "does not exist"
+        if found:
+            steps = [int(p.name[len(ckpt.PREFIX) :]) for p in found]
+            listed = ", ".join(map(str, steps[:20])) + (
+                f", ... ({len(steps)} in all)" if len(steps) > 20 else ""
+            )
+            raise GenError(
+                f"{path} {what}; {run} has checkpoints of steps {listed}: give one of them (the latest is "
+                f"{found[-1]}), or {run} for the latest (train.keep_last prunes older ones unless "
+                "train.milestone_every keeps them)"
+            )
+        raise GenError(f"{path} {what}, and {run} holds no checkpoint; train it with `gen train`")
     raise GenError(
         f"{path} is neither a run directory with checkpoints nor a checkpoint (RUN/checkpoints/step_*); "
         "train one with `gen train RECIPE --run-dir RUN`"

@@ -40,7 +40,8 @@ def guide_checkpoint(guide: Guidance, main: Path | None) -> Path:
                 return resolve_checkpoint(base)
             except GenError as e:
                 raise GenError(f"guide_run: {e}") from None
-        run = base.parent.parent if ckpt.is_checkpoint(base) else base
+        step_of_a_run = ckpt.is_checkpoint(base) or base.parent.name == "checkpoints"
+        run = base.parent.parent if step_of_a_run else base
     elif main is None:
         raise GenError("autoguidance from this run's checkpoints needs a checkpoint of the main model")
     elif guide.step is None:

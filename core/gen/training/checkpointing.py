@@ -31,6 +31,7 @@ from gen.runs.checkpoint import CheckpointMeta
 from gen.train_config import TrainConfig
 from gen.training import sharding
 from gen.training.ema import EMA
+from gen.training.schedule import LRSchedule, resumed_schedule, saved_schedule
 from gen.version import __version__
 
 
@@ -49,11 +50,23 @@ class TrainingState:
         self.ema = ema
         self.optimizer = optimizer
         self.dist = dist
+        #: The learning-rate schedule the loaded checkpoint saved (`gen.training.schedule`), if any.
+        self.loaded_schedule: Any = None
+        self.loaded_path, self.loaded_step = Path(), 0
 
     def save(
-        self, run_dir: Path, *, step: int, data_batches: int, backbone: str, spec: DataSpec, recipe_text: str
+        self,
+        run_dir: Path,
+        *,
+        step: int,
+        data_batches: int,
+        backbone: str,
+        spec: DataSpec,
+        recipe_text: str,
+        schedule: dict[str, Any] | None = None,
     ) -> Path | None:
-        """Write the checkpoint of ``step`` (every rank calls it); rank 0 returns its path, others None."""
+        """Write the checkpoint of ``step`` (every rank calls it); rank 0 returns its path, others None.
+        ``schedule``: the learning-rate schedule, as plain numbers, for a resume to continue."""
         rng = distributed.all_gather_objects(torch.get_rng_state(), self.dist)
         main = self.dist.is_main
         # Whole tensors, gathered shard by shard under FSDP (every rank takes part); rank 0 keeps them.
@@ -66,6 +79,8 @@ class TrainingState:
         path, error = None, None
         if main:
             state = {"optimizer": optimizer, "step": step, "data_batches": data_batches, "rng": list(rng)}
+            if schedule is not None:
+                state["lr_schedule"] = schedule
             meta = CheckpointMeta(
                 step=step,
                 world_size=self.dist.world_size,
@@ -183,8 +198,20 @@ class TrainingState:
         sharding.load_optimizer_state(self.model, self.optimizer, state["optimizer"], state_file)
         if meta.world_size == self.dist.world_size:
             torch.set_rng_state(state["rng"][self.dist.rank])
-        self.ema.steps = int(state["step"])  # the power EMAs' decays continue from this step
-        return int(state["step"])
+        step = int(state["step"])
+        self.ema.steps = step  # the power EMAs' decays continue from this step
+        self.loaded_schedule, self.loaded_path, self.loaded_step = state.get("lr_schedule"), path, step
+        return step
+
+    def resumed_schedule(
+        self, planned: LRSchedule, mode: str, num_samples: int | None
+    ) -> tuple[LRSchedule, str]:
+        """After `resume`: the learning-rate schedule from the resumed step on, given the recipe's
+        ``planned`` one and ``train.resume_schedule`` (`gen.training.schedule.resumed_schedule`), and
+        ``"; "`` and the line that says what a new length did to the rate (``""`` when nothing)."""
+        saved = saved_schedule(self.loaded_schedule, self.loaded_path, self.dist.world_size, num_samples)
+        schedule, line = resumed_schedule(planned, saved, self.loaded_step, mode)
+        return schedule, f"; {line}" if line else ""
 
 
 def checkpoint_step(path: Path) -> int:

@@ -36,10 +36,11 @@ from gen.training.flops import flops_per_sample, peak_flops
 from gen.training.init_from import InitFrom
 from gen.training.loggers import RunInfo, RunLoggers
 from gen.training.memory import checkpoint_activations
-from gen.training.optim import lr_at, make_optimizer
-from gen.training.plan import TrainingPlan, check_dataset, dataset_size
+from gen.training.optim import make_optimizer
+from gen.training.plan import TrainingPlan, check_data_paths, check_dataset, dataset_size
 from gen.training.provenance import provenance
 from gen.training.samples import TrainingSamples, format_scores
+from gen.training.schedule import LRSchedule
 from gen.training.signals import StopSignals
 from gen.training.stats import StepStats, TrainingWindow, UpdateGuard
 
@@ -136,6 +137,7 @@ class Trainer:
         self.loggers = RunLoggers.build(cfg, self.dist)  # a missing package fails here, not at a log line
         self.init = None if self.resume else InitFrom.open(cfg, self.recipe.backbone.name)
         self.device = self.dist.device
+        check_data_paths(self.recipe)  # a missing folder is the recipe's line, not the dataset's
         self.dataset = self.recipe.data.build()
         autoencoder, name = build_autoencoder(self.recipe.autoencoder), self.recipe.data.name
         # Pixels, latents checked against [autoencoder], or pixels the autoencoder encodes on the device.
@@ -143,6 +145,7 @@ class Trainer:
         self.spec = self.train_data.spec
         check_dataset(self.recipe, self.dataset)
         self.plan = TrainingPlan.make(self.recipe, self.dist.world_size, dataset_size(self.dataset))
+        self.lr_schedule, self._lr_note = LRSchedule.of(self.plan, cfg), ""
         # What the run really builds, so that the run directory's recipe.toml rebuilds the same model.
         self.recipe = with_data_fields(self.recipe, self.spec)
         self.objective = Objective(self.recipe.objective, self.spec.num_classes)
@@ -187,6 +190,9 @@ class Trainer:
         else the run must hold none."""
         if self.resume:
             self.step, self._resumed_from = self.state.resume(self.run_dir, self._log, self.resume_step)
+            self.lr_schedule, self._lr_note = self.state.resumed_schedule(  # a new train.steps changes it
+                self.lr_schedule, self.cfg.resume_schedule, dataset_size(self.dataset)
+            )
         elif (existing := self.files.latest_checkpoint()) is not None:
             raise GenError(
                 f"{self.run_dir} already holds checkpoints (latest {existing.name}); pass --resume to continue "
@@ -208,7 +214,7 @@ class Trainer:
         info = dict(step=self.step, total_steps=self.plan.total_steps, resumed=self.resume)
         self.loggers.open(RunInfo(files=self.files, config=to_table(self.recipe), **info), self.dist)
         if self.resume:
-            self._log(f"resumed from {self._resumed_from} (step {self.step})")
+            self._log(f"resumed from {self._resumed_from} (step {self.step}){self._lr_note}")
         if self.init is not None:
             kept = f"; kept as built for this size: {', '.join(self.kept)}" if self.kept else ""
             self._log(f"initialised from {self.init.checkpoint.path} (EMA {self.init.ema or 'none'}){kept}")
@@ -231,15 +237,7 @@ class Trainer:
         )
 
     def set_learning_rate(self) -> None:
-        cfg, plan = self.cfg, self.plan
-        self.current_lr = lr_at(
-            self.step,
-            peak=plan.peak_lr,
-            warmup=plan.warmup,
-            total=plan.total_steps,
-            schedule=cfg.lr_schedule,
-            min_lr=cfg.min_lr,
-        )
+        self.current_lr = self.lr_schedule.at(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = self.current_lr
 
@@ -330,6 +328,7 @@ class Trainer:
             backbone=self.recipe.backbone.name,
             spec=self.spec,
             recipe_text=recipe_to_toml(self.recipe, header="resolved recipe of this checkpoint's run"),
+            schedule=self.lr_schedule.to_state(),
         )
         if path is not None:
             ckpt.prune_checkpoints(self.run_dir, self.cfg.keep_last, self.cfg.milestone_every)

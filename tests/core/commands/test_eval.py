@@ -174,8 +174,9 @@ def test_missing_weights_for_a_checkpoint_point_to_the_dataset_metric(run, monke
     result = runner.invoke(app, ["eval", str(run), "--num", "4"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.output.strip().endswith(
-        "--inception-weights PATH or set GEN_INCEPTION_WEIGHTS=PATH; or "
-        "score with the dataset's own metric: --metric data"
+        "--inception-weights PATH or set GEN_INCEPTION_WEIGHTS=PATH; without a download, --metric fd_random "
+        "--ref REAL_IMAGES scores in a fixed random network's features (not comparable with published FID); "
+        "or score with the dataset's own metric: --metric data"
     )
 
 

@@ -185,3 +185,70 @@ def test_check_takes_overrides_as_train_does(tmp_path):
     code, out = check(recipe, "train.micro_batch=3")  # an override that only the plan refuses
     assert code == 2 and "micro_batch (3) does not divide global_batch (8)" in out
     assert check("train.steps=100")[0] == 2
+
+
+def folder_recipe(tmp_path, root, name="folder.toml"):
+    return write(
+        tmp_path,
+        DEMO.replace('name = "shapes"', f'name = "imagefolder"\nroot = "{root}"\nnum_workers = 0').replace(
+            "eval_samples = 16", "eval_samples = 0"
+        ),
+        name,
+    )
+
+
+def test_a_missing_data_folder_is_one_line_with_the_nearest_one_in_check_and_train(tmp_path):
+    images = tmp_path / "images" / "cat"
+    images.mkdir(parents=True)
+    Image.new("RGB", (40, 40), (200, 10, 10)).save(images / "a.png")
+    recipe = folder_recipe(tmp_path, tmp_path / "imagse")
+    line = (
+        f"{recipe}: [data] root: {tmp_path / 'imagse'} does not exist (did you mean {tmp_path / 'images'}?)"
+    )
+    code, text = check(recipe)
+    assert code == 2 and text.startswith(f"error: {line}; ") and "--no-data-check" in text, text
+    assert text.count("error:") == 1 and "Traceback" not in text
+    # Checked away from its data: the rest of the recipe is still checked.
+    assert check(recipe, "--no-data-check") == (0, f"ok: {recipe}")
+    code, text = check(recipe, "--no-data-check", "train.micro_batch=3")
+    assert code == 2 and "micro_batch (3) does not divide" in text
+    # gen train says the same line (with its own fix), before any work, instead of the dataset's own.
+    code, text = train(tmp_path, recipe)
+    assert code == 2 and text.startswith(f"error: {line}; ") and "data.root='PATH'" in text, text
+    assert "folder not found" not in text and "Traceback" not in text
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    # A path below a misspelt folder: the folder is corrected and the rest kept where it exists.
+    code, text = check(folder_recipe(tmp_path, tmp_path / "imagse" / "cat", "deep.toml"))
+    assert f"did you mean {images}?" in text, text
+    # Nothing alike: no guess.
+    code, text = check(folder_recipe(tmp_path, tmp_path / "zzzz", "far.toml"))
+    assert code == 2 and "does not exist; fix the path" in text and "did you mean" not in text, text
+
+
+def test_missing_labels_file_and_shards_are_named_by_their_key(tmp_path):
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (40, 40)).save(tmp_path / "images" / "a.png")
+    recipe = folder_recipe(tmp_path, tmp_path / "images")
+    code, text = check(recipe, "data.labels='label.csv'")
+    assert code == 2 and f"[data] labels: {tmp_path / 'images' / 'label.csv'} does not exist" in text, text
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for i in range(3):
+        (shards / f"train-{i:06d}.tar").write_bytes(b"")
+    web = f"data={{name='webdataset', urls='{shards}/train-{{000000..000004}}.tar', num_classes=2, image_size=32}}"
+    code, text = check(recipe, web)
+    assert code == 2 and "[data] urls: 2 of 5 paths do not exist, the first " in text, text
+    assert f"{shards}/train-000003.tar does not exist" in text
+    remote = "data={name='webdataset', urls='pipe:cat x.tar', num_classes=2, image_size=32}"
+    assert check(recipe, remote) == (0, f"ok: {recipe}")  # remote shards are not looked for
+
+
+def test_a_warm_up_as_long_as_the_run_warns_in_check(tmp_path):
+    write(tmp_path, DEMO.replace("steps = 10", "steps = 1000\nwarmup_steps = 200"), "long.toml")
+    short = write(tmp_path, 'extends = "long.toml"\n[train]\nsteps = 100\n', "short.toml")
+    code, text = check(short)
+    assert code == 0 and text.startswith(
+        f"ok: {short} warning: {short}: the warm-up (200 steps) is not shorter than the run (100 steps)"
+    ), text
+    assert "lower train.warmup_steps" in text
+    assert check(short, "train.warmup_steps=10") == (0, f"ok: {short}")

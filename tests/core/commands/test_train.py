@@ -4,8 +4,10 @@ refused, with nothing deleted, while later results are in the way."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
@@ -105,3 +107,52 @@ def test_resume_from_a_chosen_step(train_env, tmp_path, cli):
     )
     # The latest checkpoint itself is a valid choice, and with nothing after it, --resume-step is --resume.
     cli("train", run, "--resume-step", 6)
+
+
+def lr_of(run, step):
+    """The learning rate metrics.jsonl recorded for ``step`` (the last line of that step)."""
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [line["lr"] for line in lines if line["step"] == step][-1]
+
+
+def test_a_longer_resume_says_what_happens_to_the_learning_rate(train_env, tmp_path, cli):
+    # Cosine over 6 steps after 2 of warm-up, peak 1e-3; resumed at 3 (its step-6 checkpoint moved
+    # away) for 12 steps. Saved schedule at step index 3: 1e-3 * (1 + cos(pi/4)) / 2.
+    cosine = (*QUIET, "train.lr_schedule='cosine'")
+    saved, restretched = 1e-3 * (1 + math.cos(math.pi / 4)) / 2, 1e-3 * (1 + math.cos(math.pi / 10)) / 2
+    runs = {}
+    for mode in ("restretch", "continue"):
+        run = runs[mode] = tmp_path / mode
+        cli("train", train_env, *cosine, f"train.resume_schedule='{mode}'", "--run-dir", run)
+        assert lr_of(run, 4) == pytest.approx(saved)
+        shutil.rmtree(run / "checkpoints" / "step_00000006")
+        out = " ".join(cli("train", run, "--resume", "train.steps=12").output.split())
+        assert (
+            f"resumed from {run / 'checkpoints' / 'step_00000003'} (step 3); learning rate of step 4: " in out
+        )
+        assert f"{saved:.4g} on the saved schedule of 6 steps" in out, out
+        now = restretched if mode == "restretch" else saved
+        assert f'{now:.4g} now; resume_schedule = "{mode}"' in out, out
+        assert lr_of(run, 4) == pytest.approx(now)  # the step trained right after the resume
+        assert lr_of(run, 12) < lr_of(run, 11) < lr_of(run, 5)  # and down from there to min_lr at 12
+    # "continue": from the saved rate at 3 down to 0 at 12, a half-cosine.
+    assert lr_of(runs["continue"], 8) == pytest.approx(saved * (1 + math.cos(math.pi * 4 / 9)) / 2)
+    # A resume at the run's own length keeps the run's schedule, the continued one included: exact.
+    run = runs["continue"]
+    before = [lr_of(run, s) for s in (10, 11, 12)]
+    shutil.rmtree(run / "checkpoints" / "step_00000012")
+    out = " ".join(cli("train", run, "--resume").output.split())
+    assert "(step 9)" in out and "learning rate of step" not in out
+    assert [lr_of(run, s) for s in (10, 11, 12)] == before
+
+
+def test_a_checkpoint_without_its_schedule_takes_it_from_its_recipe(train_env, tmp_path, cli):
+    run = tmp_path / "run"
+    cli("train", train_env, *QUIET, "train.lr_schedule='cosine'", "--run-dir", run)
+    state_file = run / "checkpoints" / "step_00000006" / ckpt.STATE_FILE
+    state = torch.load(state_file, weights_only=True)
+    state.pop("lr_schedule")  # as written before gen saved the schedule
+    torch.save(state, state_file)
+    out = " ".join(cli("train", run, "--resume", "train.steps=12").output.split())
+    restretched = 1e-3 * (1 + math.cos(math.pi * 4 / 10)) / 2
+    assert f"learning rate of step 7: 0 on the saved schedule of 6 steps, {restretched:.4g} now" in out, out

@@ -498,6 +498,12 @@ def test_resolve_checkpoint_refuses(tmp_path, what):
         path = tmp_path / "checkpoints"
     with pytest.raises(GenError) as info:
         resolve_checkpoint(path)
+    if what == "incomplete_checkpoint":  # a step of a run: what the run holds instead (here nothing)
+        assert str(info.value) == (
+            f"{path} is not a complete checkpoint (it has no meta.json), and {tmp_path} holds no checkpoint; "
+            "train it with `gen train`"
+        )
+        return
     assert str(info.value) == (
         f"{path} is neither a run directory with checkpoints nor a checkpoint (RUN/checkpoints/step_*); "
         "train one with `gen train RECIPE --run-dir RUN`"

@@ -106,3 +106,40 @@ def test_errors_name_the_problem(tmp_path):
         build(tmp_path / "empty")
     with pytest.raises(gen.GenError, match="set `root`"):
         gen.build("dataset", "imagefolder")
+
+
+ABANDON = """
+import sys
+
+import gen
+
+root, shards = sys.argv[1:3]
+streams = [
+    gen.build("dataset", "imagefolder", root=root, image_size=8, num_workers=0).train_batches(2, seed=0),
+    gen.build("dataset", "imagefolder", root=root, image_size=8, num_workers=1).train_batches(2, seed=0),
+    gen.build("dataset", "webdataset", urls=shards, image_size=8, num_workers=0).train_batches(2, seed=0),
+]
+for stream in streams:
+    x, y = next(iter(stream))  # one batch, then the stream is left open until the interpreter exits
+print("ok", tuple(x.shape))
+"""
+
+
+def test_a_stream_left_open_at_exit_prints_nothing(tmp_path, helpers, shards):
+    """Closing an abandoned stream at interpreter exit once printed ``Exception ignored in generator ...
+    'NoneType' object has no attribute 'GenError'`` (an ``except gen.GenError`` met after teardown)."""
+    import os
+    import subprocess
+    import sys
+
+    helpers.write_folder(tmp_path / "data", {"a": 3, "b": 3})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", ABANDON, str(tmp_path / "data"), str(shards[0])],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok (2, 3, 8, 8)", done.stderr
+    assert done.stderr == "", done.stderr
