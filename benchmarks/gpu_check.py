@@ -45,6 +45,7 @@ from gen.training.stats import peak_memory_mb
 REPO = Path(__file__).resolve().parents[1]
 SYNTHETIC_IMAGES = "data={name='synthetic', shape=[3, %d, %d], num_classes=1000, num_samples=1281167}"
 SYNTHETIC_LATENTS = "data={name='synthetic', shape=[4, 32, 32], num_classes=1000, num_samples=1281167}"
+PMF = ["objective.process.lpips_weight=0", "objective.process.convnext_weight=0"]  # no weights files here
 
 
 def sizes(small: bool) -> dict[str, Any]:
@@ -142,7 +143,8 @@ def sync_forbidden(device: torch.device):
 
 
 def one_batch_loss(recipe: gen.Recipe, precision: str, compiled: bool) -> tuple[float, list[torch.Tensor]]:
-    """The loss and gradients of one fixed batch, same weights, under ``precision`` and compile or not."""
+    """The loss (``stats["loss"]``) and gradients of one fixed batch, same weights, under ``precision``
+    and compile or not."""
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(recipe, run_dir)
         trainer.setup()
@@ -153,15 +155,16 @@ def one_batch_loss(recipe: gen.Recipe, precision: str, compiled: bool) -> tuple[
         x, y = next(trainer.data_stream())
         x, y = x.to(trainer.device), y.to(trainer.device)
         g = torch.Generator().manual_seed(0)
-        t = trainer.objective.draw(x.shape[0], generator=g)["t"].to(trainer.device)
+        draws = {k: d.to(trainer.device) for k, d in trainer.objective.draw(x.shape[0], generator=g).items()}
         eps = torch.randn(x.shape, generator=g).to(trainer.device)
         net = torch.compile(trainer.model) if compiled else trainer.model
         with autocast(precision, trainer.device):
-            loss, _ = trainer.objective.loss_at(net, x, y, t, eps)
+            loss, stats = trainer.objective.loss_at(net, x, y, draws, eps)
         loss.backward()
         grads = [p.grad.float().cpu() for p in trainer.model.parameters() if p.grad is not None]
         trainer.lock.release()
-    return float(loss.detach()), grads
+    # The regression's error (the flow's loss itself; a MeanFlow's before its adaptive weight, which is ≈ 1)
+    return float(stats["loss"].float().mean()), grads
 
 
 def agreement(recipe: gen.Recipe, compiled: bool) -> str:
@@ -175,10 +178,12 @@ def agreement(recipe: gen.Recipe, compiled: bool) -> str:
     return f"fp32 {a:.5f} bf16 {b:.5f} rel diff {abs(a - b) / abs(a):.2e}"
 
 
-def sampling_speed(small: bool, size: dict[str, Any], device: torch.device) -> str:
-    recipe = training_recipe(
-        "jit_b16.toml", [SYNTHETIC_IMAGES % (size["image"], size["image"]), *size["jit_b"]], 8
-    )
+def sampling_speed(
+    small: bool, size: dict[str, Any], device: torch.device, recipe_name: str = "jit_b16.toml", **options: Any
+) -> str:
+    """images/s of the recipe's sampling (``options``: [sample] keys; default Heun with CFG)."""
+    overrides = [SYNTHETIC_IMAGES % (size["image"], size["image"]), *size["jit_b"]]
+    recipe = training_recipe(recipe_name, [*overrides, *options.pop("overrides", [])], 8)
     spec = gen.DataSpec(shape=(3, size["image"], size["image"]), num_classes=1000)
     from gen.recipe import build_backbone
 
@@ -186,16 +191,21 @@ def sampling_speed(small: bool, size: dict[str, Any], device: torch.device) -> s
         build_backbone(recipe, spec).to(device).eval(), recipe=recipe, spec=spec, device=device
     )
     n = size["sample_batch"]
-    settings = model.settings(
-        None, steps=size["sample_steps"], cfg=2.9, cfg_interval=(0.1, 1.0), sampler="heun"
-    )
+    options = options or {
+        "steps": size["sample_steps"],
+        "cfg": 2.9,
+        "cfg_interval": (0.1, 1.0),
+        "sampler": "heun",
+    }
+    settings = model.settings(None, **options)
     labels = torch.arange(n) % 1000
     list(model.generate(range(n), labels, settings, seed=0, batch_size=n))  # warm-up
     synchronize(device)
     start = time.perf_counter()
     list(model.generate(range(n), labels, settings, seed=1, batch_size=n))
     synchronize(device)
-    return f"{n / (time.perf_counter() - start):.1f} images/s (batch {n}, Heun {size['sample_steps']} steps, CFG)"
+    what = ", ".join(f"{k} {v}" for k, v in options.items())
+    return f"{n / (time.perf_counter() - start):.1f} images/s (batch {n}, {what})"
 
 
 def torchrun(parallel: str) -> str:
@@ -233,6 +243,11 @@ def rows(args: argparse.Namespace) -> list[tuple[str, Callable[[], Any]]]:
         ("train JiT-L/16", lambda: time_steps(training_recipe("jit_b16.toml", jit_l, batch), size["steps"], size["warmup"])),
         ("train DiT-XL/2 latents", lambda: time_steps(training_recipe("dit_xl2.toml", [SYNTHETIC_LATENTS, "autoencoder.name='identity'", *size["dit"]], batch), size["steps"], size["warmup"])),
         ("sample JiT-B/16", lambda: sampling_speed(small, size, torch.device("cuda" if torch.cuda.is_available() else "cpu"))),
+        # The MeanFlow rows (docs/one_step.md): pMF-B/16 without its perceptual networks (local weights).
+        ("agree pMF bf16/fp32", lambda: agreement(training_recipe("pmf_b16.toml", [*jit_b, *PMF], 4), False)),
+        ("train pMF-B/16 (JVP)", lambda: time_steps(training_recipe("pmf_b16.toml", [*jit_b, *PMF], batch), size["steps"], size["warmup"])),
+        ("sample pMF-B/16 1 step compile", lambda: sampling_speed(small, size, torch.device("cuda" if torch.cuda.is_available() else "cpu"), "pmf_b16.toml", overrides=PMF, steps=1, cfg=2.0, compile=True)),
+        ("sample pMF-B/16 2 steps", lambda: sampling_speed(small, size, torch.device("cuda" if torch.cuda.is_available() else "cpu"), "pmf_b16.toml", overrides=PMF, steps=2, cfg=2.0)),
         ("torchrun ddp", lambda: torchrun("ddp")),
         ("torchrun fsdp", lambda: torchrun("fsdp")),
     ]  # fmt: skip

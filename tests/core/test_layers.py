@@ -19,12 +19,21 @@ def test_timestep_embedding_of_zero_is_ones_then_zeros():
 
 @pytest.mark.parametrize("max_period", [10000.0, 100.0])
 def test_timestep_embedding_by_hand(max_period):
-    t = torch.tensor([0.5, 3.0], dtype=torch.float64)  # any dtype: computed in float32
-    emb = gen.timestep_embedding(t, 6, max_period=max_period)
     freqs = [max_period ** (-k / 3) for k in range(3)]  # h = 3: 1, max_period^(-1/3), max_period^(-2/3)
     expected = [[math.cos(x * f) for f in freqs] + [math.sin(x * f) for f in freqs] for x in (0.5, 3.0)]
-    assert emb.dtype == torch.float32
-    torch.testing.assert_close(emb.double(), torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-6)
+    # float32 for float32, bf16 and integer times (as published); float64 times stay float64 (the float64
+    # JVP checks of the backbones), with the float32 frequencies
+    for dtype, want in [
+        (torch.float32, torch.float32),
+        (torch.bfloat16, torch.float32),
+        (torch.float64, torch.float64),
+    ]:
+        emb = gen.timestep_embedding(torch.tensor([0.5, 3.0], dtype=dtype), 6, max_period=max_period)
+        assert emb.dtype == want
+        torch.testing.assert_close(
+            emb.double(), torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-6
+        )
+    assert gen.timestep_embedding(torch.tensor([1, 3]), 6).dtype == torch.float32
 
 
 def test_timestep_embedding_of_odd_width_ends_with_a_zero_column():
