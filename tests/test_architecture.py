@@ -95,6 +95,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "power_ema",
             "threads",
             "layers",
+            "forward_mode",
         ],
     ),
     ("configuration", ["config"]),

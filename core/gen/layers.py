@@ -1,5 +1,5 @@
-"""Layers shared by the transformer backbones (DiT, JiT): timestep and label embedders, adaLN-Zero,
-and attention that forward-mode AD can differentiate.
+"""Layers shared by the transformer backbones (DiT, JiT): timestep, label and named-scalar embedders,
+adaLN-Zero.
 
 Both published backbones condition on ``c = t_embedder(t) + y_embedder(y)`` of shape (B, D) and
 modulate their blocks with it (adaptive LayerNorm, adaLN); the pieces here are those of DiT's
@@ -10,53 +10,11 @@ built from them loads released state dicts as they are.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-
-# Depth of `math_attention` contexts: a module global, so that torch.compile guards on it.
-_math_attention_depth = 0
-
-
-@contextlib.contextmanager
-def math_attention() -> Iterator[None]:
-    """Within this context `attention` computes ``softmax(q kᵀ / sqrt(d)) v`` from plain operations.
-
-    Forward-mode AD (``torch.func.jvp``, ``torch.autograd.forward_ad``) has no rule for the fused
-    kernels behind ``F.scaled_dot_product_attention`` (pytorch issue 128971: "Trying to use forward AD
-    with _scaled_dot_product_flash_attention_for_cpu"); every operation of the math path has one. A
-    MeanFlow's loss takes a JVP through the backbone inside this context; outside it the backbones run
-    the fused kernels, bit for bit as before.
-    """
-    global _math_attention_depth
-    _math_attention_depth += 1
-    try:
-        yield
-    finally:
-        _math_attention_depth -= 1
-
-
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
-    """Scaled dot-product attention: ``F.scaled_dot_product_attention``, or inside `math_attention` the
-    same function from operations forward-mode AD can differentiate (scores and softmax in float32).
-
-    Args:
-        q: (B, H, N, Dh) queries; k, v: (B, H, M, Dh) keys and values.
-        dropout_p: Dropout on the attention weights (pass 0 in eval mode).
-
-    Returns:
-        (B, H, N, Dh).
-    """
-    if not _math_attention_depth:
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-    wide = torch.promote_types(q.dtype, torch.float32)  # float32 scores, float64 for float64 inputs
-    scores = (q.to(wide) @ k.to(wide).transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, H, N, M)
-    weights = F.dropout(scores.softmax(-1), p=dropout_p).to(v.dtype)  # (B, H, N, M)
-    return weights @ v  # (B, H, N, Dh)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -221,9 +179,7 @@ __all__ = [
     "LabelEmbedder",
     "ScalarEmbedders",
     "TimestepEmbedder",
-    "attention",
     "init_adaln_zero",
-    "math_attention",
     "modulate",
     "timestep_embedding",
 ]

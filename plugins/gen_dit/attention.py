@@ -1,12 +1,10 @@
-"""Multi-head self- and cross-attention through ``F.scaled_dot_product_attention`` (`gen.attention`:
-the math path under forward-mode AD), and the ViT MLP."""
+"""Multi-head self- and cross-attention through ``F.scaled_dot_product_attention``, and the ViT MLP."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
-
-import gen
 
 
 class Attention(nn.Module):
@@ -28,7 +26,7 @@ class Attention(nn.Module):
         B, N, D = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, D // self.num_heads)  # (B, N, 3, H, D/H)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, N, D/H) each
-        x = gen.attention(q, k, v)  # (B, H, N, D/H)
+        x = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, D/H)
         return self.proj(x.transpose(1, 2).reshape(B, N, D))  # (B, N, D)
 
 
@@ -55,7 +53,7 @@ class CrossAttention(nn.Module):
         q = self.q(x).reshape(B, N, self.num_heads, head_dim).transpose(1, 2)  # (B, H, N, D/H)
         kv = self.kv(context).reshape(B, M, 2, self.num_heads, head_dim)  # (B, M, 2, H, D/H)
         k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, M, D/H) each
-        x = gen.attention(q, k, v)  # (B, H, N, D/H)
+        x = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, D/H)
         return self.proj(x.transpose(1, 2).reshape(B, N, D))  # (B, N, D)
 
 

@@ -40,7 +40,7 @@ def make_norm(kind: str, dim: int) -> nn.Module:
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention with optional per-head QK-norm and 2-D RoPE, through SDPA (`gen.attention`)."""
+    """Multi-head self-attention with optional per-head QK-norm and 2-D RoPE, through SDPA."""
 
     def __init__(
         self, dim: int, num_heads: int, *, qk_norm: bool, norm: str, attn_drop: float, proj_drop: float
@@ -63,7 +63,7 @@ class Attention(nn.Module):
         q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        x = gen.attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)  # (B, H, N, Dh)
+        x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
         x = x.transpose(1, 2).reshape(B, N, D)  # (B, N, D)
         return self.proj_drop(self.proj(x))
 

@@ -264,8 +264,13 @@ class MeanFlowProcess:
         self, u: AverageVelocityFn, z: Tensor, t: Tensor, t_end: Tensor, tangent: Tensor
     ) -> tuple[Tensor, Tensor]:
         """``U(z, t, t_end)`` (with its graph) and ``dU/dt = tangent ∂_z U + ∂_t U`` (detached), in one
-        forward-mode pass (`torch.autograd.forward_ad`; attention on its math path, `gen.math_attention`)."""
-        with gen.math_attention(), fwAD.dual_level():
+        forward-mode pass (`torch.autograd.forward_ad` in `gen.forward_mode`: attention on its math path).
+
+        One pass with gradients measured faster than a JVP without gradients plus a plain forward
+        (2.04x against 2.2x a flow step, JiT of width 384, depth 6, batch 32, one CPU thread), and its U
+        and dU/dt share one dropout mask.
+        """
+        with gen.forward_mode(), fwAD.dual_level():
             out = u(fwAD.make_dual(z, tangent), fwAD.make_dual(t, torch.ones_like(t)), t_end)
             value, derivative = fwAD.unpack_dual(out)
         return value, derivative.detach()

@@ -1,5 +1,5 @@
 """JVP-safe backbones: the Jacobian-vector products of JiT (every switch) and DiT (every conditioning)
-through `gen.math_attention` equal central finite differences and agree between ``torch.func.jvp`` and
+in `gen.forward_mode` equal central finite differences and agree between ``torch.func.jvp`` and
 ``torch.autograd.forward_ad``; outside the context the published forward is untouched."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def jvps(net, dtype, eps):
     def f(z, t, h):
         return net(z, t, y, h=h)
 
-    with gen.math_attention():
+    with gen.forward_mode():
         _, by_func = torch.func.jvp(f, (z, t, h), (dz, dt, dh))
         with fwAD.dual_level():
             out = f(fwAD.make_dual(z, dz), fwAD.make_dual(t, dt), fwAD.make_dual(h, dh))
@@ -72,23 +72,28 @@ def test_jvp_equals_central_differences_in_float64_and_float32(name, fields):
     assert relative(by_func, central) < 1e-3 and relative(by_forward_ad, by_func) < 1e-5
 
 
-def test_the_fused_kernels_have_no_forward_mode_rule_and_the_math_path_does():
-    # Why `gen.math_attention` exists (pytorch issue 128971): outside it a JVP through attention fails.
+def test_the_fused_kernels_have_no_forward_mode_rule_and_forward_mode_does():
+    # Why `gen.forward_mode` exists (pytorch issue 128971): outside it a JVP through attention fails.
     q, k, v = (torch.randn(1, 2, 5, 4) for _ in range(3))
     with pytest.raises(NotImplementedError, match="forward AD"):
-        torch.func.jvp(gen.attention, (q, k, v), (q, k, v))
-    with gen.math_attention():
-        torch.func.jvp(gen.attention, (q, k, v), (q, k, v))
+        torch.func.jvp(F.scaled_dot_product_attention, (q, k, v), (q, k, v))
+    with gen.forward_mode():
+        torch.func.jvp(F.scaled_dot_product_attention, (q, k, v), (q, k, v))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_math_attention_is_sdpa(dtype):
-    q, k, v = (torch.randn(2, 3, 7, 8, dtype=dtype) for _ in range(3))
-    with gen.math_attention():
-        math = gen.attention(q, k, v)
-    fused = F.scaled_dot_product_attention(q, k, v)
+@pytest.mark.parametrize("options", [{}, {"is_causal": True}, {"scale": 0.3}, {"mask": True}], ids=str)
+def test_the_math_path_is_sdpa(dtype, options):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 7, 8, generator=g, dtype=dtype) for _ in range(3))
+    kwargs = dict(options)
+    if kwargs.pop("mask", False):
+        kwargs["attn_mask"] = torch.rand(7, 7, generator=g) > 0.3
+        kwargs["attn_mask"].fill_diagonal_(True)  # every query attends to something
+    with gen.forward_mode():
+        math = F.scaled_dot_product_attention(q, k, v, **kwargs)
+    fused = F.scaled_dot_product_attention(q, k, v, **kwargs)
     torch.testing.assert_close(math, fused, rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-6)
-    assert torch.equal(gen.attention(q, k, v), fused)  # outside the context: the fused call itself
 
 
 def test_a_backbone_without_scalar_inputs_is_the_published_one():
