@@ -216,7 +216,7 @@ class Trainer:
         if self.resume:
             self._log(f"resumed from {self._resumed_from} (step {self.step}){self._lr_note}")
         if self.init is not None:
-            kept = f"; kept as built for this size: {', '.join(self.kept)}" if self.kept else ""
+            kept = f"; kept as built (this size, this process): {', '.join(self.kept)}" if self.kept else ""
             self._log(f"initialised from {self.init.checkpoint.path} (EMA {self.init.ema or 'none'}){kept}")
         size = sum(p.numel() for p in self.model.parameters())
         where = dict(fsdp=self.fsdp, device=self.device, run_dir=self.run_dir)

@@ -8,8 +8,10 @@ hold the chosen EMA and a backbone of the same name.
 Where shapes differ, a tensor the backbone does not train (a buffer, or a frozen parameter such as
 JiT's and DiT's fixed sin-cos position tables) is kept as the backbone built it: the backbone computes
 such a table for its own resolution, which is exactly what a table for the new size must be (an
-interpolation of the old one would only approximate it). A trainable tensor that does not fit, or a
-tensor missing on either side, is an error that names them: the architecture must be the same.
+interpolation of the old one would only approximate it). The embedders of scalar inputs the new run's
+process adds (a MeanFlow's interval) start as built, so a flow model starts a MeanFlow. A trainable
+tensor that does not fit, or another tensor missing on either side, is an error that names them: the
+architecture must be the same.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from gen.runs.run_dir import Checkpoint, load_checkpoint
 from gen.train_config import TrainConfig
 
 SHOWN = 4  # tensors named in an error, before "and N more"
+SCALAR_EMBEDDERS = "scalar_embedders."  # the state dict prefix of `gen.ScalarEmbedders` in JiT and DiT
 
 
 def _names(items: list[str]) -> str:
@@ -75,8 +78,9 @@ class InitFrom:
         return {"checkpoint": str(self.checkpoint.path), "step": self.checkpoint.step, "ema": ema}
 
     def load_into(self, model: nn.Module) -> list[str]:
-        """Copy the weights into ``model`` (whole, not yet sharded); returns the fixed tensors of other
-        shapes that were kept as the backbone built them."""
+        """Copy the weights into ``model`` (whole, not yet sharded); returns the tensors kept as the
+        backbone built them: fixed tables of other shapes, and the embedders of scalar inputs the
+        checkpoint's model did not take."""
         state = self.checkpoint.load_weights(self.ema)
         own = model.state_dict()
         trainable = {name for name, p in model.named_parameters() if p.requires_grad}
@@ -87,7 +91,10 @@ class InitFrom:
             for n in other
             if n in trainable
         ]
-        missing = [n for n in own if n not in state]
+        # Inputs the run's process adds (a MeanFlow's interval h: `gen.ScalarEmbedders`) start as the
+        # backbone built them: a flow model's weights start a MeanFlow (tested in gen_meanflow).
+        added = [n for n in own if n not in state and n.startswith(SCALAR_EMBEDDERS)]
+        missing = [n for n in own if n not in state and n not in added]
         unexpected = [n for n in state if n not in own]
         if misfits or missing or unexpected:
             problems = [
@@ -101,7 +108,7 @@ class InitFrom:
                 "the rest of the architecture (patch size, width, depth, classes) as the checkpoint's"
             )
         model.load_state_dict({n: t for n, t in state.items() if n not in kept}, strict=False)
-        return kept
+        return kept + added
 
 
 __all__ = ["InitFrom"]

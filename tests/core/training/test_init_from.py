@@ -109,7 +109,7 @@ def test_another_resolution_keeps_the_rebuilt_position_table(train_env, tmp_path
         "--run-dir",
         tmp_path / "large",
     )
-    assert "kept as built for this size: pos_embed" in " ".join(result.output.split())
+    assert "kept as built (this size, this process): pos_embed" in " ".join(result.output.split())
 
 
 def test_a_missing_or_incompatible_init_from_is_one_line(source, tmp_path):

@@ -191,3 +191,20 @@ def test_sampling_compiles_as_one_graph(run):
     torch._dynamo.reset()
     explanation = torch._dynamo.explain(u)(z, t, t + 1)
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1, explanation.break_reasons
+
+
+def test_a_flow_run_starts_a_meanflow(recipe_file, tmp_path):
+    # init_from a flow model: every tensor comes over but the interval's embedder, which starts as built.
+    flow = tmp_path / "flow"
+    train(
+        load_recipe(recipe_file, ["objective.process='flow'", "sample.sampler='heun'", "train.steps=2"]), flow
+    )
+    run = tmp_path / "mf"
+    train(
+        load_recipe(recipe_file, ["train.steps=1", f"train.init_from='{flow}'", "train.init_ema='none'"]), run
+    )
+    start = load_file(str(ckpt.latest_checkpoint(flow) / "model.safetensors"))
+    assert all(k in weights(run) for k in start)
+    assert any(k.startswith("scalar_embedders.") for k in weights(run)) and not any(
+        k.startswith("scalar_embedders.") for k in start
+    )
