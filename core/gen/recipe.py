@@ -303,6 +303,20 @@ def _with_data_keys(table: Mapping[str, Any], fields: dict[str, Any], *, file: s
     return {**table, "backbone": {**backbone, **fill}}
 
 
+def _process_sampler(objective: ObjectiveConfig, sample: SampleConfig) -> SampleConfig:
+    """``[sample]`` with the first sampler registered for the model's process when the recipe names none
+    and the default (``heun``) samples another process: a MeanFlow recipe without a ``sampler`` key
+    samples with ``meanflow``, not an error."""
+    process = objective.process.name if isinstance(objective.process, ComponentSpec) else objective.process
+    samplers = get_registry("sampler")
+    if samplers.get(sample.sampler.name).process in (None, process):
+        return sample
+    own = [c.name for c in samplers if c.process == process]
+    if not own:
+        return sample  # check_sampler names the problem
+    return attrs.evolve(sample, sampler=validate_component("sampler", own[0], section="sample", file=None))
+
+
 def validate_recipe(table: Mapping[str, Any], *, file: str | None = None) -> Recipe:
     """Validate a merged recipe table into a `Recipe`.
 
@@ -314,6 +328,9 @@ def validate_recipe(table: Mapping[str, Any], *, file: str | None = None) -> Rec
         data = validate_component("dataset", table["data"], section="data", file=file)
         table = _with_data_keys(table, model_fields_at_load(table, data, file=file), file=file)
     recipe = attrs.evolve(validate_config(Recipe, table, section="", file=file), source=file)
+    sample_table = table.get("sample") if isinstance(table, Mapping) else None
+    if not (isinstance(sample_table, Mapping) and "sampler" in sample_table):
+        recipe = attrs.evolve(recipe, sample=_process_sampler(recipe.objective, recipe.sample))
     try:
         check_sampler(recipe.objective, recipe.sample)
     except ValueError as e:

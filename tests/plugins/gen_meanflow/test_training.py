@@ -208,3 +208,9 @@ def test_a_flow_run_starts_a_meanflow(recipe_file, tmp_path):
     assert any(k.startswith("scalar_embedders.") for k in weights(run)) and not any(
         k.startswith("scalar_embedders.") for k in start
     )
+
+
+def test_a_recipe_without_a_sampler_samples_with_its_process_sampler(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text(RECIPE.format(backbone="dit", extra="").replace('sampler = "meanflow"\n', ""))
+    assert load_recipe(path).sample.sampler.name == "meanflow"
