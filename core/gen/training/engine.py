@@ -33,7 +33,7 @@ from gen.training import sharding
 from gen.training.checkpointing import TrainingState
 from gen.training.ema import EMA
 from gen.training.flops import flops_per_sample, peak_flops
-from gen.training.init_from import InitFrom
+from gen.training.init_from import InitFrom, describe_kept
 from gen.training.loggers import RunInfo, RunLoggers
 from gen.training.memory import checkpoint_activations
 from gen.training.optim import make_optimizer
@@ -134,7 +134,7 @@ class Trainer:
         cfg = self.cfg
         self.dist = distributed.setup()
         self.lock = lock_run(self.run_dir, self.dist)  # one trainer per run directory, before any work
-        self.loggers = RunLoggers.build(cfg, self.dist)  # a missing package fails here, not at a log line
+        self.loggers = RunLoggers.build(cfg, self.dist, self._log)  # a missing package: here, not later
         self.init = None if self.resume else InitFrom.open(cfg, self.recipe.backbone.name)
         self.device = self.dist.device
         check_data_paths(self.recipe)  # a missing folder is the recipe's line, not the dataset's
@@ -216,7 +216,9 @@ class Trainer:
         if self.resume:
             self._log(f"resumed from {self._resumed_from} (step {self.step}){self._lr_note}")
         if self.init is not None:
-            kept = f"; kept as built (this size, this process): {', '.join(self.kept)}" if self.kept else ""
+            kept = (
+                f"; kept as built (this size, this process): {describe_kept(self.kept)}" if self.kept else ""
+            )
             self._log(f"initialised from {self.init.checkpoint.path} (EMA {self.init.ema or 'none'}){kept}")
         size = sum(p.numel() for p in self.model.parameters())
         where = dict(fsdp=self.fsdp, device=self.device, run_dir=self.run_dir)

@@ -35,6 +35,14 @@ def _names(items: list[str]) -> str:
     return ", ".join(items[:SHOWN]) + more
 
 
+def describe_kept(names: list[str]) -> str:
+    """The tensors `InitFrom.load_into` kept as built, for the start line: fixed tables by name, the
+    embedders of scalar inputs by their input (``the embedder of h``)."""
+    inputs = sorted({n.split(".")[2] for n in names if n.startswith(SCALAR_EMBEDDERS + "embedders.")})
+    others = [n for n in names if not n.startswith(SCALAR_EMBEDDERS)]
+    return ", ".join([*others, *([f"the embedders of {', '.join(inputs)}"] if inputs else [])])
+
+
 @attrs.frozen
 class InitFrom:
     """The checkpoint and EMA a run starts from.
@@ -111,4 +119,4 @@ class InitFrom:
         return kept + added
 
 
-__all__ = ["InitFrom"]
+__all__ = ["InitFrom", "describe_kept"]

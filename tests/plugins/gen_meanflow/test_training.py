@@ -200,9 +200,14 @@ def test_a_flow_run_starts_a_meanflow(recipe_file, tmp_path):
         load_recipe(recipe_file, ["objective.process='flow'", "sample.sampler='heun'", "train.steps=2"]), flow
     )
     run = tmp_path / "mf"
-    train(
-        load_recipe(recipe_file, ["train.steps=1", f"train.init_from='{flow}'", "train.init_ema='none'"]), run
+    result = runner.invoke(
+        app,
+        ["train", str(recipe_file), "train.steps=1", f"train.init_from='{flow}'", "train.init_ema='none'"]
+        + ["--run-dir", str(run)],
     )
+    assert result.exit_code == 0, result.output
+    line = " ".join(result.output.split())
+    assert "kept as built (this size, this process): the embedders of cfg, cfg_high, cfg_low, h" in line
     start = load_file(str(ckpt.latest_checkpoint(flow) / "model.safetensors"))
     assert all(k in weights(run) for k in start)
     assert any(k.startswith("scalar_embedders.") for k in weights(run)) and not any(
