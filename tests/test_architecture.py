@@ -92,6 +92,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "process",
             "distributed",
             "tensor_files",
+            "files",
             "power_ema",
             "threads",
             "layers",

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # the same names, imported for type checkers, IDEs and the AP
     from gen.errors import DuplicateComponentError, GenError, RecipeError, UnknownComponentError
     from gen.forward_mode import forward_mode
     from gen.hookspecs import hookimpl
-    from gen.images import from_uint8, make_grid, save_png, to_uint8
+    from gen.images import from_uint8, make_grid, read_image, save_png, to_uint8
     from gen.layers import (
         LabelEmbedder,
         ScalarEmbedders,
@@ -83,7 +83,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "gen.errors": ("DuplicateComponentError", "GenError", "RecipeError", "UnknownComponentError"),
     "gen.forward_mode": ("forward_mode",),
     "gen.hookspecs": ("hookimpl",),
-    "gen.images": ("from_uint8", "make_grid", "save_png", "to_uint8"),
+    "gen.images": ("from_uint8", "make_grid", "read_image", "save_png", "to_uint8"),
     "gen.layers": (
         "LabelEmbedder",
         "ScalarEmbedders",
@@ -206,6 +206,7 @@ __all__ = [
     "per_sample_generators",
     "check_safetensors",
     "progress_bar",
+    "read_image",
     "read_safetensors",
     "read_torch",
     "load",

@@ -1,15 +1,46 @@
-"""Image helpers: tensors in [-1, 1] to uint8, and sample grids as PNG (`make_grid`: the one grid layout,
-a class per row, white padding)."""
+"""Image helpers: image files read as a viewer shows them (`read_image`: EXIF orientation, 16 bits,
+palettes), tensors in [-1, 1] to uint8, and sample grids as PNG (`make_grid`: the one grid layout, a class
+per row, white padding)."""
 
 from __future__ import annotations
 
+import io
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
+
+#: PIL modes of more than 8 bits an integer channel: read as 16-bit and scaled to 8 bits.
+_WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+_ORIENTATION = 0x0112  # the EXIF tag
+
+
+def read_image(source: str | os.PathLike | bytes, mode: str = "RGB") -> Image.Image:
+    """An image file (a path, or its bytes) as a viewer shows it, fully decoded, in PIL ``mode``.
+
+    - the EXIF orientation is applied (a phone's portrait JPEG comes out upright);
+    - 16-bit images (``I;16``, ``I``) are scaled to 8 bits, ``round(v / 257)``, not clipped at 255;
+    - a palette image with transparency goes through RGBA (no PIL warning), and alpha is then dropped
+      for ``RGB`` and ``L`` as for any RGBA image; CMYK and the rest take PIL's conversion.
+
+    Raises what PIL raises for a damaged file, and ``PIL.Image.DecompressionBombError`` for an image of
+    more than twice ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (before decoding it); the callers say which file.
+    """
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as opened:
+        opened.load()  # fully decoded here: a truncated file raises now
+        image = opened
+        if image.getexif().get(_ORIENTATION, 1) not in (1, None):
+            image = ImageOps.exif_transpose(image)
+        if image.mode in _WIDE_MODES:
+            wide = np.asarray(image, dtype=np.float64)  # (H, W) in 0..65535
+            image = Image.fromarray(np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8), "L")
+        elif image.mode == "PA" or (image.mode == "P" and "transparency" in image.info):
+            image = image.convert("RGBA")
+        return image.convert(mode)  # a copy: the file is closed when this returns
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

@@ -8,19 +8,19 @@ training on the latents keeps the flip augmentation without running the VAE. The
 Reproducible: images are read in the source's order (folder order, or shard and tar order), and the
 posterior sample of image ``i`` (view ``v``: 0 = as is, 1 = flipped) comes from a generator seeded by
 ``(seed, i, v)``, so that a re-run with the same options writes identical shards. Shards, index and
-``latents.json`` are written under ``.tmp`` names and renamed at the end, ``latents.json`` last, so that a
-crash leaves nothing that reads as a complete dataset.
+``latents.json`` are written under ``.tmp`` names and renamed at the end, ``latents.json`` last
+(`gen_data.latent_writer`), so that a crash leaves nothing that reads as a complete dataset: an error or
+a kill removes what was written, and what a SIGKILL leaves is replaced when the same command runs again.
 """
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import multiprocessing
 import os
+import re
 import sys
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,12 +32,13 @@ from rich.console import Console
 
 import gen
 from gen_data.folders import scan_image_folder
+from gen_data.latent_writer import SHARD_PATTERN, LatentWriter
 from gen_data.transforms import IMAGE_EXTENSIONS, center_crop_arr, decode_image, load_image, uint8_to_float
 
 # torch, webdataset and the dataset modules are imported where they are used: `gen data --help` builds this
 # command without them.
 if TYPE_CHECKING:
-    import webdataset
+    pass
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -46,7 +47,6 @@ else:  # pragma: no cover
 
 console = Console(highlight=False, soft_wrap=True)
 
-SHARD_PATTERN = "shard-%06d.tar"
 #: Batches decoded ahead of the encoder: bounds memory while the decoding processes stay busy.
 WINDOW_BATCHES = 4
 
@@ -142,64 +142,6 @@ def decoded(
             yield from results
 
 
-# -- writing the latents ----------------------------------------------------------------------------------
-
-
-class LatentWriter:
-    """Writes samples into ``.tmp`` shards of ``shard_size`` samples; `publish` renames them."""
-
-    def __init__(self, out: Path, shard_size: int):
-        self.out, self.shard_size = out, shard_size
-        self.tmp: list[Path] = []
-        self.labels: list[int] = []
-        self._sink: webdataset.TarWriter | None = None
-
-    def write(self, index: int, z: np.ndarray, label: int) -> None:
-        """Sample ``index``: latents ``z`` (V, c, h, w) float32 and its class."""
-        import webdataset
-
-        if self._sink is None or len(self.labels) % self.shard_size == 0:
-            self.close()
-            self.tmp.append(self.out / ((SHARD_PATTERN % len(self.tmp)) + ".tmp"))
-            # mtime 0 (not the clock): a re-run writes the same bytes
-            self._sink = webdataset.TarWriter(str(self.tmp[-1]), encoder=False, mtime=0)
-        buffer = io.BytesIO()
-        np.save(buffer, np.ascontiguousarray(z, dtype=np.float32), allow_pickle=False)
-        self._sink.write(
-            {"__key__": f"{index:08d}", "npy": buffer.getvalue(), "cls": str(label).encode("ascii")}
-        )
-        self.labels.append(label)
-
-    def close(self) -> None:
-        if self._sink is not None:
-            self._sink.close()
-            self._sink = None
-
-    def index(self) -> np.ndarray:
-        """int64 (N, 4): (shard, offset, size, label) of each sample's ``.npy``, read back from the tars."""
-        self.close()
-        rows = []
-        for s, path in enumerate(self.tmp):
-            with tarfile.open(path, "r:") as tar:
-                rows += [(s, m.offset_data, m.size) for m in tar if m.name.endswith(".npy")]
-        if len(rows) != len(self.labels):
-            raise gen.GenError(
-                f"data encode: read back {len(rows)} latents of {len(self.labels)} written in {self.out}"
-            )
-        return np.column_stack([np.array(rows, dtype=np.int64), np.array(self.labels, dtype=np.int64)])
-
-    def publish(self, meta: dict[str, Any]) -> None:
-        """Write the index and ``latents.json`` and rename everything into place, ``latents.json`` last."""
-        from gen_data.latents import INDEX_NAME, LATENTS_JSON
-
-        with open(self.out / f"{INDEX_NAME}.tmp", "wb") as f:
-            np.save(f, self.index(), allow_pickle=False)
-        (self.out / f"{LATENTS_JSON}.tmp").write_text(json.dumps(meta, indent=1) + "\n")
-        for path in [*self.tmp, self.out / f"{INDEX_NAME}.tmp"]:
-            path.rename(path.with_suffix(""))
-        (self.out / f"{LATENTS_JSON}.tmp").rename(self.out / LATENTS_JSON)
-
-
 # -- the command ------------------------------------------------------------------------------------------
 
 
@@ -247,22 +189,31 @@ def build_autoencoder(
 
 def prepare_out(out: Path, src: str, overwrite: bool) -> None:
     """Create ``out``; refuse a non-empty one (or the source itself) unless ``overwrite``, which removes
-    what an earlier encode wrote there."""
+    what an earlier encode wrote there. What a killed encode left (no ``latents.json``, only its own files,
+    a ``.tmp`` among them) is replaced without ``--overwrite``: the same command simply runs again."""
     from gen_data.latents import INDEX_NAME, LATENTS_JSON
+
+    def ours(p: Path) -> bool:
+        name = p.name.removesuffix(".tmp")
+        return p.is_file() and (name in (LATENTS_JSON, INDEX_NAME) or re.fullmatch(r"shard-\d{6}\.tar", name))
 
     if Path(src).exists() and out.resolve() == Path(src).resolve():
         raise gen.GenError(f"data encode: OUT {out} is the source; choose another folder")
     out.mkdir(parents=True, exist_ok=True)
-    present = sorted(p.name for p in out.iterdir())
-    if present and not overwrite:
+    present = sorted(out.iterdir())
+    killed = (
+        all(map(ours, present)) and any(p.suffix == ".tmp" for p in present) and LATENTS_JSON not in present
+    )
+    if present and not (overwrite or killed):
         raise gen.GenError(
-            f"data encode: {out} is not empty ({present[0]}...); choose an empty folder or pass --overwrite"
+            f"data encode: {out} is not empty ({present[0].name}...); choose an empty folder or pass --overwrite"
         )
-    for p in out.iterdir():
-        if p.is_file() and (
-            p.name in (LATENTS_JSON, INDEX_NAME) or p.name.endswith(".tmp") or p.name.startswith("shard-")
-        ):
-            p.unlink()
+    if killed and not overwrite:
+        console.print(
+            f"note: {out} holds the files of an interrupted encode; they are replaced", markup=False
+        )
+    for p in filter(ours, present):
+        p.unlink()
 
 
 @attrs.frozen(kw_only=True)
@@ -362,26 +313,28 @@ def encode_command(
         workers=workers or os.cpu_count() or 1,
         device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
     )
-    labels, bad, last_error = encode_all(jobs, total, autoencoder, writer, options)
-    if not labels:
-        for path in writer.tmp:
-            path.unlink()
-        raise gen.GenError(f"data encode: no readable images in {src} ({bad} failed; last: {last_error})")
-    # shards without classes.json: the classes their cls parts name (a shard without any: one class, 0)
-    num_classes = len(classes) if classes is not None else max(labels) + 1
-    meta = {
-        "encoded_by": autoencoder.identity(),
-        "latent_shape": list(latent_shape),
-        "image_shape": [3, size, size],
-        "num_samples": len(labels),
-        "num_classes": num_classes,
-        "flip": flip,
-        "shards": [SHARD_PATTERN % s for s in range(len(writer.tmp))],
-        "classes": classes,
-        "source": str(src),
-        "seed": seed,
-    }
-    writer.publish(meta)
+    try:
+        labels, bad, last_error = encode_all(jobs, total, autoencoder, writer, options)
+        if not labels:
+            raise gen.GenError(f"data encode: no readable images in {src} ({bad} failed; last: {last_error})")
+        # shards without classes.json: the classes their cls parts name (a shard without any: one class, 0)
+        num_classes = len(classes) if classes is not None else max(labels) + 1
+        meta = {
+            "encoded_by": autoencoder.identity(),
+            "latent_shape": list(latent_shape),
+            "image_shape": [3, size, size],
+            "num_samples": len(labels),
+            "num_classes": num_classes,
+            "flip": flip,
+            "shards": [SHARD_PATTERN % s for s in range(len(writer.tmp))],
+            "classes": classes,
+            "source": str(src),
+            "seed": seed,
+        }
+        writer.publish(meta)
+    except BaseException:  # an error or a kill (KeyboardInterrupt): nothing is left to be taken for data
+        writer.discard()
+        raise
     if bad:
         console.print(f"warning: skipped {bad} unreadable image(s); last: {last_error}", markup=False)
     console.print(

@@ -49,13 +49,45 @@ def is_image_name(name: str) -> bool:
     return not name.startswith(".") and "." in name and name.rsplit(".", 1)[-1].lower() in IMAGE_EXTENSIONS
 
 
-def walk_images(folder: str | os.PathLike) -> list[str]:
-    """Every image file under ``folder`` (recursively, following links, hidden entries left out), sorted."""
+def _identity(path: str | os.PathLike) -> tuple[int, int]:
+    info = os.stat(path)
+    return info.st_dev, info.st_ino
+
+
+def walk_images(folder: str | os.PathLike, seen: set[tuple[int, int]] | None = None) -> list[str]:
+    """Every image file under ``folder`` (recursively, following links, hidden entries left out), sorted.
+
+    A folder is listed once: a link to a folder already listed (``folder`` itself, one in ``seen``, one
+    met before) is not followed, with a one-line warning naming it — so a symlink loop neither lists its
+    images over and over nor leaves the folders it was given.
+    """
+    seen = set() if seen is None else seen
+    seen.add(_identity(folder))
     found = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        keep = []
+        for name in sorted(d for d in dirnames if not d.startswith(".")):
+            path = os.path.join(dirpath, name)
+            try:
+                key = _identity(path)
+            except OSError:
+                continue  # a dangling link: nothing to list
+            if key in seen:
+                _warn_once(
+                    f"imagefolder: {path} links to {os.path.realpath(path)}, a folder already listed; not "
+                    "followed (a symlink loop, or a second link to one folder)"
+                )
+                continue
+            seen.add(key)
+            keep.append(name)
+        dirnames[:] = keep
         found.extend(os.path.join(dirpath, f) for f in filenames if is_image_name(f))
     return sorted(found)
+
+
+def _warn_once(message: str) -> None:
+    """One line (attributed to "gen_data", no source line under it), once per process."""
+    warnings.warn_explicit(message, UserWarning, filename="gen_data", lineno=0, module="gen_data")
 
 
 def resolve_layout(root: Path, layout: str) -> tuple[str, list[str]]:
@@ -274,8 +306,11 @@ def scan_image_folder(
         kind, classes = resolve_layout(path, layout)
         if kind == "flat":
             samples = [(p, 0) for p in walk_images(path)]
-        else:
-            samples = [(p, label) for label, name in enumerate(classes) for p in walk_images(path / name)]
+        else:  # no link in a class folder leads back to the root or into another class
+            seen = {_identity(path), *(_identity(path / name) for name in classes)}
+            samples = [
+                (p, label) for label, name in enumerate(classes) for p in walk_images(path / name, seen)
+            ]
     if not samples:
         exts = ", ".join(IMAGE_EXTENSIONS)
         where = (
@@ -338,6 +373,5 @@ def warn_if_smaller(name: str, paths: list[str], size: int, workers: int = 0) ->
             f"{name}: {smaller} of {len(paths)} images are smaller than image_size = {size} (short side) and "
             "are upscaled (BICUBIC); lower image_size, or set check_sizes = false to skip this check"
         )
-        # Attributed to "gen_data", not to a source line: Python then prints one line without code under it.
-        warnings.warn_explicit(message, UserWarning, filename="gen_data", lineno=0, module="gen_data")
+        _warn_once(message)  # attributed to "gen_data": Python prints one line, without code under it
     return smaller

@@ -5,11 +5,12 @@ The way back (floats to uint8) and sample grids are the core's: `gen.to_uint8`, 
 
 from __future__ import annotations
 
-import io
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+
+import gen
 
 if TYPE_CHECKING:  # imported where used: `gen data --help` reads this module without torch
     import torch
@@ -48,21 +49,19 @@ def center_crop_arr(image: Image.Image, image_size: int) -> Image.Image:
 
 
 def decode_image(data: bytes, mode: str = "RGB") -> Image.Image:
-    """Decode encoded image bytes into a PIL image of ``mode`` (fully loaded, so truncation raises here).
+    """Decode encoded image bytes into a PIL image of ``mode`` (fully loaded, so truncation raises here),
+    as a viewer shows it (`gen.read_image`: EXIF orientation applied, 16 bits scaled to 8, palettes with
+    transparency through RGBA).
 
     ``mode`` is a value of `CHANNEL_MODES`: ``L`` takes the ITU-R 601 luma of a colour image and
     drops alpha, ``RGBA`` adds an opaque alpha to an image without one.
     """
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image.convert(mode)
+    return gen.read_image(data, mode)
 
 
 def load_image(path: str, mode: str = "RGB") -> Image.Image:
     """Read an image file into a PIL image of ``mode`` (fully loaded; see `decode_image`)."""
-    with Image.open(path) as image:
-        image.load()
-        return image.convert(mode)
+    return gen.read_image(path, mode)
 
 
 def to_uint8_chw(image: Image.Image, *, flip: bool = False) -> torch.Tensor:

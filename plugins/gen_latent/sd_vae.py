@@ -156,8 +156,13 @@ def locate(config: SdVaeConfig) -> _Source:
                 "is a folder; autoencoder.config_path is for a single .safetensors file",
                 "remove config_path",
             )
-        if not (path / "config.json").is_file() or not (path / WEIGHTS_NAME).is_file():
+        missing = [name for name in ("config.json", WEIGHTS_NAME) if not (path / name).is_file()]
+        if len(missing) == 2:
             raise _error(path, f"lacks config.json or {WEIGHTS_NAME}", fix)
+        if missing:  # one file of a VAE folder: name it
+            raise _error(
+                path / missing[0], "is missing", "download the VAE folder again (or copy that file into it)"
+            )
         _check_safetensors(path / WEIGHTS_NAME)
         return _Source("folder", path, _read_architecture(path / "config.json", fix))
     if not path.exists():

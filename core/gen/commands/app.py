@@ -8,6 +8,7 @@ declares its options at the top and imports what does the work inside the comman
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import sys
@@ -51,6 +52,23 @@ class GenGroup(typer.core.TyperGroup):
                 raise
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
+        except OSError as e:
+            if _debug(ctx) or e.errno not in _DISK_ERRORS:
+                raise
+            typer.echo(f"error: {_disk_error(e)}", err=True)  # a full or read-only disk no check foresaw
+            raise typer.Exit(2) from None
+
+
+#: errno values of an OSError that is the disk's or the folder's, not the program's: one line, not a traceback.
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _disk_error(error: OSError) -> str:
+    """``PATH: REASON; FIX, then run the command again``."""
+    where = f"{error.filename}: " if error.filename else ""
+    fixes = {errno.ENOSPC: "free space", errno.EDQUOT: "free space", errno.EROFS: "make it writable"}
+    fix = fixes.get(error.errno, "give yourself access to it")  # EACCES, EPERM
+    return f"{where}{error.strerror or error}; {fix} (or choose another path), then run the command again"
 
 
 def _debug(ctx: typer.Context) -> bool:

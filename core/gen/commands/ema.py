@@ -49,6 +49,7 @@ def reconstruct_command(
     ),
 ) -> None:
     """Write phema_<sigma_rel>.safetensors into a checkpoint: then --ema phema_<sigma_rel> samples it."""
+    from gen.files import check_writable
     from gen.runs import checkpoint as ckpt
     from gen.runs import ema_snapshots
     from gen.runs.run_dir import load_checkpoint
@@ -59,6 +60,9 @@ def reconstruct_command(
     checkpoint = load_checkpoint(run)
     fits = ema_snapshots.plan(checkpoint.path, lengths, max_error)  # every length checked first
     ema_snapshots.check_sources(checkpoint.path)
+    check_writable(
+        checkpoint.path, "the checkpoint", "make it writable: the reconstructed EMAs are written into it"
+    )
     tracked = set(checkpoint.meta.ema_lengths)
     todo = [s for s in lengths if s not in tracked]
     found = ema_snapshots.sources(checkpoint.path)

@@ -291,6 +291,25 @@ def score_samples(
 ) -> None:
     """The ``--metric`` scores of saved samples (a folder of images or an ADM ``.npz``); the JSON goes to
     ``out`` (default: ``<source>.eval.json`` beside the source)."""
+    from gen.runs.lock import OutputLock
+
+    path = Path(out) if out else source.parent / f"{source.name.removesuffix('.npz')}.eval.json"
+    with OutputLock(path):  # one writer per results file; a read-only folder is one line here
+        _score_samples(
+            source, path, batch_size=batch_size, ref=ref, weights=weights, metric=metric, **options
+        )
+
+
+def _score_samples(
+    source: Path,
+    path: Path,
+    *,
+    batch_size: int,
+    ref: str | None,
+    weights: str | None,
+    metric: str,
+    **options: Any,
+) -> None:
     from gen import distributed
     from gen.evaluation.results import render_table, save_table
     from gen.metrics.image_sources import count_images, image_batches
@@ -315,7 +334,6 @@ def score_samples(
             accumulator.add(batch)
             progress.update(task, advance=len(batch))
     row = {"source": str(source), **accumulator.compute(distributed.DistInfo.local())}
-    path = Path(out) if out else source.parent / f"{source.name.removesuffix('.npz')}.eval.json"
     extra = {**the_metric.info(), "metric": the_metric.name}
     columns = the_metric.columns([row])
     out_console.print(render_table([row], 0, str(source), columns))

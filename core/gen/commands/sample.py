@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from gen.commands import sample_options as opt
@@ -39,13 +41,16 @@ def sample_command(
 ) -> None:
     """Generate images from a checkpoint. Under torchrun every process draws its own slice."""
     from gen import distributed
+    from gen.files import check_writable
     from gen.runs.run_dir import load_checkpoint
     from gen.sampling.files import output_kind, sample_to
     from gen.sampling.model import ModelSampler, class_labels
 
     if batch_size < 1 or seed < 0:
         raise GenError(f"--batch-size must be >= 1 and --seed >= 0, got {batch_size} and {seed}")
-    output_kind(out)
+    kind = output_kind(out)
+    folder = Path(out) if kind == "dir" else Path(out).parent
+    check_writable(folder, "the output folder", "make it writable, or give another --out")  # before any work
     sampler_name = opt.one(parse_list(sampler_name, str, "--sampler"), "--sampler")
     if sampler_name is not None:
         get_registry("sampler").get(sampler_name)  # an unknown name fails with the known ones

@@ -12,6 +12,7 @@ import attrs
 from rich.console import Console
 from rich.table import Table
 
+from gen.files import append_line, write_atomic
 from gen.sampling.settings import SETTING_COLUMNS
 
 
@@ -39,9 +40,7 @@ class ResultLog:
         }
 
     def append(self, record: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_line(self.path, json.dumps(record))  # one write: two gen eval of one run never interleave
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -84,15 +83,14 @@ def save_table(
     extra: dict[str, Any],
     metrics: dict[str, str],
 ) -> None:
-    """``path`` (.json: rows, best and context) and the same stem ``.txt`` (the table as text)."""
+    """``path`` (.json: rows, best and context) and the same stem ``.txt`` (the table as text), each
+    renamed into place whole (a kill leaves the previous file, never half of one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {**extra, "rows": rows, "best": rows[best] if best is not None else None}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data, indent=2))
     recorder = Console(record=True, width=160, file=io.StringIO())
     recorder.print(render_table(rows, best, title, metrics))
-    path.with_suffix(".txt").write_text(recorder.export_text())
+    write_atomic(path.with_suffix(".txt"), recorder.export_text())
 
 
 __all__ = ["ResultLog", "render_table", "save_table"]

@@ -22,8 +22,10 @@ from gen.distributed import DistInfo
 from gen.errors import GenError
 from gen.evaluation.results import ResultLog, save_table
 from gen.evaluation.score import score_model
+from gen.files import check_writable
 from gen.metrics.base import SampleMetric
 from gen.power_ema import EmaLength, equivalent_decay
+from gen.runs.lock import OutputLock, lock_on_main
 from gen.sampling.model import ModelSampler
 from gen.sampling.settings import SamplingSettings
 
@@ -119,6 +121,38 @@ def evaluate_checkpoint(
     if confirm < 1:
         raise GenError(f"--confirm must be >= 1, got {confirm}")
     dist = dist or DistInfo.local(sampler.device)
+    path = Path(out) if out else checkpoint.run.results_dir / f"step_{checkpoint.step:08d}.json"
+    # Before any sampling: a read-only run is one line (every result goes to its results.jsonl), and a
+    # second gen eval writing the same table is refused, naming the first.
+    fix = "make it writable: gen eval keeps every result there (results.jsonl), whatever --out says"
+    check_writable(checkpoint.run.results_dir, "the results folder", fix)
+    lock = lock_on_main(OutputLock(path), dist)
+    try:
+        return _evaluate(sampler, settings_list, metric, path, num=num, seed=seed, batch_size=batch_size,
+                         screen=screen, confirm=confirm, force=force, dist=dist, console=console)  # fmt: skip
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _evaluate(
+    sampler: ModelSampler,
+    settings_list: list[SamplingSettings],
+    metric: SampleMetric,
+    path: Path,
+    *,
+    num: int,
+    seed: int,
+    batch_size: int,
+    screen: int | None,
+    confirm: int,
+    force: bool,
+    dist: DistInfo,
+    console: Console | None,
+) -> dict[str, Any]:
+    """`evaluate_checkpoint` once its table ``path`` is locked: the sweep, the log, the table."""
+    checkpoint = sampler.checkpoint
+    assert checkpoint is not None  # checked by evaluate_checkpoint
     log = ResultLog(checkpoint.run.results_dir / "results.jsonl")
     base_key = {"step": checkpoint.step, "seed": seed, **metric.key(), "labels": "balanced"}
     finished = {} if force else log.done()  # read once: every rank skips the same combinations
@@ -161,7 +195,6 @@ def evaluate_checkpoint(
         **metric.info(),
         "metric": metric.name,
     }
-    path = Path(out) if out else checkpoint.run.results_dir / f"step_{checkpoint.step:08d}.json"
     if dist.is_main:
         save_table(rows, best, title, path, extra, metric.columns(rows))
     return {

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from gen.errors import DamagedFileError, GenError
-from gen.images import to_uint8
+from gen.images import read_image, to_uint8
 from gen.protocols import ListsImages
 from gen.recipe import load_recipe
 from gen.tensor_files import NOT_PLAIN
@@ -19,10 +19,17 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def _read_image(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))  # (H, W, 3)
+    """(H, W, 3) uint8, as a viewer shows the file (`gen.images.read_image`); a file that cannot be read
+    (damaged, a decompression bomb) is one line naming it: every image of a sample folder counts."""
+    try:
+        return np.asarray(read_image(path, "RGB"))
+    except Exception as e:  # noqa: BLE001 - PIL raises many kinds for a bad file
+        said = " ".join(str(e).split())
+        raise DamagedFileError(
+            path,
+            f"cannot be read as an image ({type(e).__name__}: {said})",
+            "remove it from the folder or replace it",
+        ) from None
 
 
 def image_files(folder: Path) -> list[Path]:

@@ -16,6 +16,7 @@ and the checkpoint's own power EMAs at t with the least-squares coefficients of
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -53,12 +54,22 @@ def snapshots_dir(run_dir: Path) -> Path:
     return Path(run_dir) / SNAPSHOTS
 
 
+def _damaged(error: DamagedFileError, folder: Path) -> DamagedFileError:
+    """``error`` (a file of the snapshot ``folder``) with what to do about it."""
+    fix = (
+        f"the EMA snapshot {folder} is damaged: restore it from a copy, or move it out of {folder.parent} "
+        "to reconstruct from the other snapshots"
+    )
+    return DamagedFileError(error.path, error.problem, fix)
+
+
 def _read_meta(path: Path) -> Snapshot:
     try:
         data = json.loads((path / ckpt.META_FILE).read_text())
         return Snapshot(path, int(data["step"]), tuple(float(s) for s in data["ema_lengths"]), data["dtype"])
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise DamagedFileError(path / ckpt.META_FILE, f"cannot be read ({type(e).__name__}: {e})") from None
+        error = DamagedFileError(path / ckpt.META_FILE, f"cannot be read ({type(e).__name__}: {e})")
+        raise _damaged(error, path) from None
 
 
 def list_snapshots(run_dir: Path) -> list[Snapshot]:
@@ -89,12 +100,8 @@ def write_snapshot(
         s: {k: v.to(to) if v.is_floating_point() else v for k, v in w.items()} for s, w in weights.items()
     }
     needed = ckpt.bytes_needed(cast, {})  # type: ignore[arg-type]
-    free = shutil.disk_usage(root).free
-    if free < needed:
-        raise GenError(
-            f"no space left on the device for the EMA snapshot {final}: it needs about {needed / 2**20:.1f} MiB, "
-            f"{free / 2**20:.1f} MiB free; free space (or raise train.ema_snapshot_every), then continue with --resume"
-        )
+    if shutil.disk_usage(root).free < needed:
+        raise _no_space(run_dir, final, needed)
     try:
         tmp.mkdir()
         for sigma_rel, state in cast.items():
@@ -109,11 +116,27 @@ def write_snapshot(
                 os.fsync(fh.fileno())
     except Exception as e:  # noqa: BLE001 - a kill (KeyboardInterrupt) leaves .tmp, which is ignored
         shutil.rmtree(tmp, ignore_errors=True)
+        if getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            raise _no_space(run_dir, final, needed) from None
         raise GenError(f"cannot write the EMA snapshot {final}: {type(e).__name__}: {e}") from None
     if final.exists():
         shutil.rmtree(final)
     os.rename(tmp, final)
     return final
+
+
+def _no_space(run_dir: Path, final: Path, needed: int) -> GenError:
+    previous = ckpt.latest_checkpoint(run_dir)
+    then = (
+        f"then continue with --resume (the previous checkpoint, {previous}, is intact)"
+        if previous
+        else "then start again (no checkpoint was written)"
+    )
+    return GenError(
+        f"no space left on the device for the EMA snapshot {final}: it needs about {needed / 2**20:.1f} MiB, "
+        f"{shutil.disk_usage(final.parent).free / 2**20:.1f} MiB free; free space (or raise "
+        f"train.ema_snapshot_every), {then}"
+    )
 
 
 def discard_after(run_dir: Path, step: int) -> list[Path]:
@@ -194,10 +217,27 @@ def plan(
     return fits
 
 
+def _read(source: Source, checkpoint: Path, *, header_only: bool = False) -> dict[str, torch.Tensor]:
+    """The tensors of a source (``header_only``: none, its header checked); a damaged file is a
+    `DamagedFileError` naming it and what to do (a snapshot's, or the checkpoint's)."""
+    if source.file.parent.parent != snapshots_dir(checkpoint.parent.parent):  # the checkpoint's own
+        if header_only:
+            ckpt.check_weights(checkpoint, [EmaLength(source.sigma_rel)])
+            return {}
+        return ckpt.load_weights(checkpoint, EmaLength(source.sigma_rel))
+    try:
+        if header_only:
+            check_safetensors(source.file)
+            return {}
+        return read_safetensors(source.file)
+    except DamagedFileError as e:
+        raise _damaged(e, source.file.parent) from None
+
+
 def check_sources(checkpoint: Path) -> None:
     """Read the headers of every file a reconstruction at ``checkpoint`` needs (a damaged one names itself)."""
     for s in sources(checkpoint):
-        check_safetensors(s.file)
+        _read(s, Path(checkpoint), header_only=True)
 
 
 def reconstruct(
@@ -210,7 +250,7 @@ def reconstruct(
     found = sources(checkpoint)
     totals: dict[float, dict[str, torch.Tensor]] = {s: {} for s in fits}
     for i, source in enumerate(found):
-        state = read_safetensors(source.file)
+        state = _read(source, Path(checkpoint))
         for s, fit in fits.items():
             x = float(fit.coefficients[i])
             for name, tensor in state.items():
@@ -237,9 +277,12 @@ def save_reconstructed(checkpoint: Path, weights: dict[EmaLength, dict[str, torc
         try:
             save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
             os.replace(tmp, final)
-        except OSError as e:
+        except BaseException as e:  # a kill (KeyboardInterrupt) too: no half file is left, not even .tmp
             tmp.unlink(missing_ok=True)
-            raise GenError(f"cannot write {final}: {e.strerror or e}") from None
+            if not isinstance(e, OSError):
+                raise
+            fix = "free space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "make it writable"
+            raise GenError(f"cannot write {final}: {e.strerror or e}; {fix}, then run again") from None
         out.append(final)
     return out
 

@@ -9,6 +9,10 @@ file holds the holder's pid, host and start time, for the message of the one tha
 
 Under ``torchrun`` rank 0 takes the lock, before anything is written, and every rank learns the outcome
 (`lock_run`), so that all of them refuse together.
+
+The same lock (`FileLock`) keeps one ``gen eval`` per results table (`OutputLock`, ``.NAME.lock`` beside
+it), so that two of them never write one ``--out``. A folder that cannot hold the lock file (read-only)
+is one line naming it, before any work.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import datetime
 import json
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 from gen import distributed
@@ -47,34 +52,39 @@ if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_close_in_child)
 
 
-class RunLock:
-    """The lock of one run directory (see the module docstring).
+class FileLock:
+    """An exclusive lock on the file ``path`` (see the module docstring), created with its folder.
 
     Args:
-        run_dir: The run directory (created when the lock is taken).
+        path: The lock file.
+        busy: The one-line refusal, given how the holder is described (``pid P on host H, since T``).
+        unwritable: The one-line error of a folder that cannot hold the lock file, given the reason.
     """
 
-    def __init__(self, run_dir: str | Path):
-        self.run_dir = Path(run_dir)
-        self.path = self.run_dir / LOCK_FILE
+    def __init__(self, path: str | Path, busy: Callable[[str], str], unwritable: Callable[[str], str]):
+        self.path = Path(path)
+        self.busy, self.unwritable = busy, unwritable
         self._fd: int | None = None
 
-    def acquire(self) -> RunLock:
+    def _open(self) -> int:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:  # a read-only folder: one line at the start, before any work
+            raise GenError(self.unwritable(e.strerror or type(e).__name__)) from None
+
+    def acquire(self) -> FileLock:
         """Take the lock, or raise a `gen.GenError` naming the process that holds it."""
         if fcntl is None or self._fd is not None:
             return self
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 holder = _read(fd)
                 os.close(fd)
-                raise GenError(
-                    f"{self.run_dir} is in use: another gen train holds {self.path} ({_describe(holder)}); "
-                    "wait for it to end or stop it, or choose another --run-dir"
-                ) from None
+                raise GenError(self.busy(_describe(holder))) from None
             # The holder before us may have removed the file between our open and our lock: then we
             # hold a file nobody else will look at, and try again with the one at the path.
             try:
@@ -108,11 +118,55 @@ class RunLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def __enter__(self) -> RunLock:
+    def __enter__(self) -> FileLock:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class RunLock(FileLock):
+    """The lock of one run directory, ``RUN/.lock`` (see the module docstring).
+
+    Args:
+        run_dir: The run directory (created when the lock is taken).
+    """
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        path = self.run_dir / LOCK_FILE
+        super().__init__(
+            path,
+            busy=lambda holder: (
+                f"{self.run_dir} is in use: another gen train holds {path} ({holder}); wait for it to end or "
+                "stop it, or choose another --run-dir"
+            ),
+            unwritable=lambda why: (
+                f"cannot write the run directory {self.run_dir} ({why}); make it writable, or choose another "
+                "--run-dir"
+            ),
+        )
+
+
+class OutputLock(FileLock):
+    """The lock of a results file of ``gen eval`` (``.NAME.lock`` beside it): one writer per file.
+
+    Args:
+        out: The results file.
+    """
+
+    def __init__(self, out: str | Path):
+        out = Path(out)
+        super().__init__(
+            out.parent / f".{out.name}.lock",
+            busy=lambda holder: (
+                f"{out} is being written by another gen eval ({holder}); wait for it to end, or give this one "
+                "another --out"
+            ),
+            unwritable=lambda why: (
+                f"cannot write {out} ({why}); make {out.parent} writable, or give another --out"
+            ),
+        )
 
 
 def _read(fd: int) -> dict[str, object]:
@@ -133,16 +187,22 @@ def _describe(holder: dict[str, object]) -> str:
 def lock_run(run_dir: str | Path, dist: DistInfo) -> RunLock | None:
     """Rank 0 takes the run directory's lock; every rank raises the same one-line error when it is held
     (a collective: every rank calls it). Returns the lock on rank 0, None on the others."""
-    lock, error = None, None
+    return lock_on_main(RunLock(run_dir), dist)  # type: ignore[return-value]
+
+
+def lock_on_main(lock: FileLock, dist: DistInfo) -> FileLock | None:
+    """Rank 0 takes ``lock``; every rank raises the same one-line error when it cannot (a collective).
+    Returns the lock on rank 0, None on the others."""
+    taken, error = None, None
     if dist.is_main:
         try:
-            lock = RunLock(run_dir).acquire()
+            taken = lock.acquire()
         except GenError as e:
             error = str(e)
     error = distributed.all_gather_objects(error, dist)[0]
     if error is not None:
         raise GenError(error)
-    return lock
+    return taken
 
 
-__all__ = ["LOCK_FILE", "RunLock", "lock_run"]
+__all__ = ["LOCK_FILE", "FileLock", "OutputLock", "RunLock", "lock_on_main", "lock_run"]

@@ -22,6 +22,7 @@ import attrs
 import torch
 
 from gen.errors import GenError
+from gen.files import write_atomic
 from gen.power_ema import EmaKey, EmaLength, parse_ema
 from gen.protocols import DataSpec
 from gen.recipe import Recipe, build_backbone, load_recipe, recipe_to_toml
@@ -257,7 +258,8 @@ def export_checkpoint(
             ) from None
     text = recipe_to_toml(recipe, header=f"resolved recipe of {run.path}")
     run.path.mkdir(parents=True, exist_ok=True)
-    run.recipe_file.write_text(text)
+    # Each renamed into place whole: a kill leaves no half file, and a second conversion writes the same.
+    write_atomic(run.recipe_file, text)
     meta = CheckpointMeta(
         step=step,
         ema_decays=tuple(d for d in weights if d is not None and not isinstance(d, EmaLength)),

@@ -11,6 +11,8 @@ for adding ``tensorboard``.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,16 +95,24 @@ class RunLoggers:
     """The loggers of one run, called in the order they were selected (rank 0 holds them; the other
     ranks hold none, so that every call is a no-op there).
 
+    A logger that cannot start stops the run before its first step (`open`: one line, on every rank);
+    one that raises later is left out with one ``warn`` line and the run goes on, since the run's
+    results — checkpoints, grids, the ``jsonl`` record while it can write — do not depend on it.
+
     Args:
         loggers: ``(name, logger)`` pairs.
+        warn: Where the line of a logger left out goes (default: stderr).
     """
 
-    def __init__(self, loggers: list[tuple[str, Logger]] | None = None):
+    def __init__(
+        self, loggers: list[tuple[str, Logger]] | None = None, warn: Callable[[str], None] | None = None
+    ):
         self.loggers = list(loggers or [])
         self.opened: list[tuple[str, Logger]] = []  # close() closes these only, never an unopened one
+        self.warn = warn or (lambda text: print(text, file=sys.stderr))
 
     @classmethod
-    def build(cls, cfg: TrainConfig, dist: DistInfo) -> RunLoggers:
+    def build(cls, cfg: TrainConfig, dist: DistInfo, warn: Callable[[str], None] | None = None) -> RunLoggers:
         """The loggers of ``cfg`` on rank 0, before any work: one that cannot be built (its package is
         missing) is the same one-line error on every rank."""
         loggers, error = [], None
@@ -114,7 +124,7 @@ class RunLoggers:
         error = distributed.all_gather_objects(error, dist)[0]
         if error is not None:
             raise GenError(error)
-        return cls(loggers)
+        return cls(loggers, warn)
 
     @property
     def names(self) -> list[str]:
@@ -126,7 +136,15 @@ class RunLoggers:
         error = None
         try:
             for name, logger in self.loggers:
-                logger.open(run)
+                try:
+                    logger.open(run)
+                except GenError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - a plugin's failure, in one line: nothing trained yet
+                    raise GenError(
+                        f"the {name} logger could not start: {_said(e)}; fix that, or leave {name} out of "
+                        "train.loggers"
+                    ) from None
                 self.opened.append((name, logger))
         except GenError as e:
             error = str(e)
@@ -134,19 +152,28 @@ class RunLoggers:
         if error is not None:
             raise GenError(error)
 
+    def _each(self, step: int, call: Callable[[Logger], None]) -> None:
+        """``call`` on every logger; one that raises is left out with a warning (see the class doc)."""
+        for name, logger in list(self.loggers):
+            try:
+                call(logger)
+            except Exception as e:  # noqa: BLE001 - a dashboard never costs a run
+                self.loggers = [(n, x) for n, x in self.loggers if x is not logger]
+                self.warn(
+                    f"warning: the {name} logger failed at step {step} ({_said(e)}); it is left out for the "
+                    "rest of the run, which goes on"
+                )
+
     def metrics(self, step: int, values: dict[str, Any]) -> None:
         """One metrics line (``values`` is the line of ``metrics.jsonl``, ``step`` included)."""
-        for _, logger in self.loggers:
-            logger.metrics(step, values)
+        self._each(step, lambda logger: logger.metrics(step, values))
 
     def image(self, step: int, tag: str, image: Any) -> None:
         """An (H, W, C) uint8 image, e.g. a sample grid (tag ``samples``)."""
-        for _, logger in self.loggers:
-            logger.image(step, tag, image)
+        self._each(step, lambda logger: logger.image(step, tag, image))
 
     def scores(self, step: int, scores: dict[str, float], record: dict[str, Any]) -> None:
-        for _, logger in self.loggers:
-            logger.scores(step, scores, record)
+        self._each(step, lambda logger: logger.scores(step, scores, record))
 
     def close(self, ok: bool) -> list[str]:
         """Close every opened logger, even after one fails to: the run's results are on disk whatever a
@@ -160,6 +187,12 @@ class RunLoggers:
                 problems.append(f"the {name} logger did not close: {type(e).__name__}: {e}")
         self.loggers, self.opened = [], []
         return problems
+
+
+def _said(error: Exception) -> str:
+    """An exception as ``Type: its message`` on one line."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 __all__ = ["ALWAYS", "RunInfo", "RunLoggers", "build_logger", "selected"]
