@@ -9,6 +9,7 @@ directly) and a ``recipe.toml`` whose ``[backbone]`` section is inferred from th
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import re
 from pathlib import Path
@@ -198,7 +199,14 @@ def _save(state: dict[str, torch.Tensor], path: Path, source: str) -> None:
             v = v.clone()
         seen.add(v.data_ptr())
         tensors[k] = v
-    save_file(tensors, str(path), metadata={"format": "pt", "source": source})
+    # Through a temporary name renamed into place: a kill mid-write never leaves half a weights file.
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata={"format": "pt", "source": source})
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def backbone_table(config: JiTConfig) -> dict[str, Any]:
