@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format demo docs clean
+.PHONY: install test lint format demo demo-meanflow docs clean
 
 $(STAMP): pyproject.toml examples/gen-example-plugin/pyproject.toml examples/gen-process-plugin/pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ test: lint docs
 # Run again, it continues (or, when finished, redraws the grid and the score) instead of failing.
 demo: install
 	$(BIN)/gen train recipes/demo.toml --run-dir runs/demo $$(test -d runs/demo/checkpoints && echo --resume)
+
+# The demo fine-tuned into a one-step MeanFlow (docs/one_step.md); trains the demo first if needed.
+demo-meanflow: demo
+	$(BIN)/gen train recipes/demo_meanflow.toml --run-dir runs/demo_meanflow $$(test -d runs/demo_meanflow/checkpoints && echo --resume)
 
 clean:
 	rm -rf $(VENV) site .pytest_cache .ruff_cache
