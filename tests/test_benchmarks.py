@@ -47,6 +47,9 @@ def test_gpu_check_runs_on_the_cpu_at_small_sizes():
         "train JiT-L/16",
         "train DiT-XL/2 latents",
         "sample JiT-B/16",
+        "agree pMF bf16/fp32",
+        "train pMF-B/16 (JVP)",
+        "sample pMF-B/16 2 steps",
     ]
     assert "FAIL" not in out
     assert "images/s" in rows[2] and "MFU" in rows[2] and "peak MiB" in rows[2]
