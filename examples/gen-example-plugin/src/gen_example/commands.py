@@ -94,9 +94,10 @@ def solver_error_command(
             "--steps must be positive integers, e.g. --steps 8 --steps 16"
         )
     steps = sorted(set(steps))
-    # Only the flow's solvers integrate a velocity field; every sampler says at registration which
-    # process it samples (gen_ddpm's DDPM chains, gen_meanflow's average-velocity steps are not).
-    flow = [c.name for c in gen.get_registry("sampler") if c.process in (None, "flow")]
+    # Only the flow's solvers integrate a velocity field; every sampler says at
+    # registration which process it samples (not: DDPM chains, MeanFlow's steps).
+    samplers = gen.get_registry("sampler")
+    flow = [c.name for c in samplers if c.process in (None, "flow")]
     results = {name: solver_errors(name, steps) for name in flow}
     if as_json:
         typer.echo(json.dumps(results, indent=2))
