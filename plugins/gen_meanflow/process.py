@@ -146,6 +146,8 @@ class MeanFlowProcess:
                 f"objective.process: the perceptual terms ({', '.join(self.perceptual_weights)}) need RGB "
                 f"images (3, H, W), got samples of shape {tuple(shape)}; set their weights to 0"
             )
+        if self._perceptual is not None:
+            return  # loaded: the files were there (the engine checks every batch; no I/O per step)
         c = self.config
         files = {"lpips_vgg": c.lpips_vgg, "lpips_heads": c.lpips_heads} if c.lpips_weight > 0 else {}
         files |= {"convnext_weights": c.convnext_weights} if c.convnext_weight > 0 else {}
@@ -159,14 +161,11 @@ class MeanFlowProcess:
     def check_sample(self, sample: Any) -> None:
         """Raise ``ValueError`` naming the ``[sample]`` key this process cannot honour: a solver other
         than ``meanflow``, autoguidance, split_interval, or a guidance scale the model was not trained for."""
-        solver = (
-            sample.sampler.build()
-            if isinstance(sample.sampler, gen.ComponentSpec)
-            else gen.build("sampler", sample.sampler)
-        )
-        if not getattr(solver, "average_velocity", False):
+        name = sample.sampler.name if isinstance(sample.sampler, gen.ComponentSpec) else sample.sampler
+        if gen.get_registry("sampler").get(name).process != "meanflow":  # what it says at registration
             raise ValueError(
-                "sampler: a MeanFlow model samples with sampler = 'meanflow' (its multi-step rule)"
+                f"sampler {name!r}: a MeanFlow model samples with a sampler of the meanflow process "
+                "(meanflow: its multi-step rule)"
             )
         if sample.guidance == "auto":
             raise ValueError(
@@ -408,11 +407,8 @@ class MeanFlowProcess:
         ``fixed`` ones have it trained in; models trained without guidance extrapolate U between the
         label and the null label (``cfg``, on ``cfg_interval``: two evaluations a step)."""
         self.check_sample(sample)
-        solver = (
-            sample.sampler.build()
-            if isinstance(sample.sampler, gen.ComponentSpec)
-            else gen.build("sampler", sample.sampler)
-        )
+        spec = sample.sampler
+        solver = spec.build() if isinstance(spec, gen.ComponentSpec) else gen.build("sampler", spec)
         times = gen.grid_times(sample.grid, sample.steps).to(noise.dtype)  # (steps + 1,) on the CPU
         u = self.sampling_velocity(net, condition, sample.cfg, tuple(sample.cfg_interval))
         if sample.compile:

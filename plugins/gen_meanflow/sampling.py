@@ -30,7 +30,3 @@ def mean_flow_steps(u: Callable[[Tensor, Tensor, Tensor], Tensor], z0: Tensor, t
         t_end = timesteps[i + 1].to(z.device).expand(n)  # (B,)
         z = z + (timesteps[i + 1] - timesteps[i]) * u(z, t, t_end)
     return z
-
-
-#: The process this sampler's callable serves (checked by `MeanFlowProcess.check_sample`).
-mean_flow_steps.average_velocity = True  # type: ignore[attr-defined]

@@ -226,6 +226,10 @@ def test_sampling_refuses_what_does_not_apply():
     for sample, message in [
         (SampleConfig(sampler="meanflow", cfg=2.0), "has its guidance trained in"),
         (SampleConfig(sampler="meanflow", split_interval=True), "split_interval"),
+        (
+            SampleConfig(sampler="heun"),
+            "sampler 'heun': a MeanFlow model samples with a sampler of the meanflow",
+        ),
     ]:
         with pytest.raises(ValueError, match=message):
             config.build_process().check_sample(sample)

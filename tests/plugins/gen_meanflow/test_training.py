@@ -219,3 +219,17 @@ def test_a_recipe_without_a_sampler_samples_with_its_process_sampler(tmp_path):
     path = tmp_path / "r.toml"
     path.write_text(RECIPE.format(backbone="dit", extra="").replace('sampler = "meanflow"\n', ""))
     assert load_recipe(path).sample.sampler.name == "meanflow"
+
+
+def test_missing_perceptual_weights_stop_training_before_the_first_step(recipe_file, tmp_path):
+    missing = tmp_path / "vgg16.pth"
+    overrides = [
+        "objective.process.lpips_weight=0.4",
+        f"objective.process.lpips_vgg='{missing}'",
+        f"objective.process.lpips_heads='{missing}'",
+    ]
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(recipe_file), *overrides, "--run-dir", str(run)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"[objective.process] lpips_vgg = '{missing}': no such file" in " ".join(result.output.split())
+    assert not (run / "checkpoints").exists()
