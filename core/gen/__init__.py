@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the same names, imported for type checkers, IDEs and the AP
     from gen.condition import ClassLabels
     from gen.config import component_field, field, fields_of, type_name
     from gen.errors import DuplicateComponentError, GenError, RecipeError, UnknownComponentError
-    from gen.forward_mode import forward_mode
+    from gen.forward_ad import forward_mode
     from gen.hookspecs import hookimpl
     from gen.images import from_uint8, make_grid, read_image, save_png, to_uint8
     from gen.layers import (
@@ -81,7 +81,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "gen.condition": ("ClassLabels",),
     "gen.config": ("component_field", "field", "fields_of", "type_name"),
     "gen.errors": ("DuplicateComponentError", "GenError", "RecipeError", "UnknownComponentError"),
-    "gen.forward_mode": ("forward_mode",),
+    "gen.forward_ad": ("forward_mode",),
     "gen.hookspecs": ("hookimpl",),
     "gen.images": ("from_uint8", "make_grid", "read_image", "save_png", "to_uint8"),
     "gen.layers": (

@@ -93,7 +93,10 @@ class Process(Protocol):
         ``[train]`` key (a `gen.TrainConfig`) or backbone option it cannot train with (the recipe's
         validation calls it), and ``arrange_drops(drop) -> drop``: given the (n,) bool positions whose
         condition the engine drops for CFG (drawn after `draw`), the positions it drops instead (a
-        MeanFlow drops the batch's first ones, as published); without it the engine's stand."""
+        MeanFlow drops the batch's first ones, as published); without it the engine's stand. And
+        ``invert(net, x, condition, sample, *, guide, on_step, fixed_point) -> noise``: the start noise
+        from which `sample` with the same ``[sample]`` draws ``x`` back (the flow runs its ODE backwards;
+        ``gen invert`` says in one line that a process without it cannot invert)."""
         ...
 
     def loss(

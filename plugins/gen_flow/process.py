@@ -155,14 +155,6 @@ class FlowProcess:
         """Integrate the guided velocity from ``noise`` (B, ...) at t = 0 to t = 1 (`sample_flow`) with
         ``[sample]``'s solver, steps, grid, guidance (classifier-free, or autoguidance by ``guide``, a
         flow model) and split."""
-        weak = None
-        if sample.guidance == "auto":
-            if not isinstance(guide.process, FlowProcess):
-                raise gen.GenError(
-                    f"the guiding model samples with {guide.process!r}, not the flow; autoguidance guides "
-                    "the flow with a flow model"
-                )
-            weak = FlowGuide(guide.net, prediction=guide.process.prediction, t_eps=guide.process.t_eps)
         return sample_flow(
             net,
             noise,
@@ -174,11 +166,55 @@ class FlowProcess:
             cfg_interval=sample.cfg_interval,
             t_eps=self.t_eps,
             grid=sample.grid,
-            guide=weak,
+            guide=self._flow_guide(guide, sample),
             compile="inductor" if sample.compile else None,
             on_step=on_step,
             split_interval=sample.split_interval,
         )
+
+    def invert(
+        self,
+        net: Any,
+        x: Tensor,
+        condition: gen.Condition,
+        sample: Any,
+        *,
+        guide: gen.Guide | None = None,
+        on_step: Any = None,
+        fixed_point: int = 2,
+    ) -> Tensor:
+        """The noise (B, ...) from which `sample` with the same ``[sample]`` regenerates ``x`` (B, ...):
+        the probability-flow ODE run back from t = 1 to 0, each step of the solver inverted by
+        ``fixed_point`` iterations (`gen_flow.inversion.invert_flow`)."""
+        from gen_flow.inversion import invert_flow
+
+        return invert_flow(
+            net,
+            x,
+            condition,
+            prediction=self.prediction,
+            sampler=sample.sampler,
+            steps=sample.steps,
+            grid=sample.grid,
+            cfg=sample.cfg,
+            cfg_interval=sample.cfg_interval,
+            t_eps=self.t_eps,
+            guide=self._flow_guide(guide, sample),
+            split_interval=sample.split_interval,
+            fixed_point=fixed_point,
+            on_step=on_step,
+        )
+
+    def _flow_guide(self, guide: gen.Guide | None, sample: Any) -> FlowGuide | None:
+        """Autoguidance's guiding model as the flow's velocity needs it (None under CFG)."""
+        if sample.guidance != "auto":
+            return None
+        if not isinstance(guide.process, FlowProcess):
+            raise gen.GenError(
+                f"the guiding model samples with {guide.process!r}, not the flow; autoguidance guides "
+                "the flow with a flow model"
+            )
+        return FlowGuide(guide.net, prediction=guide.process.prediction, t_eps=guide.process.t_eps)
 
 
 def convert(

@@ -24,6 +24,11 @@ def sample_command(
         None, "--labels", help="Class ids, comma-separated, repeated over the images."
     ),
     per_class: int | None = typer.Option(None, "--per-class", help="This many images of every class."),
+    noise_file: str | None = typer.Option(
+        None,
+        "--noise",
+        help="Start from the noise of gen invert (its labels and settings, unless options override them).",
+    ),
     cfg: opt.Cfg = None,
     interval: opt.Interval = None,
     steps: opt.Steps = None,
@@ -44,6 +49,7 @@ def sample_command(
     from gen.files import check_writable
     from gen.runs.run_dir import load_checkpoint
     from gen.sampling.files import output_kind, sample_to
+    from gen.sampling.inversion import read_noise_file
     from gen.sampling.model import ModelSampler, class_labels
 
     if batch_size < 1 or seed < 0:
@@ -62,21 +68,32 @@ def sample_command(
         raise GenError(f"--guidance {guidance}: gen sample takes one guidance (gen eval sweeps them)")
     checkpoint = load_checkpoint(run)
     _require_images(checkpoint)
-    ys = class_labels(
-        num, checkpoint.spec.num_classes, labels=parse_list(labels, int, "--labels"), per_class=per_class
-    )
+    noise, recorded = None, {}
+    if noise_file is not None:
+        if labels is not None or per_class is not None:
+            raise GenError(
+                "--noise brings its own labels (those it was inverted with); drop --labels/--per-class"
+            )
+        noise, ys, recorded = read_noise_file(noise_file, tuple(checkpoint.spec.shape))
+        ema = ema or recorded.get("ema")
+    else:
+        ys = class_labels(
+            num, checkpoint.spec.num_classes, labels=parse_list(labels, int, "--labels"), per_class=per_class
+        )
     with distributed.process_group() as dist:
         sampler = ModelSampler.from_checkpoint(checkpoint, dist.device)
-        settings = sampler.settings(
-            ema or "default",
-            cfg=opt.one(parse_list(cfg, float, "--cfg"), "--cfg"),
-            cfg_interval=opt.one(opt.intervals(interval), "--interval"),
-            steps=opt.one(parse_list(steps, int, "--steps"), "--steps"),
-            sampler=sampler_name,
-            grid=opt.one(opt.grids(grid), "--grid"),
-            split_interval=split_interval,
+        given = {
+            "cfg": opt.one(parse_list(cfg, float, "--cfg"), "--cfg"),
+            "cfg_interval": opt.one(opt.intervals(interval), "--interval"),
+            "steps": opt.one(parse_list(steps, int, "--steps"), "--steps"),
+            "sampler": sampler_name,
+            "grid": opt.one(opt.grids(grid), "--grid"),
+            "split_interval": split_interval,
             **(guides[0] if guides else {}),
-        )
+        }
+        # An inversion's settings regenerate its images; an option given here replaces its value.
+        given = {**recorded.get("sample", {}), **{k: v for k, v in given.items() if v is not None}}
+        settings = sampler.settings(ema or "default", **given)
         # Loaded before any output: a damaged weights file is the only line printed.
         sampler.use_weights(settings.ema)
         if dist.is_main:
@@ -98,6 +115,7 @@ def sample_command(
             dist=dist,
             console=err_console,
             nrow=per_class,
+            noise=noise,
         )
         if dist.is_main:
             err_console.print(f"wrote {path}", markup=False)

@@ -83,4 +83,43 @@ def sample(
     return process.sample(net, noise, condition, config, guide=guide, on_step=on_step)
 
 
-__all__ = ["check_sampler", "sample"]
+@torch.no_grad()
+def invert(
+    net: nn.Module,
+    x: Tensor,
+    labels: Tensor | None,
+    config: SampleConfig,
+    objective: ObjectiveConfig,
+    *,
+    num_classes: int,
+    guide: Guide | None = None,
+    fixed_point: int = 2,
+    on_step: StepCallback | None = None,
+    process: Process | None = None,
+) -> Tensor:
+    """The start noise (B, ...) from which `sample` with ``config`` draws ``x`` (B, ...) back, by the
+    process's optional ``invert`` (the flow's: its ODE run backwards, `gen_flow.inversion`).
+
+    Args:
+        x: (B, ...) samples in the model's space and the data's range.
+        labels: (B,) int64 class ids, or None: the null label (the unconditional field).
+        fixed_point: Fixed-point iterations per solver step (0: the explicit reverse step alone).
+        Others: as `sample`.
+    """
+    if config.guidance == "auto" and guide is None:
+        raise GenError("[sample] guidance = 'auto' needs its guiding model; invert through gen.ModelSampler")
+    process = process if process is not None else objective.build_process()
+    inverse = getattr(process, "invert", None)  # an optional member of gen.Process
+    if inverse is None:
+        raise GenError(
+            f"the model's process {process!r} has no inversion; gen invert runs the flow's ODE backwards "
+            "(a model trained with objective.process = 'flow')"
+        )
+    if labels is None:
+        condition = ClassLabels.null(x.shape[0], num_classes, device=x.device)
+    else:
+        condition = ClassLabels(labels, num_classes)
+    return inverse(net, x, condition, config, guide=guide, on_step=on_step, fixed_point=fixed_point)
+
+
+__all__ = ["check_sampler", "invert", "sample"]

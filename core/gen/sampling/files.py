@@ -17,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 from rich.console import Console
+from torch import Tensor
 
 from gen import distributed
 from gen.distributed import DistInfo
@@ -84,8 +85,10 @@ def sample_to(
     dist: DistInfo,
     console: Console | None = None,
     nrow: int | None = None,
+    noise: Tensor | None = None,
 ) -> Path:
-    """Generate ``len(labels)`` images into ``out`` (grid, ADM ``.npz`` or folder), this rank's slice.
+    """Generate ``len(labels)`` images into ``out`` (grid, ADM ``.npz`` or folder), this rank's slice,
+    from the noise ``seed`` keys or the given ``noise`` (N, ...) (an inversion's).
 
     Every rank calls it; rank 0 writes the ``.png``/``.npz`` from the ranks' part files.
     """
@@ -107,7 +110,9 @@ def sample_to(
         def on_step(batch: range, k: int, steps: int) -> None:  # the bar moves by images, step by step
             progress.update(task, completed=batch.start - mine.start + len(batch) * k / steps)
 
-        images_of = sampler.images(mine, labels, settings, seed=seed, batch_size=batch_size, on_step=on_step)
+        images_of = sampler.images(
+            mine, labels, settings, seed=seed, batch_size=batch_size, on_step=on_step, noise=noise
+        )
         for idx, images in images_of:
             if part is not None:
                 part[idx.start - mine.start : idx.stop - mine.start] = images

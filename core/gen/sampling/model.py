@@ -31,54 +31,10 @@ from gen.sampling import driver
 from gen.sampling.config import SampleConfig, sample_config_with
 from gen.sampling.guidance import Guidance, Guide
 from gen.sampling.guides import check_guide, load_guide
+from gen.sampling.labels import class_labels, shard
 from gen.sampling.noise import sample_noise
 from gen.sampling.settings import SamplingSettings
 from gen.seeds import GLOBAL_RNG_LOCK
-
-# -- which samples ----------------------------------------------------------------------------------
-
-
-def shard(n: int, rank: int, world_size: int) -> range:
-    """The indices rank ``rank`` of ``world_size`` generates: ``[rank n / W, (rank + 1) n / W)``.
-
-    The slices are contiguous, disjoint, cover ``range(n)`` and differ in size by at most one.
-    """
-    if not 0 <= rank < world_size:
-        raise ValueError(f"rank {rank} is not in [0, {world_size})")
-    return range(rank * n // world_size, (rank + 1) * n // world_size)
-
-
-def class_labels(
-    n: int | None, num_classes: int, *, labels: list[int] | None = None, per_class: int | None = None
-) -> np.ndarray:
-    """The label of every sample index, (N,) int64.
-
-    - ``labels``: the list repeated (sample i gets ``labels[i % len(labels)]``);
-    - ``per_class``: ``per_class`` images of each class, class-major (N = per_class * num_classes);
-    - neither: balanced and class-major, sample i gets ``i * K // N`` (for N = 50 000 and K = 1000
-      that is 50 images per class, as the JiT evaluation draws them).
-
-    An unconditional model (K = 0) labels every sample with the null label 0.
-    """
-    if labels is not None and per_class is not None:
-        raise GenError("give either --labels or --per-class, not both")
-    if num_classes == 0:
-        if labels is not None or per_class is not None:
-            raise GenError("the model is unconditional (no classes); drop --labels/--per-class")
-        return np.zeros(n or 0, dtype=np.int64)
-    if per_class is not None:
-        if per_class < 1:
-            raise GenError(f"--per-class must be >= 1, got {per_class}")
-        return np.repeat(np.arange(num_classes, dtype=np.int64), per_class)
-    if n is None or n < 1:
-        raise GenError(f"--num must be >= 1, got {n}")
-    if labels is not None:
-        bad = [y for y in labels if not 0 <= y < num_classes]
-        if not labels or bad:
-            raise GenError(f"--labels must be class ids in [0, {num_classes}), got {labels}")
-        return np.resize(np.asarray(labels, dtype=np.int64), n)
-    return (np.arange(n, dtype=np.int64) * num_classes) // n
-
 
 # -- the sampler ------------------------------------------------------------------------------------
 
@@ -214,6 +170,7 @@ class ModelSampler:
         seed: int,
         batch_size: int,
         on_step: BatchStepCallback | None = None,
+        noise: Tensor | None = None,
     ) -> Iterator[tuple[range, Tensor]]:
         """Yield ``(indices of the batch, (b, *output_spec.shape) float32 samples on the CPU)``: latents
         are decoded by the recipe's autoencoder.
@@ -226,6 +183,8 @@ class ModelSampler:
             batch_size: Samples per forward pass (does not change which samples are drawn).
             on_step: ``on_step(batch, k, steps)`` as the solver does step k of ``steps`` on ``batch`` (the
                 indices of the batch being drawn; see `gen.sample`); the samples do not change.
+            noise: (N, *spec.shape) start noise indexed by global index (an inversion's), in place of
+                the noise ``seed`` keys.
         """
         self.use_weights(settings.ema)
         objective, s = self.recipe.objective, settings.sample
@@ -234,19 +193,22 @@ class ModelSampler:
         labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         for start in range(0, len(indices), batch_size):
             part = indices[start : start + batch_size]
-            noise = sample_noise(
-                part,
-                tuple(self.spec.shape),
-                seed=seed,
-                noise_scale=self.process.noise_scale,
-                device=self.device,
-            )  # (b, *shape)
+            if noise is not None:
+                start_noise = noise[part.start : part.stop].to(self.device, torch.float32)  # (b, *shape)
+            else:
+                start_noise = sample_noise(
+                    part,
+                    tuple(self.spec.shape),
+                    seed=seed,
+                    noise_scale=self.process.noise_scale,
+                    device=self.device,
+                )  # (b, *shape)
             y = labels[part.start : part.stop].to(self.device) if k else None  # (b,)
             steps = partial(on_step, part) if on_step is not None else None
             with autocast(self.precision(s), self.device):
                 x = driver.sample(
                     self.model,
-                    noise,
+                    start_noise,
                     y,
                     s,
                     objective,
@@ -294,13 +256,71 @@ class ModelSampler:
             if num is None:
                 raise GenError("give labels, or num for samples balanced over the classes")
             labels, n = class_labels(num, self.spec.num_classes), num
-        if self.checkpoint is None:
-            ema = None  # a model in memory: its own weights
-        elif isinstance(ema, float):
-            ema = repr(ema)  # checked against the stored EMAs, like --ema
-        settings = self.settings(ema, **sample)
+        settings = self.settings(self._ema(ema), **sample)
         parts = self.generate(range(n), labels, settings, seed=seed, batch_size=batch_size)
         return torch.cat([x for _, x in parts])
+
+    def invert(
+        self,
+        images: Tensor,
+        labels: list[int] | np.ndarray | Tensor | None = None,
+        *,
+        ema: str | float | EmaLength | None = "default",
+        fixed_point: int = 2,
+        seed: int = 0,
+        batch_size: int = 64,
+        **sample: Any,
+    ) -> Tensor:
+        """The start noise from which [`regenerate`][gen.ModelSampler.regenerate] with the same settings
+        draws ``images`` (N, C, H, W) in [-1, 1] back: ``(N, *spec.shape)`` float32 (`gen.invert_batches`;
+        the flow's ODE run backwards, docs/inversion.md).
+
+        Args:
+            labels: The class of each image; None: the null label (the unconditional field).
+            fixed_point: Fixed-point iterations per solver step (0: the explicit reverse step alone).
+            ema, batch_size, **sample: As for [`sample`][gen.ModelSampler.sample] (one-step solvers).
+
+        Example:
+            >>> noise = model.invert(images, steps=16, sampler="euler", cfg=1.0)
+            >>> again = model.regenerate(noise, steps=16, sampler="euler", cfg=1.0)  # ~ images
+        """
+        from gen.sampling.inversion import invert_batches
+
+        y = self.labels_for(labels, len(images))
+        settings = self.settings(self._ema(ema), **sample)
+        parts = invert_batches(
+            self, images, y, settings, batch_size=batch_size, fixed_point=fixed_point, seed=seed
+        )
+        return torch.cat([z for _, z in parts])
+
+    def regenerate(
+        self,
+        noise: Tensor,
+        labels: list[int] | np.ndarray | Tensor | None = None,
+        *,
+        ema: str | float | EmaLength | None = "default",
+        batch_size: int = 64,
+        **sample: Any,
+    ) -> Tensor:
+        """Samples ``(N, *output_spec.shape)`` from given start ``noise`` (N, *spec.shape), e.g. an
+        inversion's; ``labels`` as for [`invert`][gen.ModelSampler.invert] (None: the null label)."""
+        y = self.labels_for(labels, len(noise))
+        settings = self.settings(self._ema(ema), **sample)
+        parts = self.generate(range(len(noise)), y, settings, seed=0, batch_size=batch_size, noise=noise)
+        return torch.cat([x for _, x in parts])
+
+    def labels_for(self, labels: Any, n: int) -> np.ndarray:
+        """The (n,) labels of `invert` and `regenerate`: ``labels`` repeated, checked (a class id out of
+        range is one line); None: the null label ``num_classes`` (0 for an unconditional model)."""
+        if labels is None:
+            return np.full(n, self.spec.num_classes, dtype=np.int64)
+        given = np.asarray(torch.as_tensor(labels).cpu(), dtype=np.int64).reshape(-1).tolist()
+        return class_labels(n, self.spec.num_classes, labels=given)
+
+    def _ema(self, ema: Any) -> Any:
+        if self.checkpoint is None:
+            return None  # a model in memory: its own weights
+        return repr(ema) if isinstance(ema, float) else ema  # checked against the stored EMAs, like --ema
 
     def images(
         self,
@@ -311,6 +331,7 @@ class ModelSampler:
         seed: int,
         batch_size: int,
         on_step: BatchStepCallback | None = None,
+        noise: Tensor | None = None,
     ) -> Iterator[tuple[range, np.ndarray]]:
         """`generate` as (b, H, W, C) uint8 images, as they are saved and scored."""
         if not self.output_spec.is_image:
@@ -318,7 +339,9 @@ class ModelSampler:
                 f"the model draws vectors of shape {self.output_spec.shape}, not images; use generate() (gen toy run "
                 "plots the toy experiment)"
             )
-        parts = self.generate(indices, labels, settings, seed=seed, batch_size=batch_size, on_step=on_step)
+        parts = self.generate(
+            indices, labels, settings, seed=seed, batch_size=batch_size, on_step=on_step, noise=noise
+        )
         for part, x in parts:
             yield part, to_uint8(x)
 
