@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml examples/gen-example-plugin/pyproject.toml examples/gen
 	$(BIN)/python -m pip install -q --no-deps -e examples/gen-example-plugin
 	# The example third-party process (vp_cosine and its sampler vp_ddim), installed the same way.
 	$(BIN)/python -m pip install -q --no-deps -e examples/gen-process-plugin
+	# The report's browser test (tests/core/report) renders in Debian's chromium, installed here where it
+	# is missing (apt, as root; playwright never downloads a browser). Elsewhere that test is skipped.
+	command -v chromium >/dev/null || ! command -v apt-get >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| echo 'warning: chromium could not be installed (apt-get needs root): the report browser test will be skipped'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -38,9 +42,11 @@ docs: install
 test: lint docs
 	GEN_BUILT_SITE=site $(BIN)/pytest -q tests examples/gen-example-plugin/tests examples/gen-process-plugin/tests
 
-# Run again, it continues (or, when finished, redraws the grid and the score) instead of failing.
+# Run again, it continues (or, when finished, redraws the grid and the score) instead of failing; it ends
+# by writing runs/demo/report.html (curves, scores, sample grids: open it in a browser).
 demo: install
 	$(BIN)/gen train recipes/demo.toml --run-dir runs/demo $$(test -d runs/demo/checkpoints && echo --resume)
+	$(BIN)/gen report runs/demo
 
 # The demo fine-tuned into a one-step MeanFlow (docs/one_step.md); trains the demo first if needed.
 demo-meanflow: demo

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -48,7 +47,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
 
 import gen
 from gen.commands.app import parse_grid
@@ -396,55 +394,43 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 # -- the plot -------------------------------------------------------------------------------------
 
-COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]  # fmt: skip
+#: The NFE ticks of the plot's x axis (those within its range).
+NFE_TICKS = (4, 5, 8, 10, 16, 20, 32, 50, 99)
 
 
 def plot(rows: list[dict[str, Any]], path: Path, title: str, series: list[tuple[str, str]]) -> None:
     """Error (log) against NFE (log), one line per (solver, grid) in ``series``; Heun-50 dashed."""
-    w, h, left, right, top, bottom = 900, 600, 70, 230, 40, 50
-    img = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(img)
     pts = [r for r in rows if (r["solver"], r["grid"]) in series and r["error"] > 0]
     base = next(r for r in rows if r.get("baseline"))
-    x_lo, x_hi = math.log10(min(r["nfe"] for r in pts)), math.log10(max(max(r["nfe"] for r in pts), 99))
-    e_all = [r["error"] for r in pts] + [base["error"]]
-    y_lo, y_hi = math.log10(min(e_all)), math.log10(max(e_all))
-
-    def xy(nfe: float, err: float) -> tuple[float, float]:
-        x = left + (math.log10(nfe) - x_lo) / (x_hi - x_lo) * (w - left - right)
-        y = top + (y_hi - math.log10(err)) / (y_hi - y_lo) * (h - top - bottom)
-        return x, y
-
-    d.rectangle([left, top, w - right, h - bottom], outline="black")
-    for nfe in (4, 5, 8, 10, 16, 20, 32, 50, 99):
-        if x_lo <= math.log10(nfe) <= x_hi:
-            x, _ = xy(nfe, 10**y_hi)
-            d.line([x, h - bottom, x, h - bottom + 5], fill="black")
-            d.text((x - 6, h - bottom + 8), str(nfe), fill="black")
-    for k in range(math.floor(y_lo), math.ceil(y_hi) + 1):
-        if y_lo <= k <= y_hi:
-            _, y = xy(10**x_lo, 10**k)
-            d.line([left - 5, y, left, y], fill="black")
-            d.text((left - 45, y - 6), f"1e{k}", fill="black")
-    d.text((left, 12), title[:110], fill="black")
-    d.text(((w - right) // 2 - 60, h - 20), "network evaluations per image (NFE)", fill="black")
-    d.text((5, top - 20), "RMS error to reference", fill="black")
-    _, yb = xy(10**x_lo, base["error"])
-    for x in range(left, w - right, 12):
-        d.line([x, yb, x + 6, yb], fill=(0, 0, 0))
-    d.text((w - right + 10, yb - 6), "Heun-50 (99 NFE)", fill="black")
-    for i, (solver, grid) in enumerate(series):
-        colour = COLOURS[i % len(COLOURS)]
+    lines = []
+    for solver, grid in series:
         line = sorted((r["nfe"], r["error"]) for r in pts if (r["solver"], r["grid"]) == (solver, grid))
-        coords = [xy(n, e) for n, e in line]
-        if len(coords) > 1:
-            d.line(coords, fill=colour, width=2)
-        for x, y in coords:
-            d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
-        d.text((w - right + 10, top + 16 * i), f"{solver} / {grid}", fill=colour)
+        if line:
+            lines.append(
+                gen.PlotLine(label=f"{solver} / {grid}", x=[n for n, _ in line], y=[e for _, e in line])
+            )
+    x_lo, x_hi = min(r["nfe"] for r in pts), max(max(r["nfe"] for r in pts), 99)
+    lines.append(
+        gen.PlotLine(
+            label="Heun-50 (99 NFE)",
+            x=[x_lo, x_hi],
+            y=[base["error"]] * 2,
+            dashed=True,
+            markers=False,
+            colour="black",
+        )
+    )
+    panel = gen.PlotPanel(
+        lines=lines,
+        xlabel="network evaluations per image (NFE)",
+        ylabel="RMS error to reference",
+        log_x=True,
+        log_y=True,
+        x_ticks=tuple(n for n in NFE_TICKS if x_lo <= n <= x_hi),
+    )
+    figure = gen.plot_panels([panel], panel_size=(7.0, 5.4), title=title[:110])
     path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    path.write_bytes(gen.figure_png(figure))
 
 
 def main() -> None:

@@ -97,6 +97,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "threads",
             "layers",
             "forward_ad",
+            "plots",
         ],
     ),
     ("configuration", ["config"]),
@@ -118,7 +119,10 @@ LAYERS: list[tuple[str, list[str]]] = [
         ],
     ),
     ("recipes", ["recipe"]),
-    ("runs on disk", ["runs", "runs.checkpoint", "runs.ema_snapshots", "runs.lock", "runs.run_dir"]),
+    (
+        "runs on disk",
+        ["runs", "runs.checkpoint", "runs.ema_snapshots", "runs.lock", "runs.model_folder", "runs.run_dir"],
+    ),
     (
         "sampling trained models",
         [
@@ -131,9 +135,11 @@ LAYERS: list[tuple[str, list[str]]] = [
             "sampling.files",
         ],
     ),
+    ("exporting", ["export", "export.*"]),
     ("metrics", ["metrics", "metrics.*"]),
     ("evaluation", ["evaluation", "evaluation.*"]),
     ("training", ["training", "training.*"]),
+    ("reports", ["report", "report.*"]),
     ("commands", ["commands", "commands.*", "__main__"]),
     ("public API", ["__init__"]),
 ]

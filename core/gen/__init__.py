@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # the same names, imported for type checkers, IDEs and the AP
     from gen.condition import ClassLabels
     from gen.config import component_field, field, fields_of, type_name
     from gen.errors import DuplicateComponentError, GenError, RecipeError, UnknownComponentError
+    from gen.export.source import Exporter, ExportSource
+    from gen.export.writer import export_model
     from gen.forward_ad import forward_mode
     from gen.hookspecs import hookimpl
     from gen.images import from_uint8, make_grid, read_image, save_png, to_uint8
@@ -32,6 +34,16 @@ if TYPE_CHECKING:  # the same names, imported for type checkers, IDEs and the AP
         timestep_embedding,
     )
     from gen.objective import Objective, ObjectiveConfig
+    from gen.plots import (
+        PlotLine,
+        PlotPanel,
+        figure_image,
+        figure_png,
+        pixel_axes,
+        pixel_figure,
+        pixel_text,
+        plot_panels,
+    )
     from gen.plugins import command_group, get_registry
     from gen.power_ema import EmaLength
     from gen.process import Condition, Process
@@ -81,6 +93,8 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "gen.condition": ("ClassLabels",),
     "gen.config": ("component_field", "field", "fields_of", "type_name"),
     "gen.errors": ("DuplicateComponentError", "GenError", "RecipeError", "UnknownComponentError"),
+    "gen.export.source": ("Exporter", "ExportSource"),
+    "gen.export.writer": ("export_model",),
     "gen.forward_ad": ("forward_mode",),
     "gen.hookspecs": ("hookimpl",),
     "gen.images": ("from_uint8", "make_grid", "read_image", "save_png", "to_uint8"),
@@ -93,6 +107,16 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "timestep_embedding",
     ),
     "gen.objective": ("Objective", "ObjectiveConfig"),
+    "gen.plots": (
+        "PlotLine",
+        "PlotPanel",
+        "figure_image",
+        "figure_png",
+        "pixel_axes",
+        "pixel_figure",
+        "pixel_text",
+        "plot_panels",
+    ),
     "gen.plugins": ("command_group", "get_registry"),
     "gen.power_ema": ("EmaLength",),
     "gen.process": ("Condition", "Process"),
@@ -193,6 +217,9 @@ __all__ = [
     "lazy_getattr",
     "build",
     "export_checkpoint",
+    "export_model",
+    "ExportSource",
+    "Exporter",
     "component_field",
     "field",
     "fields_of",
@@ -230,4 +257,12 @@ __all__ = [
     "modulate",
     "timestep_embedding",
     "weights_name",
+    "PlotLine",
+    "PlotPanel",
+    "figure_image",
+    "figure_png",
+    "pixel_axes",
+    "pixel_figure",
+    "pixel_text",
+    "plot_panels",
 ]

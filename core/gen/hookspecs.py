@@ -82,5 +82,12 @@ def register_loggers(register):
 
 
 @hookspec
+def register_exporters(register):
+    """Register export formats of ``gen export RUN OUT --format NAME``: ``factory(config)`` returns a
+    `gen.Exporter`, which writes one set of a trained model's weights as a folder another library loads
+    (``diffusers``: `gen_dit`'s DiT as a ``DiTPipeline``). The ``gen`` format is the core's own."""
+
+
+@hookspec
 def register_commands(app):
     """Add commands to the ``gen`` Typer app (``app.command()(fn)`` or ``app.add_typer(sub)``)."""

@@ -24,6 +24,7 @@ KINDS: dict[str, str] = {
     "process": "register_processes",
     "autoencoder": "register_autoencoders",
     "logger": "register_loggers",
+    "exporter": "register_exporters",
 }
 
 

@@ -2,7 +2,8 @@
 
 Presets S, B, L, XL with any patch size (``"XL/2"``, ``"B/4"``), and the paper's four conditioning
 designs: adaLN-Zero (default), adaLN, cross-attention and in-context; ``gen convert dit`` imports the
-published checkpoints.
+published checkpoints, and ``gen export RUN OUT --format diffusers`` writes a DiT as a diffusers
+``DiTPipeline`` folder (`gen_dit.diffusers_export`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ if TYPE_CHECKING:
     from gen_dit.config import DiTConfig, parse_preset
     from gen_dit.model import DiT, build_dit
 
-__all__ = ["DiT", "DiTConfig", "build_dit", "parse_preset", "register_backbones", "register_commands"]
+__all__ = [
+    "DiT",
+    "DiTConfig",
+    "build_dit",
+    "parse_preset",
+    "register_backbones",
+    "register_commands",
+    "register_exporters",
+]
 
 #: Where the names of `__all__` live, imported on first use: loading the plugin (``gen --help`` loads every
 #: plugin) imports no torch; the hooks import what they register when the registries are built.
@@ -41,6 +50,13 @@ def register_backbones(register):
         config=DiTConfig,
         description="DiT: Diffusion Transformer (Peebles & Xie, 2023), S/B/L/XL presets, four conditionings.",
     )
+
+
+@gen.hookimpl
+def register_exporters(register):
+    from gen_dit.diffusers_export import build_exporter
+
+    register("diffusers", build_exporter)
 
 
 @gen.hookimpl

@@ -174,12 +174,14 @@ def test_check_kind():
         check_kind("samplers")
     assert str(info.value) == (
         "unknown component kind 'samplers'; did you mean 'sampler'? "
-        "Kinds: backbone, prediction, schedule, sampler, time_grid, dataset, process, autoencoder, logger"
+        "Kinds: backbone, prediction, schedule, sampler, time_grid, dataset, process, autoencoder, logger, "
+        "exporter"
     )
     with pytest.raises(UnknownComponentError) as info:
         check_kind("zzz")
     assert str(info.value) == (
-        "unknown component kind 'zzz'. Kinds: backbone, prediction, schedule, sampler, time_grid, dataset, process, autoencoder, logger"
+        "unknown component kind 'zzz'. Kinds: backbone, prediction, schedule, sampler, time_grid, dataset, process, autoencoder, logger, "
+        "exporter"
     )
 
 
@@ -194,6 +196,7 @@ def test_kinds_name_their_hooks():
         "process": "register_processes",
         "autoencoder": "register_autoencoders",
         "logger": "register_loggers",
+        "exporter": "register_exporters",
     }
 
 

@@ -4,7 +4,7 @@ Importing this package builds the app: each command module registers its command
 `gen.commands.app.app`, then the plugins add theirs through ``register_commands``.
 """
 
-from gen.commands import ema, eval, inspect, invert, recipe, sample, train  # noqa: F401 - each registers its commands
+from gen.commands import ema, eval, export, inspect, invert, recipe, report, sample, train  # noqa: F401 - each registers its commands
 from gen.commands.app import app
 from gen.plugins import get_host
 

@@ -27,7 +27,7 @@ from gen.power_ema import EmaKey, EmaLength, parse_ema
 from gen.protocols import DataSpec
 from gen.recipe import Recipe, build_backbone, load_recipe, recipe_to_toml
 from gen.runs import checkpoint as ckpt
-from gen.runs import ema_snapshots
+from gen.runs import ema_snapshots, model_folder
 from gen.runs.checkpoint import CheckpointMeta
 from gen.version import __version__
 
@@ -181,6 +181,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
         latest = ckpt.latest_checkpoint(path)
         if latest is not None:
             return latest
+    if model_folder.is_model_folder(path):  # gen export's folder: one set of weights
+        return path
     if path.parent.name == "checkpoints" and path.name.startswith(ckpt.PREFIX):
         run = path.parent.parent
         found = ckpt.list_checkpoints(run)
@@ -204,8 +206,12 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint (or a run's latest) with its resolved recipe: the one inside the checkpoint
-    folder (so that a copied ``step_N/`` folder samples on its own), else its run directory's."""
+    folder (so that a copied ``step_N/`` folder samples on its own), else its run directory's. A folder
+    written by ``gen export`` reads as a checkpoint without EMA (`gen.runs.model_folder`)."""
     path = resolve_checkpoint(path)
+    if model_folder.is_model_folder(path):
+        found = model_folder.read_model_folder(path)
+        return Checkpoint(path=path, run=RunDir(path), recipe=found.recipe, meta=found.meta, spec=found.spec)
     run = RunDir(path.parent.parent)
     inside = path / ckpt.RECIPE_FILE
     recipe_file = inside if inside.is_file() else run.recipe_file
