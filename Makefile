@@ -39,8 +39,14 @@ docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q -d site
 
 # The docs step has just built site/ strictly: tests/test_docs.py reads it instead of building again.
+# The suite on every core the process may use (nproc) plus one, each worker on one torch thread: small
+# tensors run faster so than on two threads in one process, and a worker that waits on a subprocess
+# (torchrun, the CLI, a benchmark script) leaves its core to the spare one. The docs step has just built
+# site/ strictly: tests/test_docs.py reads it instead of building again (GEN_BUILT_SITE).
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: lint docs
-	GEN_BUILT_SITE=site $(BIN)/pytest -q tests examples/gen-example-plugin/tests examples/gen-process-plugin/tests
+	GEN_BUILT_SITE=site OMP_NUM_THREADS=1 $(BIN)/pytest -q -n $(TEST_WORKERS) \
+		tests examples/gen-example-plugin/tests examples/gen-process-plugin/tests
 
 # Run again, it continues (or, when finished, redraws the grid and the score) instead of failing; it ends
 # by writing runs/demo/report.html (curves, scores, sample grids: open it in a browser).
