@@ -38,7 +38,6 @@ format: install
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q -d site
 
-# The docs step has just built site/ strictly: tests/test_docs.py reads it instead of building again.
 # The suite on every core the process may use (nproc) plus one, each worker on one torch thread: small
 # tensors run faster so than on two threads in one process, and a worker that waits on a subprocess
 # (torchrun, the CLI, a benchmark script) leaves its core to the spare one. The docs step has just built

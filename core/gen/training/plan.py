@@ -21,6 +21,7 @@ from gen.errors import GenError, RecipeError
 from gen.plugins import get_registry
 from gen.protocols import KnowsSize, LocalPaths, ScoresSamples
 from gen.recipe import Recipe
+from gen.threads import wait_policy
 from gen.training.batch_plan import BatchPlan
 from gen.training.init_from import InitFrom
 from gen.training.loggers import build_logger, selected
@@ -85,9 +86,21 @@ class TrainingPlan:
         return (
             f"training {backbone} for {self.total_steps} steps: global batch {b.global_batch} = "
             f"{b.world_size} process(es) x {b.accum} accumulation x {b.micro_batch}{sharded}, "
-            f"lr {self.peak_lr:.3g}, {parameters / 1e6:.2f}M parameters, device {device}; run directory {run_dir}"
+            f"lr {self.peak_lr:.3g}, {parameters / 1e6:.2f}M parameters, device {_device_text(device)}; "
+            f"run directory {run_dir}"
             f"{warning}"
         )
+
+
+def _device_text(device: object) -> str:
+    """``cuda:0``, or on the CPU its threads and their OpenMP wait (`gen.threads`: passive unless the
+    environment chose, so that a core another process takes does not stall every step)."""
+    if str(device) != "cpu":
+        return str(device)
+    import torch
+
+    n = torch.get_num_threads()
+    return f"cpu ({n} thread{'s' if n != 1 else ''}, OpenMP wait {wait_policy().lower()})"
 
 
 def check_dataset(recipe: Recipe, dataset: Any) -> None:
