@@ -85,7 +85,9 @@ class TrainConfig:
         "when not stored).",
     )
     precision: Literal["auto", "fp32", "bf16"] = field(
-        "auto", doc="auto = bf16 autocast on CUDA, fp32 on CPU."
+        "auto",
+        doc="auto = bf16 autocast on CUDA; on a CPU with bf16 matrix units (AMX, AVX-512 BF16) for a model "
+        "of width >= 256, else fp32 (gen.precision).",
     )
     compile: bool = field(False, doc="torch.compile the backbone.")
     activation_checkpointing: Literal["none", "blocks", "attention"] = field(

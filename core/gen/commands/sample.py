@@ -102,7 +102,8 @@ def sample_command(
                 f"sampling {len(ys)} images from {checkpoint.path} (step {checkpoint.step}): ema {s['ema']}, "
                 f"{'autoguidance by ' + s['guide'] + ', scale' if 'guide' in s else 'cfg'} {s['cfg']}, "
                 f"interval {s['interval']}{' (split)' if 'split_interval' in s else ''}, {s['steps']} {s['sampler']} steps"
-                f"{' on ' + s['grid'] if 'grid' in s else ''}, seed {seed}",
+                f"{' on ' + s['grid'] if 'grid' in s else ''}, seed {seed}, precision "
+                f"{sampler.describe_precision(settings.sample)}",
                 markup=False,
             )
         path = sample_to(

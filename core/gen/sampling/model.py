@@ -22,7 +22,7 @@ from gen.errors import GenError
 from gen.images import to_uint8
 from gen.latent_space import build_autoencoder
 from gen.power_ema import EmaKey, EmaLength
-from gen.precision import autocast
+from gen.precision import autocast, describe_precision, matrix_width, resolve_precision
 from gen.protocols import DataSpec
 from gen.recipe import Recipe, build_backbone
 from gen.runs.checkpoint import weights_name
@@ -87,7 +87,15 @@ class ModelSampler:
         self._loaded_guide: tuple[Guidance, Guide] | None = None  # one guide read from disk at a time
 
     def precision(self, sample: SampleConfig) -> str:
-        """The precision ``sample`` asks for, its ``auto`` being the run's ``train.precision``."""
+        """``fp32`` or ``bf16``: what ``sample`` asks for, its ``auto`` being the run's ``train.precision``
+        (whose ``auto`` is decided by the device and, on a CPU, the model's width: `gen.precision`)."""
+        return resolve_precision(self._asked(sample), self.device, matrix_width(self.model))
+
+    def describe_precision(self, sample: SampleConfig) -> str:
+        """`precision` with the reason for an ``auto`` (the first line of ``gen sample``)."""
+        return describe_precision(self._asked(sample), self.device, matrix_width(self.model))
+
+    def _asked(self, sample: SampleConfig) -> str:
         return self.recipe.train.precision if sample.precision == "auto" else sample.precision
 
     @property

@@ -22,7 +22,7 @@ from gen import distributed
 from gen.errors import GenError
 from gen.latent_space import build_autoencoder, training_data
 from gen.objective import Objective
-from gen.precision import autocast, resolve_precision
+from gen.precision import autocast, matrix_width, resolve_precision
 from gen.progress import progress_bar
 from gen.recipe import Recipe, build_backbone, recipe_to_toml, to_table, with_data_fields
 from gen.runs import checkpoint as ckpt
@@ -43,6 +43,7 @@ from gen.training.samples import TrainingSamples, format_scores
 from gen.training.schedule import LRSchedule
 from gen.training.signals import StopSignals
 from gen.training.stats import StepStats, TrainingWindow, UpdateGuard
+from gen.training.throughput import ThroughputWatch
 
 # Keys of the run's random streams: key_seed(seed, STREAM, ...) (2 is the grids', in training/samples.py).
 INIT_RNG, STEP_DRAWS, SAMPLE_NOISE = 1, 3, 4
@@ -102,6 +103,7 @@ class Trainer:
         self.start_run_files()
         stream = self.data_stream()
         window, last, last_saved, stop = TrainingWindow(self.device), {}, self.step, False
+        watch = ThroughputWatch(cpu=self.device.type == "cpu")
         self.train_model.train()
         with self.signals, progress_bar(self.console, self.dist.is_main, "train", info=True) as bar:
             task = bar.add_task("train", total=self.plan.total_steps, completed=self.step, info="")
@@ -114,6 +116,8 @@ class Trainer:
                 if self.step % self.cfg.log_every == 0 or self.step == self.plan.total_steps:
                     last, stop = self.log_metrics(window), window.stop
                     bar.update(task, info=f"loss {last['loss']:.4f} · {last['images_per_s']:.1f} img/s")
+                    if (slow := watch.update(self.step, last["images_per_s"])) and self.dist.is_main:
+                        self.console.print(f"warning: {slow}", markup=False)  # once: the cores are shared?
                     window = TrainingWindow(self.device)
                 with window.paused():
                     self.periodic_samples()
@@ -170,12 +174,11 @@ class Trainer:
             )
             self.step = 0
             self.resume_or_refuse()
-            torch.manual_seed(
-                key_seed(cfg.seed, INIT_RNG, self.dist.rank, self.step)
-            )  # dropout differs per rank
+            torch.manual_seed(key_seed(cfg.seed, INIT_RNG, self.dist.rank, self.step))  # dropout: per rank
 
         self.flops_per_image = flops_per_sample(self.recipe, self.spec)
-        self.peak_flops = peak_flops(self.device, resolve_precision(cfg.precision, self.device))
+        self.precision = resolve_precision(cfg.precision, self.device, matrix_width(self.model))
+        self.peak_flops = peak_flops(self.device, self.precision)
         self.train_model: nn.Module = self.model
         if cfg.compile:
             self.train_model = torch.compile(self.train_model)
@@ -220,9 +223,8 @@ class Trainer:
                 f"; kept as built (this size, this process): {describe_kept(self.kept)}" if self.kept else ""
             )
             self._log(f"initialised from {self.init.checkpoint.path} (EMA {self.init.ema or 'none'}){kept}")
-        size = sum(p.numel() for p in self.model.parameters())
-        where = dict(fsdp=self.fsdp, device=self.device, run_dir=self.run_dir)
-        self._log(self.plan.describe(self.recipe.backbone.name, size, **where))
+        where = dict(fsdp=self.fsdp, device=self.device, run_dir=self.run_dir, precision=self.cfg.precision)
+        self._log(self.plan.describe(self.recipe.backbone.name, self.model, **where))
 
     # == one step =====================================================================================
     def data_stream(self):  # noqa: ANN201
@@ -281,7 +283,7 @@ class Trainer:
             eps = eps * obj.process.noise_scale  # (b, *shape)
             last = j == plan.accum - 1 or not self.dist.enabled
             with sharding.gradient_sync(self.model, self.train_model, fsdp=self.fsdp, last=last):
-                with autocast(self.cfg.precision, self.device):
+                with autocast(self.precision, self.device):
                     loss, s = obj.loss_at(self.train_model, x, y, draws, eps)
                 (loss / plan.accum).backward()
             stats.add(s)

@@ -19,6 +19,7 @@ import attrs
 
 from gen.errors import GenError, RecipeError
 from gen.plugins import get_registry
+from gen.precision import describe_precision, matrix_width
 from gen.protocols import KnowsSize, LocalPaths, ScoresSamples
 from gen.recipe import Recipe
 from gen.threads import wait_policy
@@ -78,15 +79,23 @@ class TrainingPlan:
             )
         return None
 
-    def describe(self, backbone: str, parameters: int, *, fsdp: bool, device: object, run_dir: object) -> str:
-        """The line ``gen train`` starts with: the model, the length, the batch split, the LR, where."""
+    def describe(
+        self, backbone: str, model: Any, *, fsdp: bool, device: Any, run_dir: object, precision: str = "fp32"
+    ) -> str:
+        """The line ``gen train`` starts with: the model, the length, the batch split, the LR, where, in
+        which precision (``train.precision``; ``auto`` with its reason)."""
+        parameters = sum(p.numel() for p in model.parameters())
+        import torch
+
+        chosen = describe_precision(precision, torch.device(device), matrix_width(model))
         b = self.batch
         sharded = " (FSDP: parameters, gradients, optimizer state and EMA sharded)" if fsdp else ""
         warning = f"\nwarning: {self.warning()}" if self.warning() else ""
         return (
             f"training {backbone} for {self.total_steps} steps: global batch {b.global_batch} = "
             f"{b.world_size} process(es) x {b.accum} accumulation x {b.micro_batch}{sharded}, "
-            f"lr {self.peak_lr:.3g}, {parameters / 1e6:.2f}M parameters, device {_device_text(device)}; "
+            f"lr {self.peak_lr:.3g}, {parameters / 1e6:.2f}M parameters, device {_device_text(device)}, "
+            f"precision {chosen}; "
             f"run directory {run_dir}"
             f"{warning}"
         )
