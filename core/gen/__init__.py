@@ -33,6 +33,8 @@ if TYPE_CHECKING:  # the same names, imported for type checkers, IDEs and the AP
         modulate,
         timestep_embedding,
     )
+    from gen.loss_term import LossTerm, TermSetup, TermView
+    from gen.metrics.dinov2 import DINOv2ViT, load_dinov2_encoder
     from gen.objective import Objective, ObjectiveConfig
     from gen.plots import (
         PlotLine,
@@ -106,6 +108,8 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "modulate",
         "timestep_embedding",
     ),
+    "gen.loss_term": ("LossTerm", "TermSetup", "TermView"),
+    "gen.metrics.dinov2": ("DINOv2ViT", "load_dinov2_encoder"),
     "gen.objective": ("Objective", "ObjectiveConfig"),
     "gen.plots": (
         "PlotLine",
@@ -181,6 +185,7 @@ __all__ = [
     "ComponentSpec",
     "command_group",
     "DataClampedVelocity",
+    "DINOv2ViT",
     "DataSpec",
     "Dataset",
     "DuplicateComponentError",
@@ -192,6 +197,7 @@ __all__ = [
     "ListsImages",
     "LocalPaths",
     "Logger",
+    "LossTerm",
     "ModelSampler",
     "Objective",
     "ObjectiveConfig",
@@ -210,6 +216,8 @@ __all__ = [
     "Solver",
     "SpecFromConfig",
     "StepCounter",
+    "TermSetup",
+    "TermView",
     "TimeGrid",
     "UnknownComponentError",
     "VelocityFn",
@@ -238,6 +246,7 @@ __all__ = [
     "read_torch",
     "load",
     "load_checkpoint",
+    "load_dinov2_encoder",
     "load_recipe",
     "make_grid",
     "registered",

@@ -168,6 +168,9 @@ def validate_config(cls: type, table: Mapping[str, Any], *, section: str, file: 
             spec = _validate_selector(f, table, sub=sub, file=file)
             if spec is not None:
                 kwargs[name] = spec
+        elif "validate" in f.metadata:  # a field that validates itself (``loss_terms``)
+            if name in table:
+                kwargs[name] = f.metadata["validate"](table[name], section=sub, file=file)
         elif "components" in f.metadata:
             if name in table:
                 kwargs[name] = _validate_selectors(f.metadata["components"], table[name], sub=sub, file=file)
@@ -244,6 +247,10 @@ def to_table(obj: Any) -> Any:
     """A validated config (or recipe) as a plain TOML-ready table; None values are left out."""
     if isinstance(obj, ComponentSpec):
         table: dict[str, Any] = {"name": obj.name}
+        own = {f.name for f in attrs.fields(ComponentSpec)}
+        for f in attrs.fields(type(obj)):  # a subclass's keys (a loss term's weight) before the options
+            if f.name not in own:
+                table[f.name] = to_table(getattr(obj, f.name))
         if obj.config is not None:
             table.update(to_table(obj.config))
         return table

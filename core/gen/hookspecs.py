@@ -89,5 +89,13 @@ def register_exporters(register):
 
 
 @hookspec
+def register_loss_terms(register):
+    """Register loss terms, set in a recipe as ``[[loss_terms]]`` tables: ``factory(config)`` returns a
+    `gen.LossTerm`, which adds ``weight × value`` per sample to the process's loss where ``t`` lies in
+    the table's ``t_range``, seeing the batch, the prediction of the clean sample and the backbone's
+    hidden states at the layers it names (``repa``, ``lpips``: `gen_losses`)."""
+
+
+@hookspec
 def register_commands(app):
     """Add commands to the ``gen`` Typer app (``app.command()(fn)`` or ``app.add_typer(sub)``)."""

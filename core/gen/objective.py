@@ -14,7 +14,7 @@ refuses the ones it does not use (`gen.Process.with_objective`) and takes its ow
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 import torch
@@ -179,14 +179,28 @@ class Objective:
         return self.loss_at(net, x, y, draws, eps)
 
     def loss_at(
-        self, net: nn.Module, x: Tensor, y: Tensor, draws: Mapping[str, Tensor] | Tensor, eps: Tensor
+        self,
+        net: nn.Module,
+        x: Tensor,
+        y: Tensor,
+        draws: Mapping[str, Tensor] | Tensor,
+        eps: Tensor,
+        *,
+        terms: Any = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """The loss for given labels (not dropped again), draws (a dict of (B, ...); a tensor is the
-        times ``t`` alone) and noise eps (B, ...) of std ``noise_scale``."""
+        times ``t`` alone) and noise eps (B, ...) of std ``noise_scale``.
+
+        ``terms``: the run's loss terms (the engine's `gen.training.loss_terms.LossTerms`), which run the
+        process's loss and add theirs per sample (``terms.add_to(process, net, x, condition, draws, eps)``);
+        None: the process's loss alone."""
         draws = {"t": draws} if isinstance(draws, Tensor) else dict(draws)
         self.check_shape(tuple(x.shape[1:]))
         condition = ClassLabels(y, self.num_classes)
-        per_sample, stats = self.process.loss(net, x, condition, draws, eps)
+        if terms is None:
+            per_sample, stats = self.process.loss(net, x, condition, draws, eps)
+        else:
+            per_sample, stats = terms.add_to(self.process, net, x, condition, draws, eps)
         if self.weighting is not None:
             return (self.weighting(draws["t"]) * per_sample).mean(), stats
         return per_sample.mean(), stats

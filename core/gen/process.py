@@ -100,7 +100,14 @@ class Process(Protocol):
         ...
 
     def loss(
-        self, net: Any, x: Tensor, condition: Condition, draws: dict[str, Tensor], eps: Tensor
+        self,
+        net: Any,
+        x: Tensor,
+        condition: Condition,
+        draws: dict[str, Tensor],
+        eps: Tensor,
+        *,
+        view: dict[str, Tensor] | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Per-sample losses (B,) with grad, and stats: ``loss`` (B,) detached, ``t`` (B,) in [0, 1] with
         0 = noise, 1 = data (the engine's loss-by-t bins), and any terms to report (``mse``, ``vb``).
@@ -109,6 +116,10 @@ class Process(Protocol):
             net: The backbone ``net(z, t, y)``.
             x: (B, ...) clean samples; condition: their (already dropped) conditions.
             draws: This batch's rows of `draw`; eps: (B, ...) noise of std ``noise_scale``.
+            view: Optional: a process that takes it can be trained with loss terms (``[[loss_terms]]``,
+                `gen.LossTerm`). When the engine passes a dict, the process fills ``x_hat`` (B, ...),
+                its prediction of ``x`` with grad, ``z`` (B, ...), the backbone's input, and ``t`` (B,),
+                in [0, 1] as ``stats["t"]``. A recipe with terms on a process without it is refused at load.
         """
         ...
 

@@ -29,6 +29,7 @@ from gen.plugins import get_registry
 from gen.protocols import DataSpec, EncodedData, ShapeFromConfig, SpecFromConfig
 from gen.sampling.config import SampleConfig
 from gen.sampling.driver import check_sampler
+from gen.term_specs import LossTermSpec, check_process_takes_terms, loss_terms_field
 from gen.train_config import TrainConfig
 
 if sys.version_info >= (3, 11):
@@ -63,6 +64,7 @@ class Recipe:
     )
     sample: SampleConfig = attrs.field(factory=SampleConfig, metadata={"doc": "How to generate samples."})
     train: TrainConfig = attrs.field(factory=TrainConfig, metadata={"doc": "How to train."})
+    loss_terms: tuple[LossTermSpec, ...] = loss_terms_field()
     source: str | None = attrs.field(
         default=None,
         eq=False,
@@ -335,7 +337,9 @@ def validate_recipe(table: Mapping[str, Any], *, file: str | None = None) -> Rec
         check_sampler(recipe.objective, recipe.sample)
     except ValueError as e:
         raise RecipeError(str(e), file=file, section="sample") from None
-    check_training = getattr(recipe.objective.build_process(), "check_training", None)
+    process = recipe.objective.build_process()
+    check_process_takes_terms(process, recipe.objective.process.name, recipe.loss_terms, file=file)
+    check_training = getattr(process, "check_training", None)
     if check_training is not None:  # optional (gen.Process): what of [train] the process cannot train with
         try:
             check_training(recipe.train, recipe.backbone.config)
@@ -367,6 +371,8 @@ def recipe_to_toml(recipe: Recipe, *, header: str | None = None) -> str:
     import tomli_w
 
     table = to_table(recipe)
+    if not table.get("loss_terms"):
+        table.pop("loss_terms", None)  # no term: the recipe reads as it did before terms existed
     # Scalars first, then tables, so that the output reads like a hand-written recipe.
     text = tomli_w.dumps(table, multiline_strings=False)
     if header:

@@ -25,6 +25,7 @@ KINDS: dict[str, str] = {
     "autoencoder": "register_autoencoders",
     "logger": "register_loggers",
     "exporter": "register_exporters",
+    "loss_term": "register_loss_terms",
 }
 
 

@@ -267,6 +267,7 @@ def recipes_markdown(host: Any = None) -> str:
         "sampler": "`[sample.sampler]`",
         "dataset": "`[data]`",
         "logger": "`train.loggers`",
+        "loss_term": "`[[loss_terms]]`",
     }
     for kind, registry in registries.items():
         out += [f"### {kind} {{#{kind}}}", ""]

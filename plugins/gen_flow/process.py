@@ -116,13 +116,25 @@ class FlowProcess:
         return {"t": self.schedule.sample(n, generator=generator)}
 
     def loss(
-        self, net: Any, x: Tensor, condition: gen.Condition, draws: dict[str, Tensor], eps: Tensor
+        self,
+        net: Any,
+        x: Tensor,
+        condition: gen.Condition,
+        draws: dict[str, Tensor],
+        eps: Tensor,
+        *,
+        view: dict[str, Tensor] | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Per-sample loss (B,) in the loss space at times ``draws["t"]`` (B,), noise eps (B, ...)."""
+        """Per-sample loss (B,) in the loss space at times ``draws["t"]`` (B,), noise eps (B, ...).
+
+        ``view``: filled for the loss terms (`gen.Process.loss`): ``x_hat``, the prediction converted to
+        x with the same ``t_eps`` clamp as the loss, ``z`` and ``t``."""
         t = draws["t"]  # (B,)
         tb = broadcast_time(t, x)  # (B, 1, ..., 1)
         z = tb * x + (1 - tb) * eps  # (B, ...) the point on the path
         out = net(z, t, condition.y).to(z.dtype)  # (B, ...) in the prediction's space
+        if view is not None:
+            view.update(x_hat=convert(self.prediction, "x", out, z, tb, t_eps=self.t_eps), z=z, t=t)
         pred = convert(self.prediction, self.loss_space, out, z, tb, t_eps=self.t_eps)  # loss space
         # The truth goes through the same conversion (and clamp) as the prediction, as in published JiT.
         true_out = self.prediction.target(x, eps)

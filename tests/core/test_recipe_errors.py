@@ -109,7 +109,7 @@ CASES = [
         "unknown section",
         GOOD + "[smaple]\nsteps = 3\n",
         [],
-        "{f}: smaple: unknown key; did you mean 'sample'? Known keys: autoencoder, backbone, data, objective, sample, train",
+        "{f}: smaple: unknown key; did you mean 'sample'? Known keys: autoencoder, backbone, data, loss_terms, objective, sample, train",
     ),
     (
         "component without options",

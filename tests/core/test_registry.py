@@ -175,13 +175,13 @@ def test_check_kind():
     assert str(info.value) == (
         "unknown component kind 'samplers'; did you mean 'sampler'? "
         "Kinds: backbone, prediction, schedule, sampler, time_grid, dataset, process, autoencoder, logger, "
-        "exporter"
+        "exporter, loss_term"
     )
     with pytest.raises(UnknownComponentError) as info:
         check_kind("zzz")
     assert str(info.value) == (
         "unknown component kind 'zzz'. Kinds: backbone, prediction, schedule, sampler, time_grid, dataset, process, autoencoder, logger, "
-        "exporter"
+        "exporter, loss_term"
     )
 
 
@@ -197,6 +197,7 @@ def test_kinds_name_their_hooks():
         "autoencoder": "register_autoencoders",
         "logger": "register_loggers",
         "exporter": "register_exporters",
+        "loss_term": "register_loss_terms",
     }
 
 

@@ -186,6 +186,28 @@ class DINOv2ViT(nn.Module):
             tokens = block(tokens)
         return self.norm(tokens)[:, 0].float()
 
+    @torch.no_grad()
+    def patch_tokens(self, images: Tensor, size: int) -> Tensor:
+        """The normalised patch tokens of float images (DINOv2's ``x_norm_patchtokens``), as REPA feeds
+        its encoder: [-1, 1] to [0, 1], ImageNet's normalisation, then a bicubic resize to ``size``.
+
+        Args:
+            images: (B, 3, H, W) float in [-1, 1].
+            size: The side the encoder sees (REPA: 224 at 256 px).
+
+        Returns:
+            (B, (size / p)², D) in the images' dtype (or autocast's), row-major over the patch grid.
+        """
+        x = ((images + 1) / 2 - self.mean.to(images.dtype)) / self.std.to(images.dtype)
+        x = F.interpolate(x, size=(size, size), mode="bicubic")
+        rows, cols = size // self.patch_size, size // self.patch_size
+        tokens = self.patch_embed(x)  # (B, rows * cols, D)
+        tokens = torch.cat([self.cls_token.expand(len(tokens), -1, -1).to(tokens.dtype), tokens], dim=1)
+        tokens = tokens + self.position_embeddings(rows, cols).to(tokens.dtype)
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.norm(tokens)[:, 1:]
+
 
 @contextlib.contextmanager
 def use_dinov2_extractor(module: nn.Module) -> Iterator[nn.Module]:
@@ -232,20 +254,51 @@ def load_dinov2(path: str | Path | None = None, device: Any = None, **arch: int)
         ) from None
     if not isinstance(state, dict):
         raise GenError(f"{file} holds a {type(state).__name__}, not a state dict; download {DINOV2_URL}")
+    return _with_state(file, state, {**VIT_L14, **arch}, f"DINOv2 ViT-L/14 ({DINOV2_NAME})").to(device)
+
+
+def _with_state(file: Path, state: dict[str, Tensor], arch: dict[str, int], what: str) -> DINOv2ViT:
+    """A `DINOv2ViT` of ``arch`` holding ``state`` (read from ``file``), float32 on the CPU; a file of
+    another architecture is one line naming it and the key."""
     with torch.device("meta"):
-        net = DINOv2ViT(**{**VIT_L14, **arch})
+        net = DINOv2ViT(**arch)
     try:
         missing, _ = net.load_state_dict(state, strict=False, assign=True)  # as the hub, extra keys pass
     except RuntimeError as e:
         first = str(e).splitlines()[0]
-        raise GenError(f"{file} is not DINOv2 ViT-L/14 ({DINOV2_NAME}): {first}") from None
+        raise GenError(f"{file} is not {what}: {first}") from None
     if missing:
-        raise GenError(f"{file} is not DINOv2 ViT-L/14 ({DINOV2_NAME}): it lacks {', '.join(missing[:3])}")
+        raise GenError(f"{file} is not {what}: it lacks {', '.join(missing[:3])}")
     net.mean, net.std = (
         torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
         torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
     )
-    return net.float().to(device)
+    return net.float()
+
+
+def load_dinov2_encoder(path: str | Path, device: Any = None) -> DINOv2ViT:
+    """A DINOv2 ViT of any size (S, B, L/14, or a small one a test saves) from a local weights file with
+    DINOv2's parameter names (``.safetensors``, else a torch file read with ``weights_only=True``): its
+    width, depth, patch and position grid are read from the tensors, its heads are width / 64 as in
+    every DINOv2. Frozen, in eval mode, float32 on ``device``. Nothing is looked for elsewhere.
+
+    Raises:
+        gen.errors.DamagedFileError: the file is missing or damaged (one line naming it).
+        GenError: it holds no DINOv2 ViT (one line naming the file and the key).
+    """
+    file = Path(path)
+    state = read_safetensors(file) if file.suffix == ".safetensors" else read_torch(file)
+    what = "a DINOv2 ViT (DINOv2's parameter names)"
+    if not isinstance(state, dict):
+        raise GenError(f"{file} holds a {type(state).__name__}, not {what}'s state dict")
+    for key in ("cls_token", "pos_embed", "patch_embed.proj.weight"):
+        if not isinstance(state.get(key), Tensor):
+            raise GenError(f"{file} lacks {key}: it is not {what}")
+    width, patch = state["cls_token"].shape[-1], state["patch_embed.proj.weight"].shape[-1]
+    depth = 1 + max((int(k.split(".")[1]) for k in state if k.startswith("blocks.")), default=-1)
+    grid = math.isqrt(state["pos_embed"].shape[1] - 1)
+    arch = dict(embed_dim=width, depth=depth, num_heads=max(1, width // 64), patch_size=patch)
+    return _with_state(file, state, {**arch, "img_size": grid * patch}, what).to(device)
 
 
 def dinov2_extractor(weights: str | Path | None = None, device: Any = None) -> nn.Module:
@@ -278,5 +331,6 @@ __all__ = [
     "dinov2_id",
     "dinov2_weights_path",
     "load_dinov2",
+    "load_dinov2_encoder",
     "use_dinov2_extractor",
 ]

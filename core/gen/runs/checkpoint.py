@@ -45,7 +45,7 @@ RECIPE_FILE = "recipe.toml"  # the run's resolved recipe, so that a copied check
 MODEL_STEM = "model"
 
 
-def weights_name(ema: EmaKey) -> str:
+def weights_name(ema: EmaKey | str) -> str:
     """The weights file of EMA ``ema`` (a decay, a power EMA's `EmaLength`), or of
     the raw weights for None.
 
@@ -56,10 +56,11 @@ def weights_name(ema: EmaKey) -> str:
     return f"{weights_stem(ema)}.safetensors"
 
 
-def weights_stem(ema: EmaKey) -> str:
-    """`weights_name` without the suffix: ``ema_0.9999``, ``phema_0.05`` or ``model``."""
-    if ema is None:
-        return MODEL_STEM
+def weights_stem(ema: EmaKey | str) -> str:
+    """`weights_name` without the suffix: ``ema_0.9999``, ``phema_0.05``, ``model``, or a string as is
+    (``loss_terms``: the trainable parts of the loss terms, which no EMA and no sampling reads)."""
+    if ema is None or isinstance(ema, str):
+        return MODEL_STEM if ema is None else ema
     return str(ema) if isinstance(ema, EmaLength) else f"ema_{float(ema)!r}"
 
 

@@ -31,8 +31,12 @@ from gen.runs.checkpoint import CheckpointMeta
 from gen.train_config import TrainConfig
 from gen.training import sharding
 from gen.training.ema import EMA
+from gen.training.optim import TrainedParameters
 from gen.training.schedule import LRSchedule, resumed_schedule, saved_schedule
 from gen.version import __version__
+
+#: The stem of the loss terms' trainable parts in a checkpoint (``loss_terms.safetensors``).
+TERMS = TrainedParameters.PREFIX
 
 
 class TrainingState:
@@ -41,12 +45,24 @@ class TrainingState:
     Args:
         model: The unwrapped (possibly sharded) backbone.
         ema: Its EMAs.
-        optimizer: The optimizer over ``model``'s parameters.
+        optimizer: The optimizer over ``model``'s parameters (and the terms').
         dist: The processes of the run.
+        terms: The loss terms' trainable parts (`gen.training.loss_terms`), or None: saved as
+            ``loss_terms.safetensors`` beside the weights, never in them nor in an EMA.
     """
 
-    def __init__(self, model: nn.Module, ema: EMA, optimizer: torch.optim.Optimizer, dist: DistInfo):
+    def __init__(
+        self,
+        model: nn.Module,
+        ema: EMA,
+        optimizer: torch.optim.Optimizer,
+        dist: DistInfo,
+        terms: nn.Module | None = None,
+    ):
         self.model = model
+        self.terms = terms
+        #: What the optimizer trains, by name (its state in a checkpoint is keyed by these names).
+        self.trained = model if terms is None else TrainedParameters(model, terms)
         self.ema = ema
         self.optimizer = optimizer
         self.dist = dist
@@ -75,7 +91,9 @@ class TrainingState:
         }
         for i, key in enumerate(self.ema.keys):
             weights[key] = self.ema.state_dict(i, self.model, main)
-        optimizer = sharding.optimizer_state(self.model, self.optimizer, main)
+        if self.terms is not None:
+            weights[TERMS] = sharding.gather_state(self.terms.state_dict(), main)  # type: ignore[index]
+        optimizer = sharding.optimizer_state(self.trained, self.optimizer, main)
         path, error = None, None
         if main:
             state = {"optimizer": optimizer, "step": step, "data_batches": data_batches, "rng": list(rng)}
@@ -177,7 +195,7 @@ class TrainingState:
                     f"({path} has no EMA {', '.join(map(repr, missing))}); set train.{key} = {list(theirs)} to "
                     "resume, or start a new run in another --run-dir"
                 )
-        ckpt.check_weights(path, (None, *self.ema.keys))
+        ckpt.check_weights(path, (None, *self.ema.keys, *([TERMS] if self.terms is not None else [])))
         state = ckpt.load_state(path)
         lacks = [k for k in ("optimizer", "step", "rng") if not isinstance(state, dict) or k not in state]
         if lacks:
@@ -193,9 +211,12 @@ class TrainingState:
         sharding.load_model_state(self.model, ckpt.load_weights(path), str(model_file))
         for i, key in enumerate(self.ema.keys):
             self.ema.load(i, ckpt.load_weights(path, key))
+        if self.terms is not None:
+            terms_file = str(path / ckpt.weights_name(TERMS))
+            sharding.load_model_state(self.terms, ckpt.load_weights(path, TERMS), terms_file)  # type: ignore[arg-type]
         state = state if state is not None else ckpt.load_state(path)
         state_file = str(path / ckpt.STATE_FILE)
-        sharding.load_optimizer_state(self.model, self.optimizer, state["optimizer"], state_file)
+        sharding.load_optimizer_state(self.trained, self.optimizer, state["optimizer"], state_file)
         if meta.world_size == self.dist.world_size:
             torch.set_rng_state(state["rng"][self.dist.rank])
         step = int(state["step"])

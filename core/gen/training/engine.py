@@ -35,6 +35,7 @@ from gen.training.ema import EMA
 from gen.training.flops import flops_per_sample, peak_flops
 from gen.training.init_from import InitFrom, describe_kept
 from gen.training.loggers import RunInfo, RunLoggers
+from gen.training.loss_terms import LossTerms
 from gen.training.memory import checkpoint_activations
 from gen.training.optim import make_optimizer
 from gen.training.plan import TrainingPlan, check_data_paths, check_dataset, dataset_size
@@ -165,10 +166,11 @@ class Trainer:
             self.fsdp = cfg.parallel == "fsdp" and self.dist.enabled
             if self.fsdp:  # before the EMA and the optimizer, which then hold shards too
                 sharding.shard_model(self.model, self.device, self.dist.world_size)
+            self.terms = LossTerms.build(self.recipe, self.model, self.spec, self.device, self.fsdp)
             self.ema = EMA(self.model, cfg.ema_decays, cfg.ema_lengths)
             self.guard = UpdateGuard(self.device)
-            self.optimizer = make_optimizer(self.model, cfg, self.plan.peak_lr)
-            self.state = TrainingState(self.model, self.ema, self.optimizer, self.dist)
+            self.optimizer = make_optimizer(self.terms.trained(self.model), cfg, self.plan.peak_lr)
+            self.state = TrainingState(self.model, self.ema, self.optimizer, self.dist, self.terms.module)
             self.samples = TrainingSamples(
                 self.recipe, self.spec, self.dataset, self.files, self.dist, self.loggers
             )
@@ -259,10 +261,8 @@ class Trainer:
         return local, grad_norm
 
     def forward_backward(self, stream) -> tuple[StepStats, torch.Tensor]:  # noqa: ANN001
-        """Forward and backward over this rank's part of one global batch (no optimizer update).
-
-        Returns this rank's `StepStats` (with the stop flag) and the gradient norm.
-        """
+        """Forward and backward over this rank's part of one global batch (no optimizer update); returns
+        this rank's `StepStats` (with the stop flag) and the gradient norm (the loss terms' parts too)."""
         plan, obj = self.plan.batch, self.objective
         g_step = torch.Generator().manual_seed(key_seed(self.cfg.seed, STEP_DRAWS, self.step))
         draws_all = obj.draw(plan.global_batch, generator=g_step)  # each (G, ...), keyed by position
@@ -284,11 +284,11 @@ class Trainer:
             last = j == plan.accum - 1 or not self.dist.enabled
             with sharding.gradient_sync(self.model, self.train_model, fsdp=self.fsdp, last=last):
                 with autocast(self.precision, self.device):
-                    loss, s = obj.loss_at(self.train_model, x, y, draws, eps)
+                    loss, s = obj.loss_at(self.train_model, x, y, draws, eps, terms=self.terms.active)
                 (loss / plan.accum).backward()
             stats.add(s)
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip is not None else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        grad_norm = self.terms.clip_gradients(self.state.trained, max_norm, self.dist)
         return stats, sharding.whole(grad_norm).float()  # under FSDP the norm is itself a shard
 
     # == logging and samples ==========================================================================

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -10,7 +11,31 @@ from torch import nn
 from gen.train_config import TrainConfig
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+class TrainedParameters:
+    """The parameters one optimizer trains: the backbone's under their own names, and the loss terms'
+    trainable parts (`gen.training.loss_terms`) under ``loss_terms.``, after them, so that the optimizer's
+    state in a checkpoint stays keyed by name. Not a module: the backbone's state dict is untouched.
+
+    Args:
+        backbone: The backbone.
+        terms: The terms' trainable parts (an ``nn.ModuleDict`` by term name).
+    """
+
+    PREFIX = "loss_terms"
+
+    def __init__(self, backbone: nn.Module, terms: nn.Module):
+        self.backbone, self.terms = backbone, terms
+
+    def named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        yield from self.backbone.named_parameters()
+        yield from self.terms.named_parameters(prefix=self.PREFIX)
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        for _, p in self.named_parameters():
+            yield p
+
+
+def param_groups(model: nn.Module | TrainedParameters, weight_decay: float) -> list[dict]:
     """Two groups: weights that decay, and biases, norms and embeddings-of-one-dim that never do.
 
     As in the published JiT/MAE code, every parameter with fewer than two dimensions (biases, norm
@@ -27,7 +52,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.AdamW:
+def make_optimizer(model: nn.Module | TrainedParameters, config: TrainConfig, lr: float) -> torch.optim.AdamW:
     # Fused (CUDA and CPU): one kernel per group, and it honours `found_inf`, which is how the engine
     # skips a non-finite step on the device instead of asking the host (training/stats.py UpdateGuard).
     return torch.optim.AdamW(param_groups(model, config.weight_decay), lr=lr, betas=config.betas, fused=True)
