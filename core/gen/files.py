@@ -1,7 +1,7 @@
 """Writing result files so that a kill never leaves half of one under its name, and the one-line error of a
 folder that cannot be written.
 
-- `write_atomic`: the text goes to a temporary file beside the target (a name of its own, so that two
+- `write_atomic` (`atomic_file` for any writer): the text goes to a temporary file beside the target (a name of its own, so that two
   writers never share one), which is renamed over it: a reader sees the old file or the new one, whole.
   A failure or a kill (``KeyboardInterrupt``, ``SystemExit``) removes the temporary file; only a
   SIGKILL can leave one, hidden (``.NAME.*.tmp``).
@@ -17,6 +17,7 @@ import contextlib
 import errno
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from gen.errors import GenError
@@ -25,21 +26,29 @@ from gen.errors import GenError
 FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file renamed into place; returns ``path``."""
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write, renamed over ``path`` when the block ends without an
+    exception (removed otherwise): a reader sees the old file or the new one, whole."""
     path = Path(path)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(name)
     try:
-        tmp.write_text(text)
+        yield tmp
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a result file is as readable as any other
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    return path
+
+
+def write_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file renamed into place (`atomic_file`)."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
 
 
 def append_line(path: str | Path, line: str) -> None:

@@ -95,7 +95,7 @@ def invert_flow(
     t_eps: float = 0.05,
     guide: FlowGuide | None = None,
     split_interval: bool = False,
-    fixed_point: int = 2,
+    fixed_point: int = 1,
     on_step: Any = None,
 ) -> Tensor:
     """The noise at t = 0 that ``sampler`` on ``grid`` carries onto ``x`` at t = 1 (module docstring).

@@ -167,21 +167,9 @@ class FlowProcess:
         """Integrate the guided velocity from ``noise`` (B, ...) at t = 0 to t = 1 (`sample_flow`) with
         ``[sample]``'s solver, steps, grid, guidance (classifier-free, or autoguidance by ``guide``, a
         flow model) and split."""
+        compiled = "inductor" if sample.compile else None
         return sample_flow(
-            net,
-            noise,
-            condition,
-            prediction=self.prediction,
-            sampler=sample.sampler,
-            steps=sample.steps,
-            cfg=sample.cfg,
-            cfg_interval=sample.cfg_interval,
-            t_eps=self.t_eps,
-            grid=sample.grid,
-            guide=self._flow_guide(guide, sample),
-            compile="inductor" if sample.compile else None,
-            on_step=on_step,
-            split_interval=sample.split_interval,
+            net, noise, condition, **self._field(sample, guide), compile=compiled, on_step=on_step
         )
 
     def invert(
@@ -193,7 +181,7 @@ class FlowProcess:
         *,
         guide: gen.Guide | None = None,
         on_step: Any = None,
-        fixed_point: int = 2,
+        fixed_point: int = 1,
     ) -> Tensor:
         """The noise (B, ...) from which `sample` with the same ``[sample]`` regenerates ``x`` (B, ...):
         the probability-flow ODE run back from t = 1 to 0, each step of the solver inverted by
@@ -201,9 +189,13 @@ class FlowProcess:
         from gen_flow.inversion import invert_flow
 
         return invert_flow(
-            net,
-            x,
-            condition,
+            net, x, condition, **self._field(sample, guide), fixed_point=fixed_point, on_step=on_step
+        )
+
+    def _field(self, sample: Any, guide: gen.Guide | None) -> dict[str, Any]:
+        """What sampling and its inversion share: the guided velocity field of ``[sample]`` (its
+        prediction, clamp, guidance and interval) and the solver's grid, so that the two are inverses."""
+        return dict(
             prediction=self.prediction,
             sampler=sample.sampler,
             steps=sample.steps,
@@ -213,8 +205,6 @@ class FlowProcess:
             t_eps=self.t_eps,
             guide=self._flow_guide(guide, sample),
             split_interval=sample.split_interval,
-            fixed_point=fixed_point,
-            on_step=on_step,
         )
 
     def _flow_guide(self, guide: gen.Guide | None, sample: Any) -> FlowGuide | None:

@@ -67,12 +67,7 @@ def invert_command(
     ys = model.labels_for(given, len(files))
     settings = model.settings(
         ema or "default",
-        cfg=opt.one(parse_list(cfg, float, "--cfg"), "--cfg"),
-        cfg_interval=opt.one(opt.intervals(interval), "--interval"),
-        steps=opt.one(parse_list(steps, int, "--steps"), "--steps"),
-        sampler=opt.one(parse_list(sampler_name, str, "--sampler"), "--sampler"),
-        grid=opt.one(opt.grids(grid), "--grid"),
-        split_interval=split_interval,
+        **opt.one_setting(cfg, interval, steps, sampler_name, grid, split_interval),
     )
     model.use_weights(settings.ema)  # a damaged weights file is the only line printed
     # The process refuses a solver it cannot invert on the first batch, before any output.

@@ -10,7 +10,6 @@ import typer
 from gen.commands import sample_options as opt
 from gen.commands.app import app, err_console, parse_list
 from gen.errors import GenError
-from gen.plugins import get_registry
 
 
 @app.command("sample")
@@ -57,9 +56,7 @@ def sample_command(
     kind = output_kind(out)
     folder = Path(out) if kind == "dir" else Path(out).parent
     check_writable(folder, "the output folder", "make it writable, or give another --out")  # before any work
-    sampler_name = opt.one(parse_list(sampler_name, str, "--sampler"), "--sampler")
-    if sampler_name is not None:
-        get_registry("sampler").get(sampler_name)  # an unknown name fails with the known ones
+    given = opt.one_setting(cfg, interval, steps, sampler_name, grid, split_interval)
     if ema is not None and ema_length is not None:
         raise GenError("give either --ema or --ema-length, not both")
     ema = opt.one(opt.ema_list(ema, ema_length), "--ema")
@@ -82,15 +79,7 @@ def sample_command(
         )
     with distributed.process_group() as dist:
         sampler = ModelSampler.from_checkpoint(checkpoint, dist.device)
-        given = {
-            "cfg": opt.one(parse_list(cfg, float, "--cfg"), "--cfg"),
-            "cfg_interval": opt.one(opt.intervals(interval), "--interval"),
-            "steps": opt.one(parse_list(steps, int, "--steps"), "--steps"),
-            "sampler": sampler_name,
-            "grid": opt.one(opt.grids(grid), "--grid"),
-            "split_interval": split_interval,
-            **(guides[0] if guides else {}),
-        }
+        given.update(guides[0] if guides else {})
         # An inversion's settings regenerate its images; an option given here replaces its value.
         given = {**recorded.get("sample", {}), **{k: v for k, v in given.items() if v is not None}}
         settings = sampler.settings(ema or "default", **given)

@@ -14,6 +14,7 @@ import typer
 
 from gen.commands.app import parse_grid, parse_interval, parse_list
 from gen.errors import GenError
+from gen.plugins import get_registry
 
 Cfg = Annotated[
     str | None,
@@ -151,6 +152,29 @@ def guide_options(
     return out
 
 
+def one_setting(
+    cfg: str | None,
+    interval: list[str] | None,
+    steps: str | None,
+    sampler: str | None,
+    grid: list[str] | None,
+    split_interval: bool | None,
+) -> dict[str, Any]:
+    """The ``[sample]`` keys one sampling takes from these options (``gen sample``, ``gen invert``), None
+    where not given; an unknown sampler fails with the known ones."""
+    name = one(parse_list(sampler, str, "--sampler"), "--sampler")
+    if name is not None:
+        get_registry("sampler").get(name)
+    return {
+        "cfg": one(parse_list(cfg, float, "--cfg"), "--cfg"),
+        "cfg_interval": one(intervals(interval), "--interval"),
+        "steps": one(parse_list(steps, int, "--steps"), "--steps"),
+        "sampler": name,
+        "grid": one(grids(grid), "--grid"),
+        "split_interval": split_interval,
+    }
+
+
 def one(values: list[Any] | None, option: str) -> Any:
     """The one value ``gen sample`` takes of an option (None: not given)."""
     if values is None:
@@ -180,4 +204,5 @@ __all__ = [
     "guide_options",
     "intervals",
     "one",
+    "one_setting",
 ]

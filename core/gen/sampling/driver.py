@@ -93,7 +93,7 @@ def invert(
     *,
     num_classes: int,
     guide: Guide | None = None,
-    fixed_point: int = 2,
+    fixed_point: int = 1,
     on_step: StepCallback | None = None,
     process: Process | None = None,
 ) -> Tensor:

@@ -10,10 +10,7 @@ settings, so that a regeneration uses them by default.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ import torch
 from torch import Tensor
 
 from gen.errors import DamagedFileError, GenError
+from gen.files import atomic_file
 from gen.precision import autocast
 from gen.sampling import driver
 from gen.sampling.settings import SamplingSettings
@@ -101,7 +99,7 @@ def invert_batches(
     settings: SamplingSettings,
     *,
     batch_size: int,
-    fixed_point: int = 2,
+    fixed_point: int = 1,
     seed: int = 0,
     on_step: Callable[[range, int, int], None] | None = None,
 ) -> Iterator[tuple[range, Tensor]]:
@@ -172,26 +170,16 @@ def write_noise_file(
     settings: dict[str, Any],
     sources: list[str],
 ) -> Path:
-    """Write the ``.npz`` of `NOISE_FILE_KEYS` through a temporary file renamed into place."""
-    path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with open(name, "wb") as f:
-            np.savez(
-                f,
-                noise=noise.float().numpy(),
-                labels=np.asarray(labels, dtype=np.int64),
-                settings=np.array(json.dumps(settings)),
-                sources=np.array(sources, dtype=np.str_),
-            )
-        os.chmod(name, 0o644)
-        os.replace(name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
-        raise
-    return path
+    """Write the ``.npz`` of `NOISE_FILE_KEYS` through a temporary file renamed into place (`gen.files`)."""
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        np.savez(
+            f,
+            noise=noise.float().numpy(),
+            labels=np.asarray(labels, dtype=np.int64),
+            settings=np.array(json.dumps(settings)),
+            sources=np.array(sources, dtype=np.str_),
+        )
+    return Path(path)
 
 
 def read_noise_file(path: str | Path, shape: tuple[int, ...]) -> tuple[Tensor, np.ndarray, dict[str, Any]]:

@@ -274,7 +274,7 @@ class ModelSampler:
         labels: list[int] | np.ndarray | Tensor | None = None,
         *,
         ema: str | float | EmaLength | None = "default",
-        fixed_point: int = 2,
+        fixed_point: int = 1,
         seed: int = 0,
         batch_size: int = 64,
         **sample: Any,

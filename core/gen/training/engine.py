@@ -117,7 +117,7 @@ class Trainer:
                 if self.step % self.cfg.log_every == 0 or self.step == self.plan.total_steps:
                     last, stop = self.log_metrics(window), window.stop
                     bar.update(task, info=f"loss {last['loss']:.4f} · {last['images_per_s']:.1f} img/s")
-                    if (slow := watch.update(self.step, last["images_per_s"])) and self.dist.is_main:
+                    if (slow := watch.update(last)) and self.dist.is_main:
                         self.console.print(f"warning: {slow}", markup=False)  # once: the cores are shared?
                     window = TrainingWindow(self.device)
                 with window.paused():
